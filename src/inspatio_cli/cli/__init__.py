@@ -1,0 +1,81 @@
+"""Command-line interface: a thin layer that parses options, calls the API and maps errors to exit codes.
+
+Each command lives in its own module and registers itself on :data:`app`; :func:`main` is the console
+entry point (``inspatio``) and turns every error into one line on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import typer
+
+from ..errors import InspatioError, Interrupted
+from ..progress import configure_logging
+from . import info  # noqa: F401  (registers the command)
+from .app import app
+
+__all__ = ["app", "main"]
+
+
+def _usage_error_classes() -> tuple[type, ...]:
+    """The ``UsageError`` classes of the click that Typer runs on: recent Typer releases vendor click
+    as ``typer._click``, older ones use the ``click`` package; accept both."""
+    classes = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            classes.append(__import__(name, fromlist=["UsageError"]).UsageError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(classes)
+
+
+_USAGE = _usage_error_classes()
+
+
+def _raise_on_sigterm(signum, frame) -> None:
+    raise Interrupted("SIGTERM")
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI and exit with its code. ``--debug`` anywhere on the command line (or
+    ``INSPATIO_DEBUG=1``) re-raises errors with their traceback."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("INSPATIO_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]
+    quiet = "--quiet" in args or "-q" in args
+    configure_logging(quiet=quiet, debug=debug)
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="inspatio", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except _USAGE as exc:
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        code = _fail(exc.format_message() + where, 2)
+    except (KeyboardInterrupt, typer.Abort):
+        if debug:
+            raise
+        code = _fail("interrupted by SIGINT", 130)
+    except InspatioError as exc:
+        if debug:
+            raise
+        code = _fail(exc.one_line(), exc.exit_code)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 141
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only with --debug
+        if debug:
+            raise
+        code = _fail(f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the "
+                     "traceback, and please report it)", 1)
+    sys.exit(code)

@@ -1,0 +1,43 @@
+"""The Typer application object and the options every command shares."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from ..progress import Reporter
+
+app = typer.Typer(
+    name="inspatio",
+    help="Rerender a video along a new camera trajectory (InSpatio-World), preview trajectories, "
+         "and manage depth, weights and batches.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"inspatio {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Global options. ``--debug`` (accepted anywhere) shows tracebacks for errors."""
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+
+
+def reporter(json_mode: bool, quiet: bool) -> Reporter:
+    """The reporter for a command's ``--json``/``--quiet`` flags (quiet wins)."""
+    return Reporter("quiet" if quiet else ("json" if json_mode else "human"))

@@ -1,0 +1,49 @@
+"""``inspatio info VIDEO...``: the facts of each video, as a table or JSON lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import InspatioError
+from ..video import probe
+from .app import JsonOpt, QuietOpt, app
+
+
+@app.command()
+def info(
+    videos: Annotated[list[Path], typer.Argument(help="Video files to inspect.", show_default=False)],
+    json_mode: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Show size, fps, frame count, duration, rotation, audio and codec of videos."""
+    err = Console(stderr=True)
+    table = Table("file", "size", "fps", "frames", "duration", "rotation", "audio", "codec")
+    failures = []
+    for path in videos:
+        try:
+            facts = probe(path)
+        except InspatioError as exc:
+            failures.append(exc)
+            err.print(f"error: {exc.one_line()}", highlight=False, markup=False)
+            continue
+        if json_mode:
+            typer.echo(json.dumps(facts.as_dict()))
+            continue
+        audio = f"{facts.audio_codec} {facts.audio_sample_rate} Hz" if facts.has_audio else "none"
+        fps = f"{facts.fps:.3f}".rstrip("0").rstrip(".") + (" (VFR)" if facts.variable_frame_rate else "")
+        table.add_row(str(path), f"{facts.width}x{facts.height}", fps, str(facts.frame_count),
+                      f"{facts.duration:.2f} s", f"{facts.rotation}°", audio,
+                      f"{facts.codec} {facts.pix_fmt}")
+    if not json_mode and not quiet and table.row_count:
+        out = Console()
+        if not out.is_terminal:
+            out.width = 160
+        out.print(table)
+    if failures:
+        raise typer.Exit(max(exc.exit_code for exc in failures))

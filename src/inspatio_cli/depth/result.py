@@ -1,0 +1,133 @@
+"""The depth cache: per-frame depth, intrinsics and source camera poses of one video, as one file.
+
+A :class:`DepthResult` is what the depth stage produces and what the warp consumes. It is saved as a
+``.safetensors`` file (tensors ``depth``, ``K``, ``c2w`` and optionally ``confidence``, plus string
+metadata) so previews and reruns with other trajectories never run the depth model again.
+
+Conventions: depth is z-depth along the camera's optical axis, in the depth model's units (metres for
+the metric models); ``K`` is in pixels of the model resolution; ``c2w`` are OpenCV camera-to-world poses
+(x right, y down, z forward) normalised so frame 0 is (close to) the identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from ..errors import DepthError
+from ..files import atomic_output
+
+FORMAT = "inspatio-depth"
+FORMAT_VERSION = "1"
+
+
+@dataclass
+class DepthResult:
+    """Depth ``(T, H, W)`` float32 > 0, ``K (T, 3, 3)``, source ``c2w (T, 4, 4)`` and metadata.
+
+    ``meta`` keys used by the tool: ``model`` (depth model name), ``units`` (``"metric"`` or
+    ``"relative"``), ``video_hash`` (see :func:`inspatio_cli.files.fingerprint_file`), ``fit``
+    (stretch|crop|pad), ``settings`` (a string identifying the depth settings, for cache keys).
+    """
+
+    depth: torch.Tensor
+    K: torch.Tensor
+    c2w: torch.Tensor
+    confidence: torch.Tensor | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.depth.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) of the depth maps, i.e. the model resolution."""
+        return int(self.depth.shape[1]), int(self.depth.shape[2])
+
+    def validate(self, path: str | Path | None = None) -> "DepthResult":
+        """Check shapes, dtypes and values; raise :class:`DepthError` naming ``path`` and the problem."""
+        d, K, c2w = self.depth, self.K, self.c2w
+        if d.ndim != 3 or d.shape[0] < 1:
+            raise DepthError(f"depth must have shape (T, H, W), got {tuple(d.shape)}", path)
+        t = d.shape[0]
+        if tuple(K.shape) != (t, 3, 3):
+            raise DepthError(f"K must have shape ({t}, 3, 3), got {tuple(K.shape)}", path)
+        if tuple(c2w.shape) != (t, 4, 4):
+            raise DepthError(f"c2w must have shape ({t}, 4, 4), got {tuple(c2w.shape)}", path)
+        if self.confidence is not None and self.confidence.shape != d.shape:
+            raise DepthError(f"confidence must match depth {tuple(d.shape)}, got {tuple(self.confidence.shape)}", path)
+        for name, tensor in (("depth", d), ("K", K), ("c2w", c2w)):
+            if not tensor.is_floating_point():
+                raise DepthError(f"{name} must be floating point, got {tensor.dtype}", path)
+            bad = (~torch.isfinite(tensor)).nonzero()
+            if len(bad):
+                raise DepthError(f"{name} has non-finite values (first at frame {int(bad[0, 0])})", path)
+        nonpos = (d <= 0).nonzero()
+        if len(nonpos):
+            raise DepthError(f"depth must be positive; {len(nonpos)} value(s) <= 0 (first at frame "
+                             f"{int(nonpos[0, 0])})", path)
+        if (K[:, 0, 0] <= 0).any() or (K[:, 1, 1] <= 0).any():
+            raise DepthError("K has a non-positive focal length", path)
+        last = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=c2w.dtype)
+        if not torch.allclose(c2w[:, 3], last.expand(t, 4), atol=1e-5):
+            raise DepthError("c2w matrices must end with the row [0, 0, 0, 1]", path)
+        rot = c2w[:, :3, :3].double()
+        eye = torch.eye(3, dtype=torch.float64).expand(t, 3, 3)
+        if not torch.allclose(rot @ rot.transpose(1, 2), eye, atol=1e-3):
+            raise DepthError("c2w rotations are not orthonormal", path)
+        return self
+
+    def check_matches(self, num_frames: int, size: tuple[int, int], path: str | Path | None = None) -> None:
+        """Raise :class:`DepthError` unless this result covers ``num_frames`` frames at ``size`` (H, W)."""
+        if self.num_frames != num_frames:
+            raise DepthError(f"depth has {self.num_frames} frames but the video has {num_frames}", path)
+        if self.size != tuple(size):
+            raise DepthError(f"depth is {self.size[0]}x{self.size[1]} but the model size is "
+                             f"{size[0]}x{size[1]}", path)
+
+    def save(self, path: str | Path) -> Path:
+        """Validate and write atomically to ``path`` (a ``.safetensors`` file)."""
+        self.validate(path)
+        tensors = {"depth": self.depth.float().contiguous(), "K": self.K.float().contiguous(),
+                   "c2w": self.c2w.float().contiguous()}
+        if self.confidence is not None:
+            tensors["confidence"] = self.confidence.float().contiguous()
+        meta = {str(k): str(v) for k, v in self.meta.items()}
+        meta.update(format=FORMAT, format_version=FORMAT_VERSION)
+        with atomic_output(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "DepthResult":
+        """Read and validate a depth cache file; every problem is a one-line :class:`DepthError`."""
+        p = Path(path)
+        if not p.is_file():
+            raise DepthError("no such depth file" if not p.exists() else "not a file", p)
+        try:
+            tensors = load_file(str(p))
+            with safe_open(str(p), "pt") as fh:
+                meta = dict(fh.metadata() or {})
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise DepthError(f"not a readable safetensors depth file ({' '.join(str(exc).split())})", p) from None
+        missing = [k for k in ("depth", "K", "c2w") if k not in tensors]
+        if missing:
+            raise DepthError(f"missing tensor(s) {', '.join(missing)}; expected depth, K, c2w", p)
+        if meta.get("format", FORMAT) != FORMAT:
+            raise DepthError(f"unknown format {meta.get('format')!r}", p)
+        result = cls(depth=tensors["depth"].float(), K=tensors["K"].float(), c2w=tensors["c2w"].float(),
+                     confidence=tensors["confidence"].float() if "confidence" in tensors else None,
+                     meta={k: v for k, v in meta.items() if k not in ("format", "format_version")})
+        return result.validate(p)
+
+    def describe(self) -> dict:
+        """Summary for ``--json`` and logs."""
+        d = self.depth
+        return {"frames": self.num_frames, "size": list(self.size), "depth_min": float(d.min()),
+                "depth_median": float(d.median()), "depth_max": float(d.max()), **self.meta}
+

@@ -1,0 +1,102 @@
+"""Error hierarchy and exit codes.
+
+Every failure a user can cause or meet is an :class:`InspatioError`. The CLI prints it as one line,
+``error: <file>: <problem>``, and exits with the class's code; the Python API simply raises it.
+
+Exit codes (documented in the README):
+
+====  =================================================================
+0     success
+1     the command ran but reports a failure (lint errors, failed batch jobs)
+2     usage error (bad option, bad combination of options)
+3     bad input (video, trajectory, depth file, manifest, prompt file)
+4     weights missing, corrupt or not matching the model
+5     runtime failure (out of memory, device error, encoder failure)
+130   interrupted (SIGINT / Ctrl-C)
+143   terminated (SIGTERM)
+====  =================================================================
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+
+
+class InspatioError(Exception):
+    """Base class: a message for humans, an optional file it concerns, and an exit code."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, path: str | PathLike[str] | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.path = None if path is None else str(path)
+        self.hint = hint
+
+    def one_line(self) -> str:
+        """``<file>: <problem>`` (or just the problem), without line breaks."""
+        text = self.message if self.path is None else f"{self.path}: {self.message}"
+        if self.hint:
+            text = f"{text} ({self.hint})"
+        return " ".join(text.split())
+
+    def __str__(self) -> str:
+        return self.one_line()
+
+
+class UsageError(InspatioError):
+    """The command line itself is wrong (conflicting or invalid options)."""
+
+    exit_code = 2
+
+
+class InputError(InspatioError):
+    """A user-supplied file or value is unusable."""
+
+    exit_code = 3
+
+
+class VideoError(InputError):
+    """A video cannot be opened, decoded or has no usable frames."""
+
+
+class TrajectoryError(InputError):
+    """A trajectory file or option is malformed; ``line`` points at the offending line (1-based)."""
+
+    def __init__(self, message: str, path: str | PathLike[str] | None = None, line: int | None = None,
+                 hint: str | None = None):
+        self.line = line
+        where = path if path is None or line is None else f"{path}:{line}"
+        super().__init__(message, where, hint)
+
+
+class DepthError(InputError):
+    """A depth cache file is missing, malformed or does not match the video."""
+
+
+class ManifestError(InputError):
+    """A batch manifest has one or more invalid lines (all are listed in the message)."""
+
+
+class PromptError(InputError):
+    """A prompt or prompt file is unusable."""
+
+
+class WeightsError(InspatioError):
+    """Model weights are missing, truncated, unsafe or do not match the model."""
+
+    exit_code = 4
+
+
+class RuntimeFailure(InspatioError):
+    """Something failed while running (out of memory, encoder error, device problem)."""
+
+    exit_code = 5
+
+
+class Interrupted(InspatioError):
+    """The process received SIGINT (code 130) or SIGTERM (code 143)."""
+
+    def __init__(self, signal_name: str = "SIGINT"):
+        super().__init__(f"interrupted by {signal_name}")
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130

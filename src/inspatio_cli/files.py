@@ -1,0 +1,113 @@
+"""File helpers shared by every stage: atomic outputs, stale temp cleanup, content fingerprints.
+
+Outputs are never written under their final name: a temporary file in the same folder receives the data
+and is renamed (an atomic ``os.replace``) only once it is complete. Any exception, Ctrl-C or SIGTERM
+removes the temporary file, and a SIGKILL leaves at most a temporary file that the next run removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+from pathlib import Path
+from typing import Iterator
+
+TEMP_MARK = ".inspatio-tmp-"
+
+
+def temp_path_for(path: Path) -> Path:
+    """A hidden temporary sibling of ``path`` that keeps its suffix (container formats depend on it)."""
+    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    return path.with_name(f".{path.stem}{TEMP_MARK}{token}{path.suffix}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cleanup_stale_temps(folder: Path) -> list[Path]:
+    """Remove temporary files left in ``folder`` by processes that no longer run; return what was removed."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for candidate in folder.glob(f".*{TEMP_MARK}*"):
+        pid_text = candidate.name.split(TEMP_MARK, 1)[1].split("-", 1)[0]
+        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+            with contextlib.suppress(OSError):
+                candidate.unlink()
+                removed.append(candidate)
+    return removed
+
+
+class AtomicFile:
+    """A temporary sibling of ``final`` that becomes ``final`` on :meth:`commit`, or vanishes on
+    :meth:`discard`. The parent folder is created, and stale temporaries of dead processes in it are
+    removed, when the object is made."""
+
+    def __init__(self, final: str | os.PathLike[str]):
+        self.final = Path(final)
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        cleanup_stale_temps(self.final.parent)
+        self.tmp = temp_path_for(self.final)
+
+    def commit(self) -> Path:
+        """Atomically move the finished temporary file to the final name."""
+        if not self.tmp.exists():
+            raise FileNotFoundError(f"nothing was written to {self.tmp}")
+        os.replace(self.tmp, self.final)
+        return self.final
+
+    def discard(self) -> None:
+        """Delete the temporary file if it exists."""
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path``, on any failure (exception,
+    Ctrl-C, SIGTERM) it is deleted."""
+    target = AtomicFile(path)
+    try:
+        yield target.tmp
+        target.commit()
+    except BaseException:
+        target.discard()
+        raise
+
+
+def fingerprint_file(path: str | os.PathLike[str], sample_bytes: int = 1 << 22) -> str:
+    """A content fingerprint of a (possibly huge) file, for cache keys.
+
+    SHA-256 over the file size and three samples of ``sample_bytes`` (start, middle, end); files up to
+    three samples long are hashed whole. Renaming or copying a file keeps its fingerprint; editing
+    any sampled region or changing its length changes it. Returned as 16 hex characters.
+    """
+    p = Path(path)
+    size = p.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with p.open("rb") as fh:
+        if size <= 3 * sample_bytes:
+            digest.update(fh.read())
+        else:
+            for offset in (0, size // 2 - sample_bytes // 2, size - sample_bytes):
+                fh.seek(offset)
+                digest.update(fh.read(sample_bytes))
+    return digest.hexdigest()[:16]
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 24) -> str:
+    """Full SHA-256 of a file (hex), read in chunks so memory stays small."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,592 @@
+"""Video input and output (PyAV): probe, decode, fit to the model size, encode H.264 atomically.
+
+Frames inside the pipeline are float tensors ``(T, 3, H, W)`` in ``[-1, 1]``; uint8 ``(T, H, W, 3)`` RGB
+exists only at this I/O edge. Decoding applies the display rotation stored in the file (as players do),
+keeps the source fps (average rate and per-frame timestamps), and never resamples in time.
+
+Fitting to the model resolution (default 480 x 832):
+
+* ``stretch`` (the official behaviour): bilinear with antialias to exactly H x W, aspect ratio not kept.
+* ``crop``: centre crop to the model aspect ratio, then the same resize.
+* ``pad``: resize to fit inside H x W keeping the aspect ratio, then letterbox with black (-1).
+
+Writing is H.264 (libx264, yuv420p, CRF 18 by default) at the source fps, with optional audio passthrough
+trimmed to the video's duration, always through :class:`inspatio_cli.files.AtomicFile`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator, Literal
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import UsageError, VideoError
+from .files import AtomicFile
+
+log = logging.getLogger(__name__)
+
+MODEL_SIZE = (480, 832)
+FitMode = Literal["stretch", "crop", "pad"]
+FIT_MODES: tuple[str, ...] = ("stretch", "crop", "pad")
+PAD_VALUE = -1.0
+"""Letterbox value for ``pad`` in model range [-1, 1] (black)."""
+
+# Audio codecs the MP4 muxer accepts as-is; anything else is re-encoded to AAC.
+_MP4_AUDIO_COPY = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
+
+
+# --------------------------------------------------------------------------------------------------
+# Probing
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Facts about a video file. ``width``/``height`` are display sizes (after rotation)."""
+
+    path: str
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    duration: float
+    rotation: int
+    codec: str
+    pix_fmt: str
+    bit_depth: int
+    variable_frame_rate: bool
+    has_audio: bool
+    audio_codec: str | None = None
+    audio_sample_rate: int | None = None
+    audio_channels: int | None = None
+    fps_fraction: tuple[int, int] = field(default=(0, 1), repr=False)
+
+    def as_dict(self) -> dict:
+        """JSON-friendly dict (``fps_fraction`` as ``"num/den"``)."""
+        data = asdict(self)
+        data["fps_fraction"] = f"{self.fps_fraction[0]}/{self.fps_fraction[1]}"
+        data["duration"] = round(self.duration, 6)
+        return data
+
+    @property
+    def rate(self) -> Fraction:
+        """The exact average frame rate."""
+        return Fraction(*self.fps_fraction)
+
+
+def _open(path: str | Path) -> av.container.InputContainer:
+    p = Path(path)
+    if not p.exists():
+        raise VideoError("no such file", p)
+    if p.is_dir():
+        raise VideoError("is a directory, not a video file", p)
+    if p.stat().st_size == 0:
+        raise VideoError("file is empty", p)
+    try:
+        return av.open(str(p), mode="r")
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"not a readable video ({_ffmpeg_reason(exc)})", p) from None
+
+
+def _ffmpeg_reason(exc: Exception) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(str(text).split()) or type(exc).__name__
+
+
+def _video_stream(container: av.container.InputContainer, path: str | Path) -> av.video.stream.VideoStream:
+    streams = [s for s in container.streams.video if s.codec_context is not None]
+    if not streams:
+        kinds = sorted({s.type for s in container.streams}) or ["nothing"]
+        raise VideoError(f"has no video stream (contains {', '.join(kinds)})", path)
+    return streams[0]
+
+
+def _bit_depth(pix_fmt: str | None) -> int:
+    if not pix_fmt:
+        return 8
+    for depth in (16, 14, 12, 10, 9):
+        if f"p{depth}" in pix_fmt or pix_fmt.endswith(f"{depth}le") or pix_fmt.endswith(f"{depth}be"):
+            return depth
+    return 8
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read a video's facts. Demuxes every video packet (no full decode) to count frames exactly and to
+    detect variable frame rate, and decodes the first frame to validate the stream and read rotation.
+
+    Raises :class:`VideoError` for a missing, empty, non-video or undecodable file.
+    """
+    with contextlib.closing(_open(path)) as container:
+        stream = _video_stream(container, path)
+        ctx = stream.codec_context
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not rate or rate <= 0:
+            rate = Fraction(25, 1)
+        pts: list[int] = []
+        try:
+            for packet in container.demux(stream):
+                if packet.size and packet.pts is not None:
+                    pts.append(packet.pts)
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"cannot read packets ({_ffmpeg_reason(exc)})", path) from None
+        if not pts:
+            raise VideoError("video stream has no frames", path)
+        container.seek(0)
+        first = _first_frame(container, stream, path)
+        rotation = _rotation_of(first)
+        width, height = (ctx.height, ctx.width) if rotation % 180 else (ctx.width, ctx.height)
+        tb = float(stream.time_base) if stream.time_base else 1.0 / float(rate)
+        stamps = np.unique(np.asarray(pts, dtype=np.int64))
+        vfr = _is_vfr(stamps, tb, float(rate))
+        n = len(pts)
+        duration = _duration(stream, stamps, tb, n, float(rate))
+        audio = container.streams.audio[0] if container.streams.audio else None
+        actx = audio.codec_context if audio is not None else None
+        return VideoInfo(
+            path=str(path), width=int(width), height=int(height), fps=float(rate), frame_count=n,
+            duration=duration, rotation=rotation, codec=ctx.name, pix_fmt=str(ctx.pix_fmt or "unknown"),
+            bit_depth=_bit_depth(ctx.pix_fmt), variable_frame_rate=vfr, has_audio=audio is not None,
+            audio_codec=actx.name if actx is not None else None,
+            audio_sample_rate=int(actx.sample_rate) if actx is not None and actx.sample_rate else None,
+            audio_channels=int(actx.channels) if actx is not None and actx.channels else None,
+            fps_fraction=(rate.numerator, rate.denominator),
+        )
+
+
+def _first_frame(container, stream, path) -> av.VideoFrame:
+    try:
+        for frame in container.decode(stream):
+            return frame
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"cannot decode video ({_ffmpeg_reason(exc)})", path) from None
+    raise VideoError("no decodable video frame", path)
+
+
+def _rotation_of(frame: av.VideoFrame) -> int:
+    """Counter-clockwise display rotation in degrees, normalised to 0/90/180/270."""
+    try:
+        angle = frame.rotation or 0
+    except Exception:  # noqa: BLE001 - malformed side data: treat as unrotated
+        angle = 0
+    return int(round(angle / 90.0)) % 4 * 90
+
+
+def _is_vfr(stamps: np.ndarray, time_base: float, fps: float) -> bool:
+    if len(stamps) < 3:
+        return False
+    deltas = np.diff(stamps) * time_base
+    expected = 1.0 / fps
+    return bool(np.max(np.abs(deltas - expected)) > 0.25 * expected)
+
+
+def _duration(stream, stamps: np.ndarray, time_base: float, n: int, fps: float) -> float:
+    if len(stamps) >= 2:
+        step = float(np.median(np.diff(stamps))) * time_base
+        return float((stamps[-1] - stamps[0]) * time_base + step)
+    if stream.duration:
+        return float(stream.duration * time_base)
+    return n / fps
+
+
+# --------------------------------------------------------------------------------------------------
+# Decoding
+
+
+@dataclass
+class Video:
+    """Decoded frames of one video: ``frames`` is uint8 ``(T, H, W, 3)`` RGB (display orientation),
+    ``timestamps`` the presentation time of each frame in seconds from the first frame."""
+
+    frames: np.ndarray
+    fps: float
+    timestamps: np.ndarray
+    info: VideoInfo
+    skipped_frames: int = 0
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+
+def iter_frames(path: str | Path, *, start_frame: int = 0, max_frames: int | None = None,
+                start_time: float | None = None, end_time: float | None = None,
+                skip_bad_frames: bool = False, stats: dict | None = None) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield ``(timestamp_seconds, frame)`` with frame uint8 ``(H, W, 3)`` RGB in display orientation.
+
+    Frames are selected by index (``start_frame``, ``max_frames``) and/or by time (``start_time``,
+    ``end_time``, seconds from the first frame, end exclusive). Decoding streams: memory does not grow
+    with the video length. A decoding error raises :class:`VideoError`, unless ``skip_bad_frames``; then
+    decoding continues past damaged data and ``stats["skipped"]`` counts the lost packets.
+    """
+    if max_frames is not None and max_frames <= 0:
+        return
+    with contextlib.closing(_open(path)) as container:
+        stream = _video_stream(container, path)
+        stream.thread_type = "AUTO"
+        tb = float(stream.time_base) if stream.time_base else None
+        origin: float | None = None
+        index = -1
+        emitted = 0
+        rotation = None
+        frames = _decode_frames(container, stream, path, skip_bad_frames, stats)
+        for frame in frames:
+            index += 1
+            t = frame.time if frame.time is not None else (
+                frame.pts * tb if (frame.pts is not None and tb) else float(index) / float(stream.average_rate or 25))
+            if origin is None:
+                origin = t
+                rotation = _rotation_of(frame)
+            t -= origin
+            if index < start_frame or (start_time is not None and t < start_time - 1e-9):
+                continue
+            if end_time is not None and t >= end_time - 1e-9:
+                break
+            image = frame.to_ndarray(format="rgb24")
+            if rotation:
+                image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
+            yield t, image
+            emitted += 1
+            if max_frames is not None and emitted >= max_frames:
+                break
+        if emitted == 0 and index < 0:
+            raise VideoError("no decodable video frame", path)
+
+
+def _decode_frames(container, stream, path, skip_bad: bool, stats: dict | None) -> Iterator[av.VideoFrame]:
+    if not skip_bad:
+        try:
+            yield from container.decode(stream)
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"decoding failed ({_ffmpeg_reason(exc)}); use --skip-bad-frames to keep "
+                             "the frames that decode", path) from None
+        return
+    skipped = 0
+    codec = stream.codec_context
+    try:
+        for packet in container.demux(stream):
+            try:
+                yield from codec.decode(packet)
+            except av.error.FFmpegError:
+                skipped += 1
+        with contextlib.suppress(av.error.FFmpegError):
+            yield from codec.decode(None)
+    except av.error.FFmpegError:
+        skipped += 1
+    if stats is not None:
+        stats["skipped"] = skipped
+
+
+def read_video(path: str | Path, *, start_frame: int = 0, max_frames: int | None = None,
+               start_time: float | None = None, end_time: float | None = None,
+               skip_bad_frames: bool = False) -> Video:
+    """Decode a video (or a part of it) into memory. See :func:`iter_frames` for the options."""
+    info = probe(path)
+    stats: dict = {}
+    stamps, frames = [], []
+    for t, image in iter_frames(path, start_frame=start_frame, max_frames=max_frames, start_time=start_time,
+                                end_time=end_time, skip_bad_frames=skip_bad_frames, stats=stats):
+        stamps.append(t)
+        frames.append(image)
+    if not frames:
+        raise VideoError("no frames in the requested range", path)
+    if stats.get("skipped"):
+        log.warning("%s: %d damaged packet(s) skipped while decoding", path, stats["skipped"])
+    return Video(frames=np.stack(frames), fps=info.fps, timestamps=np.asarray(stamps, dtype=np.float64),
+                 info=info, skipped_frames=int(stats.get("skipped", 0)))
+
+
+# --------------------------------------------------------------------------------------------------
+# Fitting to the model size
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How source frames of size ``src_hw`` map onto the model canvas ``dst_hw``.
+
+    The source crop ``crop = (top, left, height, width)`` is resized to ``content_hw`` and placed at
+    ``offset = (top, left)`` on the canvas (non-zero only for ``pad``).
+    """
+
+    mode: str
+    src_hw: tuple[int, int]
+    dst_hw: tuple[int, int]
+    crop: tuple[int, int, int, int]
+    content_hw: tuple[int, int]
+    offset: tuple[int, int]
+
+    @classmethod
+    def make(cls, src_hw: tuple[int, int], dst_hw: tuple[int, int] = MODEL_SIZE, mode: str = "stretch") -> "Fit":
+        """Plan the fit of ``src_hw`` frames onto ``dst_hw`` with ``mode`` (stretch|crop|pad)."""
+        if mode not in FIT_MODES:
+            raise UsageError(f"unknown fit mode {mode!r} (choose stretch, crop or pad)")
+        sh, sw = map(int, src_hw)
+        dh, dw = map(int, dst_hw)
+        if min(sh, sw, dh, dw) <= 0:
+            raise UsageError(f"invalid sizes for fitting: {sh}x{sw} -> {dh}x{dw}")
+        crop, content, offset = (0, 0, sh, sw), (dh, dw), (0, 0)
+        if mode == "crop":
+            if sw * dh > dw * sh:
+                cw = max(1, round(sh * dw / dh))
+                crop = (0, (sw - cw) // 2, sh, cw)
+            else:
+                ch = max(1, round(sw * dh / dw))
+                crop = ((sh - ch) // 2, 0, ch, sw)
+        elif mode == "pad":
+            scale = min(dh / sh, dw / sw)
+            content = (min(dh, max(1, round(sh * scale))), min(dw, max(1, round(sw * scale))))
+            offset = ((dh - content[0]) // 2, (dw - content[1]) // 2)
+        return cls(mode, (sh, sw), (dh, dw), crop, content, offset)
+
+    def pixel_transform(self) -> torch.Tensor:
+        """3x3 float64 matrix mapping source pixel coordinates to model pixel coordinates.
+
+        Uses the official convention (coordinates scale about the image corner, no half-pixel shift),
+        so for ``stretch`` it equals scaling K's rows by ``W/w`` and ``H/h`` as the official code does.
+        Intrinsics follow as ``K_model = pixel_transform() @ K_source``.
+        """
+        top, left, ch, cw = self.crop
+        sy, sx = self.content_hw[0] / ch, self.content_hw[1] / cw
+        oy, ox = self.offset
+        return torch.tensor([[sx, 0.0, ox - left * sx], [0.0, sy, oy - top * sy], [0.0, 0.0, 1.0]],
+                            dtype=torch.float64)
+
+    def frames(self, frames_u8: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """uint8 ``(T, H, W, 3)`` -> float32 ``(T, 3, H', W')`` in [-1, 1] on the model canvas.
+
+        ``x = u8/255``, bilinear+antialias resize (align_corners=False), then ``(x-0.5)/0.5``: bit-exact
+        with the official source-video preprocessing for ``stretch``.
+        """
+        x = torch.as_tensor(frames_u8)
+        if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != torch.uint8:
+            raise ValueError(f"expected uint8 (T,H,W,3) frames, got {tuple(x.shape)} {x.dtype}")
+        if tuple(x.shape[1:3]) != self.src_hw:
+            raise ValueError(f"frames are {tuple(x.shape[1:3])}, the fit was planned for {self.src_hw}")
+        top, left, ch, cw = self.crop
+        x = x[:, top:top + ch, left:left + cw].permute(0, 3, 1, 2).float() / 255.0
+        if (ch, cw) != self.content_hw:
+            x = F.interpolate(x, size=self.content_hw, mode="bilinear", align_corners=False, antialias=True)
+        x = (x - 0.5) / 0.5
+        return self._place(x, PAD_VALUE)
+
+    def maps(self, maps: torch.Tensor, fill: float) -> torch.Tensor:
+        """Per-pixel maps ``(T, H, W)`` (depth, confidence) -> ``(T, H', W')`` with nearest resampling
+        (as the official depth resize); letterbox area filled with ``fill``."""
+        top, left, ch, cw = self.crop
+        x = maps[:, None, top:top + ch, left:left + cw]
+        if (ch, cw) != self.content_hw:
+            x = F.interpolate(x, size=self.content_hw, mode="nearest")
+        return self._place(x, fill)[:, 0]
+
+    def _place(self, x: torch.Tensor, fill: float) -> torch.Tensor:
+        if self.content_hw == self.dst_hw:
+            return x.contiguous()
+        canvas = x.new_full((x.shape[0], x.shape[1], *self.dst_hw), fill)
+        oy, ox = self.offset
+        canvas[:, :, oy:oy + self.content_hw[0], ox:ox + self.content_hw[1]] = x
+        return canvas
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """float ``(T, 3, H, W)`` in [-1, 1] -> uint8 ``(T, H, W, 3)``, truncating like the official writer
+    (``uint8(clip((x+1)*127.5, 0, 255))``)."""
+    x = ((frames.detach().float().cpu() + 1.0) * 127.5).clamp(0, 255).to(torch.uint8)
+    return x.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+# --------------------------------------------------------------------------------------------------
+# Encoding
+
+
+def as_rate(fps: float | Fraction | int) -> Fraction:
+    """A frame rate as an exact fraction (29.97 -> 30000/1001, 23.976 -> 24000/1001)."""
+    if isinstance(fps, Fraction):
+        rate = fps
+    else:
+        value = float(fps)
+        if not math.isfinite(value) or value <= 0:
+            raise UsageError(f"invalid frame rate {fps!r}")
+        rate = Fraction(value).limit_denominator(1001)
+        for ntsc in (24000, 30000, 60000):
+            if abs(value - ntsc / 1001) < 5e-3:
+                rate = Fraction(ntsc, 1001)
+    if rate <= 0:
+        raise UsageError(f"invalid frame rate {fps!r}")
+    return rate
+
+
+class VideoWriter:
+    """Streaming H.264 writer with atomic output and optional audio passthrough.
+
+    Use as a context manager; ``write(frames)`` accepts uint8 ``(T, H, W, 3)`` / ``(H, W, 3)`` or float
+    ``(T, 3, H, W)`` in [-1, 1]. The file appears under ``path`` only when the block exits normally.
+
+    ``audio_from``: a media file whose first audio stream is copied (or re-encoded to AAC when the MP4
+    container cannot hold its codec), starting at ``audio_start`` seconds and trimmed to the number of
+    frames written. ``lossless``: x264 with qp 0 (yuv444p), for masks and debugging.
+    Odd frame sizes cannot use 4:2:0, so they are written as yuv444p.
+    """
+
+    def __init__(self, path: str | Path, fps: float | Fraction, *, crf: int = 18, preset: str = "medium",
+                 audio_from: str | Path | None = None, audio_start: float = 0.0, lossless: bool = False):
+        self.path = Path(path)
+        self.rate = as_rate(fps)
+        if not 0 <= crf <= 51:
+            raise UsageError(f"CRF must be within 0..51, got {crf}")
+        self.crf, self.preset, self.lossless = crf, preset, lossless
+        self.audio_from = Path(audio_from) if audio_from is not None else None
+        self.audio_start = float(audio_start)
+        self.frames_written = 0
+        self._audio: _AudioPassthrough | None = None
+        self._target: AtomicFile | None = None
+        self._container = None
+        self._stream = None
+
+    def __enter__(self) -> "VideoWriter":
+        self._target = AtomicFile(self.path)
+        self._container = av.open(str(self._target.tmp), mode="w", format=_format_for(self.path))
+        return self
+
+    def _open_stream(self, height: int, width: int) -> None:
+        stream = self._container.add_stream("libx264", rate=self.rate)
+        stream.width, stream.height = width, height
+        odd = height % 2 or width % 2
+        stream.pix_fmt = "yuv444p" if (self.lossless or odd) else "yuv420p"
+        options = {"preset": self.preset}
+        options.update({"qp": "0"} if self.lossless else {"crf": str(self.crf)})
+        stream.options = options
+        stream.codec_context.time_base = 1 / self.rate
+        self._stream = stream
+        if self.audio_from is not None:
+            self._audio = _AudioPassthrough(self._container, self.audio_from, self.audio_start)
+
+    def write(self, frames: torch.Tensor | np.ndarray) -> None:
+        """Append frames (see class doc for accepted layouts)."""
+        if isinstance(frames, torch.Tensor) and frames.is_floating_point():
+            array = to_uint8(frames if frames.ndim == 4 else frames[None])
+        else:
+            array = np.asarray(frames.cpu() if isinstance(frames, torch.Tensor) else frames)
+            if array.ndim == 3:
+                array = array[None]
+        if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3:
+            raise ValueError(f"expected uint8 (T,H,W,3) frames, got {array.shape} {array.dtype}")
+        if self._stream is None:
+            self._open_stream(array.shape[1], array.shape[2])
+        elif (array.shape[1], array.shape[2]) != (self._stream.height, self._stream.width):
+            raise ValueError("all frames of one video must have the same size")
+        for image in array:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            frame.pts = self.frames_written
+            frame.time_base = self._stream.codec_context.time_base
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+            self.frames_written += 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._finish()
+        except BaseException:
+            self._abort()
+            raise
+        if exc_type is not None:
+            self._abort()
+            return
+        self._target.commit()
+
+    def _finish(self) -> None:
+        if self._stream is None:
+            raise VideoError("no frames were written", self.path)
+        for packet in self._stream.encode(None):
+            self._container.mux(packet)
+        if self._audio is not None:
+            self._audio.mux(self._container, self.frames_written / float(self.rate))
+            self._audio.close()
+        self._container.close()
+
+    def _abort(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._audio is not None:
+                self._audio.close()
+            self._container.close()
+        self._target.discard()
+
+
+def _format_for(path: Path) -> str | None:
+    return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}.get(path.suffix.lower())
+
+
+class _AudioPassthrough:
+    """The first audio stream of ``source``, added to ``out`` before any packet is written (the MP4
+    header must list every stream) and copied once the video length is known."""
+
+    def __init__(self, out: av.container.OutputContainer, source: Path, start: float):
+        self.src = av.open(str(source))
+        self.start = start
+        self.ain = self.src.streams.audio[0] if self.src.streams.audio else None
+        self.copy = self.ain is not None and self.ain.codec_context.name in _MP4_AUDIO_COPY
+        self.aout = None
+        if self.ain is None:
+            return
+        if self.copy:
+            self.aout = out.add_stream_from_template(self.ain)
+        else:
+            ctx = self.ain.codec_context
+            self.aout = out.add_stream("aac", rate=ctx.sample_rate or 48000)
+            self.aout.layout = ctx.layout.name if ctx.layout else "stereo"
+
+    def mux(self, out: av.container.OutputContainer, duration: float) -> None:
+        """Write the audio in ``[start, start + duration)`` (packet granularity when copying)."""
+        if self.ain is None:
+            return
+        tb = float(self.ain.time_base)
+        origin = self.ain.start_time * tb if self.ain.start_time is not None else 0.0
+        end = self.start + duration
+        if self.copy:
+            shift = int(round((self.start + origin) / tb))
+            for packet in self.src.demux(self.ain):
+                if packet.pts is None or packet.dts is None:
+                    continue
+                t = packet.pts * tb - origin
+                if t < self.start - 1e-9:
+                    continue
+                if t >= end - 1e-9:
+                    break
+                packet.pts -= shift
+                packet.dts -= shift
+                packet.stream = self.aout
+                out.mux(packet)
+            return
+        for frame in self.src.decode(self.ain):
+            t = frame.time - origin if frame.time is not None else 0.0
+            if t < self.start - 1e-9:
+                continue
+            if t >= end - 1e-9:
+                break
+            frame.pts = None
+            for packet in self.aout.encode(frame):
+                out.mux(packet)
+        for packet in self.aout.encode(None):
+            out.mux(packet)
+
+    def close(self) -> None:
+        self.src.close()
+
+
+def write_video(path: str | Path, frames: Iterable[torch.Tensor | np.ndarray], fps: float | Fraction,
+                **options) -> int:
+    """Write frames (an array or an iterable of frame batches) to ``path``; returns the frame count."""
+    with VideoWriter(path, fps, **options) as writer:
+        if isinstance(frames, (np.ndarray, torch.Tensor)):
+            writer.write(frames)
+        else:
+            for batch in frames:
+                writer.write(batch)
+        return writer.frames_written

@@ -1,0 +1,131 @@
+"""Safe reading of checkpoint files and strict loading into our models, with clear errors.
+
+Every model of the tool loads through :func:`read_state_dict` (``.safetensors`` or a ``.pth`` read with
+``torch.load(weights_only=True)``, never a full unpickle) and :func:`load_strict` (exact key and shape
+match, listing the first missing / unexpected / mis-shaped keys and the file on failure).
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
+
+from .errors import WeightsError
+
+_SHOW = 5
+
+
+def read_state_dict(path: str | Path, *, prefix: str = "", device: str = "cpu") -> dict[str, torch.Tensor]:
+    """Read all tensors of a checkpoint file into a flat ``{key: tensor}`` dict.
+
+    ``.safetensors`` is read with safetensors; anything else is treated as a PyTorch pickle and read with
+    ``torch.load(weights_only=True)`` (a pickle that holds code is refused). A top-level ``state_dict`` or
+    ``model`` entry is unwrapped. With ``prefix``, only keys starting with it are kept, prefix removed.
+    Raises :class:`WeightsError` naming the file for a missing, truncated or foreign file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError("weights file not found" if not p.exists() else "not a file", p)
+    if p.stat().st_size == 0:
+        raise WeightsError("weights file is empty", p)
+    if _is_safetensors(p):
+        try:
+            state = load_file(str(p), device=device)
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise WeightsError(f"unreadable safetensors file, truncated or corrupt ({_reason(exc)})", p) from None
+    else:
+        state = _read_pickle(p, device)
+    if prefix:
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return state
+
+
+def _is_safetensors(path: Path) -> bool:
+    if path.suffix == ".safetensors":
+        return True
+    with path.open("rb") as fh:
+        head = fh.read(9)
+    return len(head) == 9 and head[8:9] == b"{"
+
+
+def _read_pickle(path: Path, device: str) -> dict[str, torch.Tensor]:
+    try:
+        obj = torch.load(str(path), map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise WeightsError("refused to load: the pickle holds code or objects other than tensors "
+                           "(only plain state dicts are read, with torch.load(weights_only=True))", path) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise WeightsError(f"not a readable PyTorch checkpoint, truncated or corrupt ({_reason(exc)})",
+                           path) from None
+    for wrapper in ("state_dict", "model"):
+        if isinstance(obj, Mapping) and wrapper in obj and isinstance(obj[wrapper], Mapping):
+            obj = obj[wrapper]
+    if not isinstance(obj, Mapping):
+        raise WeightsError(f"expected a state dict, found a {type(obj).__name__}", path)
+    bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise WeightsError(f"entries that are not tensors: {', '.join(map(str, bad[:_SHOW]))}", path)
+    return dict(obj)
+
+
+def _reason(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+def read_header(path: str | Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Keys -> (shape, dtype) of a ``.safetensors`` file, read from its header without loading tensors."""
+    p = Path(path)
+    try:
+        with safe_open(str(p), "pt") as fh:
+            out = {}
+            for key in fh.keys():
+                sl = fh.get_slice(key)
+                out[key] = (tuple(sl.get_shape()), str(sl.get_dtype()))
+            return out
+    except (SafetensorError, OSError) as exc:
+        raise WeightsError(f"unreadable safetensors header ({_reason(exc)})", p) from None
+
+
+def key_mismatch(expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]],
+                 ignore: Iterable[str] = ()) -> str | None:
+    """Describe how ``found`` (key -> shape) differs from ``expected``; None when they match exactly.
+
+    Keys in ``found`` starting with any of the ``ignore`` prefixes are tolerated (e.g. branches that
+    inference never uses).
+    """
+    ignore = tuple(ignore)
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected and not k.startswith(ignore or ("\0",))]
+    shapes = [f"{k} {tuple(found[k])} (expected {tuple(expected[k])})" for k in expected
+              if k in found and tuple(found[k]) != tuple(expected[k])]
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)):
+        if items:
+            more = f" and {len(items) - _SHOW} more" if len(items) > _SHOW else ""
+            parts.append(f"{len(items)} {label}: {', '.join(items[:_SHOW])}{more}")
+    return "; ".join(parts) or None
+
+
+def load_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], path: str | Path | None = None,
+                *, ignore: Iterable[str] = (), what: str = "model", assign: bool = False) -> torch.nn.Module:
+    """Load ``state`` into ``module`` requiring every parameter/buffer key with its exact shape.
+
+    Keys starting with an ``ignore`` prefix are dropped first. Tensors keep their stored dtype until the
+    module casts them (``load_state_dict`` copies into the module's dtype; with ``assign=True`` the tensors
+    replace the parameters as they are, which is how a model built on the meta device is filled). Raises :class:`WeightsError`
+    with the first few missing, unexpected and mis-shaped keys and the file name.
+    """
+    ignore = tuple(ignore)
+    state = {k: v for k, v in state.items() if not (ignore and k.startswith(ignore))}
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    problem = key_mismatch(expected, {k: tuple(v.shape) for k, v in state.items()})
+    if problem:
+        raise WeightsError(f"does not match the {what}: {problem}", path)
+    module.load_state_dict(state, strict=True, assign=assign)
+    return module

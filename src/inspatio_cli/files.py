@@ -17,6 +17,20 @@ from typing import Iterator
 TEMP_MARK = ".inspatio-tmp-"
 
 
+def cache_dir(kind: str) -> Path:
+    """The folder for cached results of one kind (``depth``, ``prompts``, ``captions``...), created.
+
+    ``$INSPATIO_CACHE_DIR/<kind>`` if set, else ``$XDG_CACHE_HOME/inspatio/<kind>``, else
+    ``~/.cache/inspatio/<kind>``.
+    """
+    root = os.environ.get("INSPATIO_CACHE_DIR")
+    if not root:
+        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "inspatio")
+    folder = Path(root) / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def temp_path_for(path: Path) -> Path:
     """A hidden temporary sibling of ``path`` that keeps its suffix (container formats depend on it)."""
     token = f"{os.getpid()}-{secrets.token_hex(4)}"

@@ -1,0 +1,9 @@
+"""The networks, plain PyTorch with the official checkpoint key names: text encoder (umT5) and its
+tokenizer, autoencoders, the causal DiT."""
+
+from .dit import CausalWanDiT, DiTConfig, load_generator
+from .t5 import T5Config, T5Encoder, load_t5
+from .tokenizer import PromptTokenizer, TokenizedPrompts, clean_prompt
+
+__all__ = ["CausalWanDiT", "DiTConfig", "PromptTokenizer", "T5Config", "T5Encoder", "TokenizedPrompts", "clean_prompt",
+           "load_generator", "load_t5"]

@@ -3,7 +3,8 @@
 Architecture (REFERENCE.md section 8; Wan2.1 ``wan/modules/t5.py``): token embedding (no scaling) ->
 ``encoder_layers`` pre-norm blocks -> final RMS norm. Each block has its own relative-position table
 (umT5 style, ``shared_pos=False``); attention logits are **not** scaled by ``1/sqrt(head_dim)``; the
-feed-forward is a gated GELU (tanh approximation); RMS norms take their statistics in float32. No biases.
+feed-forward is a gated GELU (tanh approximation); RMS norms (the DiT's :class:`RMSNorm`, same math) take
+their statistics in float32. No biases.
 
 Parameter names equal the keys of the official ``models_t5_umt5-xxl-enc-bf16.pth`` (and of its
 ``.safetensors`` conversion), so :func:`load_t5` loads either with a strict key/shape check.
@@ -25,6 +26,7 @@ from torch import nn
 
 from ..errors import WeightsError
 from ..weights import load_strict, read_state_dict
+from .dit import RMSNorm
 
 
 @dataclass
@@ -111,20 +113,6 @@ def _clamp_fp16(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-class T5RMSNorm(nn.Module):
-    """``weight * x / sqrt(mean(x^2) + eps)`` over the last dim; statistics in float32, no mean, no bias."""
-
-    def __init__(self, dim: int, eps: float = 1e-6):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()
-        normed = x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + self.eps)
-        return self.weight * normed.to(self.weight.dtype)
-
-
 class T5Attention(nn.Module):
     """Multi-head self-attention without biases and without logit scaling; the caller supplies the additive
     bias (relative positions, with masked keys overwritten by the dtype's minimum)."""
@@ -177,9 +165,9 @@ class T5Block(nn.Module):
 
     def __init__(self, config: T5Config):
         super().__init__()
-        self.norm1 = T5RMSNorm(config.dim, config.layer_norm_eps)
+        self.norm1 = RMSNorm(config.dim, config.layer_norm_eps)
         self.attn = T5Attention(config.dim, config.dim_attn, config.num_heads)
-        self.norm2 = T5RMSNorm(config.dim, config.layer_norm_eps)
+        self.norm2 = RMSNorm(config.dim, config.layer_norm_eps)
         self.ffn = T5FeedForward(config.dim, config.dim_ffn)
         self.pos_embedding = T5RelativeEmbedding(config.num_buckets, config.num_heads)
 
@@ -204,7 +192,7 @@ class T5Encoder(nn.Module):
         self.config = config or T5Config()
         self.token_embedding = nn.Embedding(self.config.vocab_size, self.config.dim)
         self.blocks = nn.ModuleList(T5Block(self.config) for _ in range(self.config.encoder_layers))
-        self.norm = T5RMSNorm(self.config.dim, self.config.layer_norm_eps)
+        self.norm = RMSNorm(self.config.dim, self.config.layer_norm_eps)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Final-norm hidden states of every position, padded ones included (they attend like any query;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -10,6 +11,17 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
+
+TESTS = Path(__file__).resolve().parent.parent
+
+
+def golden_path(name: str) -> Path | None:
+    """A file of the golden set by name: from ``INSPATIO_GOLDEN_DIR`` when set, else ``tests/golden/``;
+    None when neither has it (callers skip)."""
+    for folder in (os.environ.get("INSPATIO_GOLDEN_DIR"), TESTS / "golden"):
+        if folder and (Path(folder) / name).is_file():
+            return Path(folder) / name
+    return None
 
 
 @dataclass

@@ -128,6 +128,17 @@ def test_damaged_cache_entry_is_recomputed_with_a_warning(files, built) -> None:
     assert len(built) == 2
 
 
+def test_unusable_cache_folder_only_warns(files, built, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("INSPATIO_CACHE_DIR", str(blocker))
+    reporter = Reporter("silent")
+    out = _embedder(files, reporter).embed("a cat")
+    assert out.shape == (1, 512, CONFIG.dim) and len(built) == 1
+    assert any("prompt cache unavailable" in w for w in reporter.warnings)
+    assert any("could not write the prompt cache" in w for w in reporter.warnings)
+
+
 def test_long_prompt_warns_about_truncation_on_miss_and_hit(files, built) -> None:
     prompt = " ".join(["cat"] * 600)
     for expected_builds in (1, 1):

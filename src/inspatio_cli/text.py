@@ -178,7 +178,11 @@ class PromptEmbedder:
                                f"{num_tokens - self.text_len} tokens are ignored")
 
     def _read_cache(self, cleaned: str) -> torch.Tensor | None:
-        path = self.cache_path(cleaned)
+        try:
+            path = self.cache_path(cleaned)
+        except OSError as exc:
+            self.reporter.warn(f"prompt cache unavailable ({exc}); the text encoder will run")
+            return None
         if not path.is_file():
             return None
         try:
@@ -204,8 +208,14 @@ class PromptEmbedder:
         rows = embeds[:, : min(num_tokens, self.text_len)].contiguous()
         meta = {"format": CACHE_FORMAT, "prompt": cleaned, "num_tokens": str(num_tokens),
                 "dtype": str(self.dtype), "encoder": str(self.t5_path.name)}
-        with atomic_output(self.cache_path(cleaned)) as tmp:
-            save_file({"prompt_embeds": rows}, str(tmp), metadata=meta)
+        try:
+            path = self.cache_path(cleaned)
+            with atomic_output(path) as tmp:
+                save_file({"prompt_embeds": rows}, str(tmp), metadata=meta)
+        except OSError as exc:
+            self.reporter.warn(f"could not write the prompt cache ({exc}); the embedding is not kept")
+            return
+        self.reporter.event("prompt_cache", hit=False, path=str(path))
 
     def _encode(self, cleaned: list[str]) -> dict[str, torch.Tensor]:
         """Tokenize, load the encoder once, embed every prompt, cache, free the encoder."""
@@ -221,7 +231,6 @@ class PromptEmbedder:
         if self.cache:
             for row, text in enumerate(cleaned):
                 self._write_cache(text, embeds[row], tokens.num_tokens[row])
-                self.reporter.event("prompt_cache", hit=False, path=str(self.cache_path(text)))
         return {text: embeds[row] for row, text in enumerate(cleaned)}
 
     def _run_encoder(self, tokens: TokenizedPrompts) -> list[torch.Tensor]:

@@ -37,6 +37,12 @@ def temp_path_for(path: Path) -> Path:
     return path.with_name(f".{path.stem}{TEMP_MARK}{token}{path.suffix}")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -76,6 +82,7 @@ class AtomicFile:
         """Atomically move the finished temporary file to the final name."""
         if not self.tmp.exists():
             raise FileNotFoundError(f"nothing was written to {self.tmp}")
+        os.chmod(self.tmp, 0o666 & ~_umask())
         os.replace(self.tmp, self.final)
         return self.final
 

@@ -17,7 +17,7 @@ from ..progress import configure_logging
 from . import info  # noqa: F401  (registers the command)
 from .app import app
 
-__all__ = ["app", "main"]
+__all__ = ["app", "install_signal_handlers", "main"]
 
 
 def _usage_error_classes() -> tuple[type, ...]:
@@ -39,6 +39,12 @@ def _raise_on_sigterm(signum, frame) -> None:
     raise Interrupted("SIGTERM")
 
 
+def install_signal_handlers() -> None:
+    """Turn SIGTERM into an :class:`Interrupted` exception (exit 143) so that, like Ctrl-C, it unwinds
+    through the writers and removes their temporary files."""
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+
+
 def _fail(message: str, code: int) -> int:
     print(f"error: {' '.join(message.split())}", file=sys.stderr, flush=True)
     return code
@@ -52,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     args = [a for a in args if a != "--debug"]
     quiet = "--quiet" in args or "-q" in args
     configure_logging(quiet=quiet, debug=debug)
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    install_signal_handlers()
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="inspatio", standalone_mode=False)

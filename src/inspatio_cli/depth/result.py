@@ -2,7 +2,12 @@
 
 A :class:`DepthResult` is what the depth stage produces and what the warp consumes. It is saved as a
 ``.safetensors`` file (tensors ``depth``, ``K``, ``c2w`` and optionally ``confidence``, plus string
-metadata) so previews and reruns with other trajectories never run the depth model again.
+metadata) so previews and reruns with other trajectories never run the depth model again. A path ending in
+``.safetensors.gz`` holds the same bytes gzip-compressed (depth maps of synthetic or smooth scenes shrink
+many times; the bundled example uses it), and depth may be stored as float16 (relative precision 5e-4).
+
+Next to a video ``clip.mp4``, a file ``clip.depth.safetensors`` (or ``.safetensors.gz``) is its sidecar
+depth: :func:`find_sidecar` finds it, and preview/rerender use it when no depth file is given.
 
 Conventions: depth is z-depth along the camera's optical axis, in the depth model's units (metres for
 the metric models); ``K`` is in pixels of the model resolution; ``c2w`` are OpenCV camera-to-world poses
@@ -14,12 +19,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import gzip
+import json
+import struct
+import zlib
+
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save as save_bytes
 
 from ..errors import DepthError
 from ..files import atomic_output
+
+SIDECAR_SUFFIXES = (".depth.safetensors", ".depth.safetensors.gz")
 
 FORMAT = "inspatio-depth"
 FORMAT_VERSION = "1"
@@ -90,17 +103,21 @@ class DepthResult:
             raise DepthError(f"depth is {self.size[0]}x{self.size[1]} but the model size is "
                              f"{size[0]}x{size[1]}", path)
 
-    def save(self, path: str | Path) -> Path:
-        """Validate and write atomically to ``path`` (a ``.safetensors`` file)."""
+    def save(self, path: str | Path, *, depth_dtype: torch.dtype = torch.float32) -> Path:
+        """Validate and write atomically to ``path`` (``.safetensors``, or ``.safetensors.gz`` for a
+        gzip-compressed file). ``depth_dtype=torch.float16`` halves the depth maps' size."""
         self.validate(path)
-        tensors = {"depth": self.depth.float().contiguous(), "K": self.K.float().contiguous(),
+        if depth_dtype not in (torch.float32, torch.float16):
+            raise ValueError(f"depth can be stored as float32 or float16, not {depth_dtype}")
+        tensors = {"depth": self.depth.to(depth_dtype).contiguous(), "K": self.K.float().contiguous(),
                    "c2w": self.c2w.float().contiguous()}
         if self.confidence is not None:
-            tensors["confidence"] = self.confidence.float().contiguous()
+            tensors["confidence"] = self.confidence.to(depth_dtype).contiguous()
         meta = {str(k): str(v) for k, v in self.meta.items()}
         meta.update(format=FORMAT, format_version=FORMAT_VERSION)
+        data = save_bytes(tensors, metadata=meta)
         with atomic_output(path) as tmp:
-            save_file(tensors, str(tmp), metadata=meta)
+            tmp.write_bytes(gzip.compress(data, 6, mtime=0) if _compressed(path) else data)
         return Path(path)
 
     @classmethod
@@ -110,11 +127,13 @@ class DepthResult:
         if not p.is_file():
             raise DepthError("no such depth file" if not p.exists() else "not a file", p)
         try:
-            tensors = load_file(str(p))
-            with safe_open(str(p), "pt") as fh:
-                meta = dict(fh.metadata() or {})
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise DepthError(f"not a readable safetensors depth file ({' '.join(str(exc).split())})", p) from None
+            data = p.read_bytes()
+            if _compressed(p):
+                data = gzip.decompress(data)
+            tensors = load_bytes(data)
+            meta = _header_metadata(data)
+        except (SafetensorError, OSError, ValueError, EOFError, zlib.error, struct.error) as exc:
+            raise DepthError(f"not a readable depth file ({' '.join(str(exc).split())[:160]})", p) from None
         missing = [k for k in ("depth", "K", "c2w") if k not in tensors]
         if missing:
             raise DepthError(f"missing tensor(s) {', '.join(missing)}; expected depth, K, c2w", p)
@@ -131,3 +150,22 @@ class DepthResult:
         return {"frames": self.num_frames, "size": list(self.size), "depth_min": float(d.min()),
                 "depth_median": float(d.median()), "depth_max": float(d.max()), **self.meta}
 
+
+def _compressed(path: str | Path) -> bool:
+    return str(path).endswith(".gz")
+
+
+def _header_metadata(data: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors byte string (8-byte little-endian header size, JSON header)."""
+    (size,) = struct.unpack("<Q", data[:8])
+    return dict(json.loads(data[8:8 + size]).get("__metadata__") or {})
+
+
+def find_sidecar(video: str | Path) -> Path | None:
+    """The sidecar depth file of ``video`` (``<stem>.depth.safetensors[.gz]`` beside it), if present."""
+    v = Path(video)
+    for suffix in SIDECAR_SUFFIXES:
+        candidate = v.with_name(v.stem + suffix)
+        if candidate.is_file():
+            return candidate
+    return None

@@ -1,0 +1,86 @@
+"""Synthetic media for tests, written with PyAV directly (independent of the writer under test)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def pattern(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """uint8 (T, H, W, 3): smooth gradients plus a bright square that moves one step per frame, so frame
+    order and orientation are recognisable after lossy coding."""
+    rng = np.random.default_rng(seed)
+    y = np.linspace(0, 1, height)[:, None]
+    x = np.linspace(0, 1, width)[None, :]
+    base = np.stack([np.broadcast_to(x, (height, width)), np.broadcast_to(y, (height, width)),
+                     np.broadcast_to(0.5 * (x + y), (height, width))], -1)
+    out = np.empty((frames, height, width, 3), np.uint8)
+    side = max(2, min(height, width) // 5)
+    for t in range(frames):
+        img = base * (0.6 + 0.4 * rng.random())
+        top = (t * 3) % max(1, height - side)
+        left = (t * 5) % max(1, width - side)
+        img[top:top + side, left:left + side] = 1.0
+        out[t] = (img * 255).astype(np.uint8)
+    return out
+
+
+def make_clip(path: Path, frames: np.ndarray, fps: float | Fraction = 25, *, audio_seconds: float = 0.0,
+              rotation: int = 0, codec: str = "libx264", pix_fmt: str = "yuv420p",
+              pts: list[int] | None = None, time_base: Fraction | None = None) -> Path:
+    """Encode ``frames`` (T, H, W, 3) uint8 to ``path``. ``rotation`` stores a display matrix (degrees,
+    counter-clockwise); ``pts``+``time_base`` give explicit (e.g. variable) timestamps; ``audio_seconds``
+    adds a 440 Hz AAC tone."""
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = pix_fmt
+        if time_base is not None:
+            stream.codec_context.time_base = time_base
+        if rotation:
+            stream.set_display_rotation(rotation)
+        astream = None
+        if audio_seconds:
+            astream = out.add_stream("aac", rate=44100)
+            astream.layout = "mono"
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            if pts is not None:
+                frame.pts = pts[i]
+                frame.time_base = time_base
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+        if astream is not None:
+            n = int(44100 * audio_seconds)
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 44100)).astype(np.float32)[None]
+            for start in range(0, n, 1024):
+                aframe = av.AudioFrame.from_ndarray(tone[:, start:start + 1024], format="fltp", layout="mono")
+                aframe.sample_rate = 44100
+                for packet in astream.encode(aframe):
+                    out.mux(packet)
+            for packet in astream.encode(None):
+                out.mux(packet)
+    return path
+
+
+def make_audio_only(path: Path, seconds: float = 1.0) -> Path:
+    """An .mp4 (m4a) that holds only an AAC tone, no video stream."""
+    with av.open(str(path), "w", format="mp4") as out:
+        astream = out.add_stream("aac", rate=44100)
+        astream.layout = "mono"
+        n = int(44100 * seconds)
+        tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(n) / 44100)).astype(np.float32)[None]
+        for start in range(0, n, 1024):
+            aframe = av.AudioFrame.from_ndarray(tone[:, start:start + 1024], format="fltp", layout="mono")
+            aframe.sample_rate = 44100
+            for packet in astream.encode(aframe):
+                out.mux(packet)
+        for packet in astream.encode(None):
+            out.mux(packet)
+    return path

@@ -15,7 +15,7 @@ import typer
 from ..errors import InspatioError, Interrupted
 from ..progress import configure_logging
 from . import info  # noqa: F401  (registers the command)
-from .app import app
+from .app import app, print_error
 
 __all__ = ["app", "install_signal_handlers", "main"]
 
@@ -46,7 +46,7 @@ def install_signal_handlers() -> None:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    print_error(message)
     return code
 
 

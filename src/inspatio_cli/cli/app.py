@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -36,6 +37,11 @@ def _root(
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+
+
+def print_error(message: str) -> None:
+    """Print ``error: <message>`` as exactly one line on stderr (never wrapped)."""
+    print(f"error: {' '.join(message.split())}", file=sys.stderr, flush=True)
 
 
 def reporter(json_mode: bool, quiet: bool) -> Reporter:

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..errors import InspatioError
 from ..video import probe
-from .app import JsonOpt, QuietOpt, app
+from .app import JsonOpt, QuietOpt, app, print_error
 
 
 @app.command()
@@ -22,7 +22,6 @@ def info(
     quiet: QuietOpt = False,
 ) -> None:
     """Show size, fps, frame count, duration, rotation, audio and codec of videos."""
-    err = Console(stderr=True)
     table = Table("file", "size", "fps", "frames", "duration", "rotation", "audio", "codec")
     failures = []
     for path in videos:
@@ -30,7 +29,7 @@ def info(
             facts = probe(path)
         except InspatioError as exc:
             failures.append(exc)
-            err.print(f"error: {exc.one_line()}", highlight=False, markup=False)
+            print_error(exc.one_line())
             continue
         if json_mode:
             typer.echo(json.dumps(facts.as_dict()))

@@ -178,6 +178,12 @@ def coverage(mask: torch.Tensor) -> torch.Tensor:
     return mask.float().flatten(1).mean(1)
 
 
+def mask_to_video(mask: torch.Tensor) -> torch.Tensor:
+    """Mask-video bytes: (T, 1, H, W) in {0, 1} -> uint8 (T, H, W, 3) in {0, 255} on the CPU, the official
+    writer's ``trunc(m * 255)`` on 3 equal channels."""
+    return (mask.detach().float().cpu() * 255).to(torch.uint8).permute(0, 2, 3, 1).expand(-1, -1, -1, 3).contiguous()
+
+
 def mask_from_video(mask_u8: torch.Tensor) -> torch.Tensor:
     """Binary mask from decoded mask-video bytes (any shape, uint8): ``u8 / 255 > 0.5``, as the official
     dataset reads it back (this re-binarises what a lossy codec blurred). Returns float32 {0, 1}."""

@@ -1,0 +1,267 @@
+"""Scene preparation and streaming warp, shared by ``preview`` and ``rerender``.
+
+:func:`open_scene` does everything that needs no pixels: probe the video, plan the fit onto the model
+canvas, find and check the depth, resolve the trajectory (time edits included) and compute every output
+frame's source and target cameras. :func:`warped_chunks` then decodes the source lazily, in output-frame
+order, and yields the warped condition chunk by chunk. Memory stays bounded whatever the video length:
+besides the depth maps, only a chunk of frames and a small look-back buffer of decoded frames (for time
+edits that show a frame again, such as reverse or ping-pong) are held.
+
+The soft z-buffer of the warp depends on the whole clip (``Lmax``, :mod:`inspatio_cli.warp`), so the
+chunks are warped with the clip-wide value computed in a cheap first pass: the result equals the official
+all-frames-at-once render.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from .cameras import CameraOptions, RenderCameras, Trajectory, TrajectorySource, render_cameras
+from .depth import DepthResult, find_sidecar
+from .errors import DepthError, UsageError, VideoError
+from .progress import Reporter
+from .video import MODEL_SIZE, Fit, VideoInfo, iter_frames, probe
+from .warp import forward_warp, log_depth_max
+
+DEPTH_RANGE = (1e-4, 1e4)
+"""Depth is clipped to this range before warping, as the official render stage does (sky, zeros)."""
+LOOKBACK_FRAMES = 32
+"""Decoded frames kept for reuse by time edits that show a frame again (reverse, ping-pong, slow motion);
+a frame needed again after being evicted is decoded again."""
+
+
+def resolve_depth(video: str | Path, depth: str | Path | None = None) -> tuple[DepthResult, Path]:
+    """The depth of ``video``: the file ``depth`` if given, else the sidecar ``<stem>.depth.safetensors``
+    (or ``.safetensors.gz``) next to the video. Returns the loaded result and the file it came from."""
+    if depth is not None:
+        return DepthResult.load(depth), Path(depth)
+    sidecar = find_sidecar(video)
+    if sidecar is not None:
+        return DepthResult.load(sidecar), sidecar
+    raise DepthError("no depth for this video: pass --depth FILE (a depth cache .safetensors), or put "
+                     f"{Path(video).stem}.depth.safetensors next to the video", video)
+
+
+@dataclass
+class Scene:
+    """A video, its depth and a resolved trajectory, with every output frame's cameras.
+
+    ``video``: the source facts; ``fit``: how source frames map onto the model canvas ``size`` (H, W);
+    ``depth``: depth maps (T, H, W) at ``size`` with the source poses and intrinsics; ``depth_path``: the
+    file it came from; ``trajectory``: per output frame the target pose and the source frame shown
+    (``time_map``); ``cameras``: per output frame the float32 ``source_w2c``, ``target_w2c``, ``K`` and
+    ``target_K`` handed to the warper.
+    """
+
+    video: VideoInfo
+    fit: Fit
+    depth: DepthResult
+    depth_path: Path
+    trajectory: Trajectory
+    cameras: RenderCameras
+    _lmax: dict = field(default_factory=dict, init=False, repr=False)
+
+    @classmethod
+    def make(cls, video: VideoInfo, depth: DepthResult, depth_path: Path, trajectory: TrajectorySource, *,
+             camera: CameraOptions | None = None, fit: str = "stretch",
+             size: tuple[int, int] | None = None) -> "Scene":
+        """Check the depth against the video and resolve the trajectory's cameras (see :func:`open_scene`)."""
+        hw = depth.size if size is None else (int(size[0]), int(size[1]))
+        depth.check_matches(video.frame_count, hw, depth_path)
+        made_with = depth.meta.get("fit")
+        if made_with and made_with != fit:
+            raise DepthError(f"the depth was made with fit {made_with!r} but this run uses {fit!r}; pass "
+                             f"--fit {made_with} or make the depth again", depth_path)
+        camera = camera or CameraOptions()
+        resolved = trajectory.resolve(video.frame_count, camera.time, fps=video.fps, size=hw)
+        cameras = render_cameras(resolved, depth.c2w, depth.K, relative_to_source=camera.relative_to_source,
+                                 width=hw[1], height=hw[0])
+        return cls(video, Fit.make((video.height, video.width), hw, fit), depth, depth_path, resolved, cameras)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.fit.dst_hw
+
+    @property
+    def num_frames(self) -> int:
+        """Output frames (the trajectory's length, after time edits)."""
+        return len(self.trajectory)
+
+    @property
+    def time_is_identity(self) -> bool:
+        """True when output frame k shows source frame k for every frame of the video (audio can be kept)."""
+        time_map = self.trajectory.time_map
+        return len(time_map) == self.video.frame_count and bool(
+            torch.equal(time_map, torch.arange(len(time_map))))
+
+    def log_depth_max(self, device: torch.device | str = "cpu", chunk: int = 12) -> torch.Tensor:
+        """The clip-wide soft z-buffer ``Lmax`` over all output frames (the warp's cheap first pass,
+        computed once per device)."""
+        device = str(device)
+        if device not in self._lmax:
+            peaks = []
+            for frames in _ranges(self.num_frames, chunk):
+                depth, cams = self._inputs(frames, device)
+                peaks.append(log_depth_max(depth, *cams))
+            self._lmax[device] = torch.stack(peaks).max()
+        return self._lmax[device]
+
+    def warp(self, frames: range, images: torch.Tensor, lmax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Warp output frames ``frames`` given the source images they show, ``images`` (n, 3, H, W) in
+        [-1, 1] on the warp device, with the clip-wide ``lmax``. Returns render (n, 3, H, W), mask (n, 1, H, W).
+        """
+        depth, cams = self._inputs(frames, str(images.device))
+        return forward_warp(images, depth, *cams, lmax=lmax)
+
+    def _inputs(self, frames: range, device: str) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Clipped depth (n, H, W) of the source frames shown and (source_w2c, target_w2c, K, K_target)."""
+        c, sl = self.cameras, slice(frames.start, frames.stop)
+        depth = self.depth.depth[c.source_index[sl]].clamp(*DEPTH_RANGE).to(device)
+        return depth, tuple(m[sl].to(device) for m in (c.source_w2c, c.target_w2c, c.K, c.target_K))
+
+    def describe(self) -> dict:
+        """JSON-friendly summary: sizes, frame counts, depth origin, trajectory meta."""
+        return {"video": self.video.path, "source_frames": self.video.frame_count, "fps": self.video.fps,
+                "size": list(self.size), "fit": self.fit.mode, "output_frames": self.num_frames,
+                "depth": str(self.depth_path), "trajectory": {k: v for k, v in self.trajectory.meta.items()
+                                                              if isinstance(v, (str, int, float, bool, list, dict))}}
+
+
+def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource, *,
+               camera: CameraOptions | None = None, depth: str | Path | None = None, fit: str = "stretch",
+               size: tuple[int, int] | None = None, reporter: Reporter | None = None) -> Scene:
+    """Prepare a scene (no pixel work): see :class:`Scene`.
+
+    ``trajectory``: a trajectory file, a preset name or an already loaded source; ``camera``: how it is
+    read (for a file or preset) and applied: conventions, ``relative_to_source``, time edits;
+    ``depth``: a depth cache file (default: the video's sidecar, see :func:`resolve_depth`);
+    ``fit``: stretch|crop|pad; ``size`` (H, W): the canvas (default: the depth maps' size, which is the model
+    size for depth made by the depth stage).
+
+    Raises :class:`DepthError` when the depth is missing or does not match the video (frame count, size,
+    fit) and :class:`TrajectoryError` / :class:`UsageError` for bad trajectory or time options.
+    """
+    reporter = reporter or Reporter("silent")
+    info = probe(video)
+    depth_result, depth_path = resolve_depth(video, depth)
+    camera = camera or CameraOptions()
+    source = trajectory if isinstance(trajectory, TrajectorySource) else camera.load(trajectory)
+    scene = Scene.make(info, depth_result, depth_path, source, camera=camera, fit=fit, size=size)
+    reporter.event("scene", **scene.describe())
+    return scene
+
+
+@dataclass
+class WarpedChunk:
+    """Consecutive output frames ``frames`` (a range) of a scene.
+
+    ``source`` (n, 3, H, W) in [-1, 1]: the source frames shown; ``warped`` (n, 3, H, W) in [-1, 1], holes
+    -1; ``mask`` (n, 1, H, W) in {0, 1}; ``source_index`` (n,) int64: which source frame each one shows.
+    """
+
+    frames: range
+    source: torch.Tensor
+    warped: torch.Tensor
+    mask: torch.Tensor
+    source_index: torch.Tensor
+
+
+def warped_chunks(scene: Scene, chunks: int | Iterable[range] = 12, *, device: torch.device | str = "cpu",
+                  reporter: Reporter | None = None) -> Iterator[WarpedChunk]:
+    """Warp ``scene`` chunk by chunk, in output-frame order.
+
+    ``chunks``: a chunk size, or the consecutive frame ranges to yield (e.g. the generator's chunk plan).
+    The clip-wide ``Lmax`` is computed first, so the result equals warping all frames in one call.
+    Progress: a ``warp`` stage advancing per frame.
+    """
+    reporter = reporter or Reporter("silent")
+    ranges = list(_ranges(scene.num_frames, chunks) if isinstance(chunks, int) else chunks)
+    device = str(device)
+    lmax = scene.log_depth_max(device)
+    order = scene.cameras.source_index.numpy()
+    with contextlib.closing(_SourceFrames(scene, order)) as source, \
+            reporter.stage("warp", total=sum(len(r) for r in ranges)) as stage:
+        for frames in ranges:
+            images = torch.stack([source.frame(k) for k in frames]).to(device)
+            warped, mask = scene.warp(frames, images, lmax)
+            stage.advance(len(frames), frame=frames.stop - 1)
+            yield WarpedChunk(frames, images, warped, mask, scene.cameras.source_index[frames.start:frames.stop])
+
+
+def _ranges(total: int, size: int) -> list[range]:
+    if size < 1:
+        raise UsageError(f"chunk size must be >= 1, got {size}")
+    return [range(i, min(i + size, total)) for i in range(0, total, size)]
+
+
+class _SourceFrames:
+    """Fitted source frames in the order the output needs them (``order[k]`` for output frame k).
+
+    Decodes sequentially; keeps a decoded frame while a later output frame will show it, up to
+    :data:`LOOKBACK_FRAMES` frames (evicting the one needed farthest ahead), and restarts decoding when a
+    frame behind the decoder is needed and was not kept. Memory: at most LOOKBACK_FRAMES + 1 frames.
+    """
+
+    def __init__(self, scene: Scene, order: np.ndarray):
+        self.path, self.fit, self.order = scene.video.path, scene.fit, order
+        self.total = scene.video.frame_count
+        self.uses: dict[int, list[int]] = {}
+        for k in range(len(order) - 1, -1, -1):
+            self.uses.setdefault(int(order[k]), []).append(k)  # reversed: the next use is at the end
+        self.kept: dict[int, torch.Tensor] = {}
+        self.decoder: Iterator | None = None
+        self.position = -1
+
+    def frame(self, k: int) -> torch.Tensor:
+        """The fitted source frame (3, H, W) shown at output frame ``k`` (frames are asked for in order)."""
+        s = int(self.order[k])
+        image = self.kept.pop(s, None)
+        if image is None:
+            image = self._decode_until(s, k)
+        self.uses[s].pop()
+        if self.uses[s]:
+            self._keep(s, image)
+        return image
+
+    def _next_use(self, s: int) -> int:
+        return self.uses[s][-1] if self.uses.get(s) else -1
+
+    def _keep(self, s: int, image: torch.Tensor) -> None:
+        self.kept[s] = image
+        if len(self.kept) > LOOKBACK_FRAMES:
+            farthest = max(self.kept, key=self._next_use)
+            del self.kept[farthest]
+
+    def _decode_until(self, s: int, k: int) -> torch.Tensor:
+        if s <= self.position:
+            self.close()
+        if self.decoder is None:
+            # start at the earliest frame needed soon, so a reversed run is decoded once, not once per frame
+            soon = [int(f) for f in self.order[k:k + LOOKBACK_FRAMES] if int(f) not in self.kept]
+            start = min(soon)
+            self.decoder = iter_frames(self.path, start_frame=start)
+            self.position = start - 1
+        while True:
+            try:
+                _, raw = next(self.decoder)
+            except StopIteration:
+                raise VideoError(f"only {self.position + 1} of {self.total} frames could be decoded; the depth "
+                                 "and trajectory expect all of them", self.path) from None
+            self.position += 1
+            image = self.fit.frames(raw[None])[0]
+            if self.position == s:
+                return image
+            if self._next_use(self.position) > k:
+                self._keep(self.position, image)
+
+    def close(self) -> None:
+        if self.decoder is not None:
+            self.decoder.close()
+        self.decoder = None
+        self.position = -1

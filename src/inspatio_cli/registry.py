@@ -1,0 +1,216 @@
+"""Where every weight file comes from, and how to find, fetch and verify it.
+
+Each :class:`WeightFile` names a file on the Hugging Face hub (or, for TAEHV, on GitHub), its approximate
+size and licence, the commands that need it and where it sits in a local folder laid out like the
+official ``checkpoints/`` directory. Files are found, in this order:
+
+1. ``--weights-dir DIR`` (or ``$INSPATIO_WEIGHTS_DIR``) with the official layout
+   (``DIR/Wan2.1-T2V-1.3B/Wan2.1_VAE.pth``, ``DIR/InSpatio-World-1.3B/...``, ``DIR/DA3/...``, ``DIR/taehv/...``);
+2. the Hugging Face cache (``$HF_HOME``), read without any network access;
+3. for TAEHV, the tool's own cache folder (``files.cache_dir("weights")``).
+
+Nothing is ever downloaded implicitly: a missing file raises a :class:`WeightsError` that lists every
+missing file with its size and the exact ``inspatio models download`` command. ``download`` honours
+``HF_HUB_OFFLINE`` and resumes interrupted downloads (huggingface_hub does it).
+
+This module is separate from :mod:`.weights` (safe reading and strict loading), which the model modules
+import; the registry imports the model modules to verify files, so keeping them apart avoids a cycle.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import torch
+
+from .errors import WeightsError
+from .files import atomic_output, cache_dir
+from .weights import read_header
+
+GB = 1_000_000_000
+MB = 1_000_000
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One file the tool may need."""
+
+    name: str
+    """Short id, e.g. ``generator``; ``--only`` takes these or a group name."""
+    repo: str
+    """``owner/name`` on the Hugging Face hub, or a ``https://`` URL for files published elsewhere."""
+    filename: str
+    """Path inside the repo."""
+    folder: str
+    """The repo's folder under ``--weights-dir`` (the official ``checkpoints/`` layout)."""
+    size: int
+    """Approximate size in bytes (for messages and ``models list``)."""
+    licence: str
+    group: str
+    """``generator``, ``vae``, ``text``, ``tae`` or ``depth``: what ``--only`` selects."""
+    purpose: str
+
+    @property
+    def local(self) -> str:
+        """Path under ``--weights-dir``."""
+        return f"{self.folder}/{self.filename}"
+
+    @property
+    def on_hub(self) -> bool:
+        return not self.repo.startswith("https://")
+
+    @property
+    def source(self) -> str:
+        return f"{self.repo}/{self.filename}" if self.on_hub else self.repo
+
+
+WAN = "Wan-AI/Wan2.1-T2V-1.3B"
+FILES: tuple[WeightFile, ...] = (
+    WeightFile("generator", "inspatio/world", "InSpatio-World-1.3B.safetensors",
+               "InSpatio-World-1.3B", int(5.7 * GB), "see the inspatio/world model card",
+               "generator", "the distilled causal DiT (1.42B parameters)"),
+    WeightFile("wan-config", WAN, "config.json", "Wan2.1-T2V-1.3B", 1_000, "Apache-2.0", "generator",
+               "official DiT dimensions, cross-checked against the checkpoint"),
+    WeightFile("vae", WAN, "Wan2.1_VAE.pth", "Wan2.1-T2V-1.3B", 508 * MB, "Apache-2.0", "vae",
+               "Wan2.1 video autoencoder (encode source and warped video, decode output)"),
+    WeightFile("text-encoder", WAN, "models_t5_umt5-xxl-enc-bf16.pth",
+               "Wan2.1-T2V-1.3B", int(11.4 * GB), "Apache-2.0", "text",
+               "umT5-XXL text encoder (run once per new prompt, then cached)"),
+    WeightFile("tokenizer", WAN, "google/umt5-xxl/tokenizer.json", "Wan2.1-T2V-1.3B",
+               17 * MB, "Apache-2.0", "text", "umT5 tokenizer"),
+    WeightFile("tae", "https://github.com/madebyollin/taehv/raw/main/taew2_1.pth", "taew2_1.pth",
+               "taehv", 23 * MB, "MIT", "tae", "TAEHV tiny autoencoder (--decoder tae)"),
+)
+
+
+def weights_root(weights_dir: str | Path | None = None) -> Path | None:
+    """The local weights folder: the argument, else ``$INSPATIO_WEIGHTS_DIR``, else None (hub cache)."""
+    value = weights_dir or os.environ.get("INSPATIO_WEIGHTS_DIR")
+    return Path(value).expanduser() if value else None
+
+
+def entry(name: str) -> WeightFile:
+    """The registry entry called ``name``."""
+    for item in FILES:
+        if item.name == name:
+            return item
+    raise KeyError(name)
+
+
+def select(only: Iterable[str] | None = None) -> list[WeightFile]:
+    """Entries by name or group (``None`` or ``all``: every entry)."""
+    wanted = set(only or ["all"])
+    if "all" in wanted:
+        return list(FILES)
+    known = {f.name for f in FILES} | {f.group for f in FILES}
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise WeightsError(f"unknown weight name(s) {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
+    return [f for f in FILES if f.name in wanted or f.group in wanted]
+
+
+def locate(item: WeightFile, weights_dir: str | Path | None = None) -> Path | None:
+    """The local path of ``item`` if it is present (no network access), else None."""
+    root = weights_root(weights_dir)
+    if root is not None:
+        candidate = root / item.local
+        return candidate if candidate.is_file() else None
+    if item.on_hub:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(item.repo, item.filename)
+        return Path(found) if isinstance(found, str) and Path(found).is_file() else None
+    candidate = cache_dir("weights") / item.local
+    return candidate if candidate.is_file() else None
+
+
+def download_command(items: Iterable[WeightFile], weights_dir: str | Path | None = None) -> str:
+    """The exact command that fetches ``items``."""
+    groups = sorted({i.group for i in items})
+    root = weights_root(weights_dir)
+    where = f" --weights-dir {root}" if root is not None else ""
+    return f"inspatio models download --only {','.join(groups)}{where}"
+
+
+def resolve(names: Iterable[str], weights_dir: str | Path | None = None) -> dict[str, Path]:
+    """Local paths of the named files; if any is missing, one :class:`WeightsError` lists them all (with
+    sizes) and the command that downloads them. Never touches the network."""
+    items = [entry(n) for n in names]
+    found = {i.name: locate(i, weights_dir) for i in items}
+    missing = [i for i in items if found[i.name] is None]
+    if missing:
+        listing = ", ".join(f"{i.source} ({human_size(i.size)})" for i in missing)
+        root = weights_root(weights_dir)
+        place = f"in {root}" if root is not None else "in the Hugging Face cache"
+        raise WeightsError(f"missing weights {place}: {listing}",
+                           hint=f"download with: {download_command(missing, weights_dir)}")
+    return {name: path for name, path in found.items() if path is not None}
+
+
+def download(items: Iterable[WeightFile], weights_dir: str | Path | None = None,
+             on_file: Callable[[WeightFile, str], None] | None = None) -> dict[str, Path]:
+    """Fetch ``items`` that are not present yet (hub files through huggingface_hub, which resumes and shows
+    progress; GitHub files through an atomic HTTP download). ``on_file(item, status)`` is called with
+    ``present``/``downloading``/``done``."""
+    from huggingface_hub import hf_hub_download
+
+    paths = {}
+    root = weights_root(weights_dir)
+    for item in items:
+        have = locate(item, weights_dir)
+        if have is not None:
+            paths[item.name] = have
+            if on_file:
+                on_file(item, "present")
+            continue
+        if on_file:
+            on_file(item, "downloading")
+        try:
+            if item.on_hub:
+                local_dir = None if root is None else root / item.folder
+                got = hf_hub_download(item.repo, item.filename, local_dir=local_dir)
+                paths[item.name] = Path(got)
+            else:
+                target = (root if root is not None else cache_dir("weights")) / item.local
+                with atomic_output(target) as tmp, urllib.request.urlopen(item.repo, timeout=60) as response:
+                    with open(tmp, "wb") as fh:
+                        while block := response.read(1 << 20):
+                            fh.write(block)
+                paths[item.name] = target
+        except (OSError, ValueError) as exc:
+            raise WeightsError(f"download of {item.source} failed ({' '.join(str(exc).split())[:200]})",
+                               hint="check the network, or HF_HUB_OFFLINE") from None
+        if on_file:
+            on_file(item, "done")
+    return paths
+
+
+def human_size(size: int) -> str:
+    """``5.7 GB``, ``508 MB``, ``1 kB``."""
+    for unit, scale in (("GB", GB), ("MB", MB), ("kB", 1000)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} B"
+
+
+def meta_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The checkpoint's keys as meta tensors of the stored shapes and dtypes, without reading the data:
+    the safetensors header, or a ``.pth`` opened with ``mmap=True`` and ``weights_only=True``."""
+    p = Path(path)
+    if p.suffix == ".safetensors":
+        dtypes = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
+                  "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "BOOL": torch.bool}
+        return {k: torch.empty(shape, dtype=dtypes.get(dtype, torch.float32), device="meta")
+                for k, (shape, dtype) in read_header(p).items()}
+    try:
+        state = torch.load(str(p), map_location="cpu", mmap=True, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable pickle is reported as corrupt weights
+        raise WeightsError(f"unreadable checkpoint ({' '.join(str(exc).split())[:160]})", p) from None
+    if not isinstance(state, Mapping):
+        raise WeightsError("not a state dict", p)
+    return {k: torch.empty(v.shape, dtype=v.dtype, device="meta") for k, v in state.items()
+            if isinstance(v, torch.Tensor)}

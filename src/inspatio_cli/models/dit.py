@@ -105,9 +105,9 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 
 def rope_table(frames: int, rows: int, cols: int, head_dim: int, time_offset: int, theta: float,
                device: torch.device) -> torch.Tensor:
-    """Unit complex rotations for tokens (f, h, w), row-major: (frames*rows*cols, head_dim/2) complex128.
+    """Rotations for tokens (f, h, w), row-major: (frames*rows*cols, head_dim/2, 2) float64 ``[cos, sin]``.
 
-    The head's complex pairs (2j, 2j+1) are split into a time group (positions ``time_offset + f``) and equal
+    The head's channel pairs (2j, 2j+1) are split into a time group (positions ``time_offset + f``) and equal
     row and column groups (positions h and w), each with angles ``pos * theta^(-2j/P)`` for its size P.
     """
     pairs = head_dim // 2
@@ -118,19 +118,22 @@ def rope_table(frames: int, rows: int, cols: int, head_dim: int, time_offset: in
     for axis, (n, pos) in enumerate(zip(split, positions)):
         inv = 1.0 / theta ** (torch.arange(n, dtype=torch.float64, device=device) * 2 / (2 * n))
         angles = torch.outer(pos.to(torch.float64), inv)
-        shape = [frames, rows, cols, n]
         view = [1, 1, 1, n]
         view[axis] = -1
-        parts.append(angles.view(view).expand(shape))
+        parts.append(angles.view(view).expand(frames, rows, cols, n))
     angles = torch.cat(parts, dim=-1).reshape(frames * rows * cols, pairs)
-    return torch.polar(torch.ones_like(angles), angles)
+    return torch.stack([torch.cos(angles), torch.sin(angles)], dim=-1)
 
 
 def apply_rope(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """Rotate (B, L, heads, head_dim) by ``table`` (L, head_dim/2) in complex128; result in x's dtype."""
+    """Rotate each channel pair (2j, 2j+1) of x (B, L, heads, head_dim), read as the complex number
+    ``x[2j] + i x[2j+1]``, by ``table`` (L, head_dim/2, 2); float64 arithmetic (the official complex128
+    product written out in real numbers, which torch.compile can fuse), result in x's dtype."""
     b, n, h, d = x.shape
-    xc = torch.view_as_complex(x.to(torch.float64).reshape(b, n, h, d // 2, 2))
-    return torch.view_as_real(xc * table[None, :, None, :]).flatten(3).to(x.dtype)
+    pair = x.to(torch.float64).reshape(b, n, h, d // 2, 2)
+    re, im = pair[..., 0], pair[..., 1]
+    cos, sin = table[None, :, None, :, 0], table[None, :, None, :, 1]
+    return torch.stack([re * cos - im * sin, re * sin + im * cos], dim=-1).flatten(3).to(x.dtype)
 
 
 def _flash_function(q: torch.Tensor):
@@ -183,10 +186,6 @@ class KVBuffer:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.k + self.v)
 
-    def zero_(self) -> None:
-        for t in self.k + self.v:
-            t.zero_()
-
 
 @dataclass
 class TextKV:
@@ -225,7 +224,6 @@ class Attention(nn.Module):
         return self.o(out.transpose(1, 2).flatten(2))
 
 
-
 class CrossAttention(Attention):
     """Attention of the image tokens to the text (keys/values from :meth:`Attention.key_value`)."""
 
@@ -240,7 +238,8 @@ class SelfAttention(Attention):
 
     def forward(self, x: torch.Tensor, rope: torch.Tensor, cache: KVBuffer | None, layer: int, write: bool,
                 cached: int) -> torch.Tensor:
-        """Self-attention of x (B, L, dim) with RoPE ``rope`` (L, head_dim/2) and the KV buffer rules."""
+        """Self-attention of x (B, L, dim) with RoPE ``rope`` (L, head_dim/2, 2) and the KV buffer rules
+        (see :class:`KVBuffer`); (B, L, dim)."""
         n = x.shape[1]
         q = apply_rope(self._heads(self.norm_q(self.q(x))), rope).transpose(1, 2)
         k = apply_rope(self._heads(self.norm_k(self.k(x))), rope).transpose(1, 2)
@@ -410,13 +409,12 @@ def _strip_prefix(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k[n:] if k.startswith(CHECKPOINT_PREFIX) else k: v for k, v in state.items()}
 
 
-def config_from_state(shapes: Mapping[str, tuple[int, ...]], *, num_heads: int | None = None,
-                      text_len: int = DiTConfig.text_len) -> DiTConfig:
+def config_from_state(shapes: Mapping[str, tuple[int, ...]]) -> DiTConfig:
     """Infer the DiT dimensions from checkpoint key shapes (``model.`` already removed).
 
-    The head count is not visible in any shape: Wan models use heads of 128 dims, so ``dim // 128`` unless
-    ``num_heads`` is given. Dimensions whose keys are absent keep the 1.3B values (the strict load then
-    reports the missing keys).
+    Two numbers are in no shape: the head count is ``dim // 128`` (every Wan model has heads of 128 dims)
+    and the text length stays 512 (the umT5 output length). Dimensions whose keys are absent keep the 1.3B
+    values, so the strict load reports those keys as missing. Pass a config to load other layouts.
     """
     d = DiTConfig()
 
@@ -430,12 +428,11 @@ def config_from_state(shapes: Mapping[str, tuple[int, ...]], *, num_heads: int |
         dim=dim,
         ffn_dim=size("blocks.0.ffn.0.weight", 0, d.ffn_dim),
         freq_dim=size("time_embedding.0.weight", 1, d.freq_dim),
-        num_heads=num_heads or max(dim // WAN_HEAD_DIM, 1),
+        num_heads=max(dim // WAN_HEAD_DIM, 1),
         num_layers=max(layers) + 1 if layers else d.num_layers,
         in_dim=size("patch_embedding.weight", 1, d.in_dim),
         out_dim=size("head.head.weight", 0, d.out_dim * math.prod(patch)) // math.prod(patch),
         text_dim=size("text_embedding.0.weight", 1, d.text_dim),
-        text_len=text_len,
         patch_size=patch,
     )
 
@@ -469,14 +466,14 @@ def build_generator(state: Mapping[str, torch.Tensor], *, path: str | Path | Non
                     base_path: str | Path | None = None, reporter: Reporter | None = None) -> CausalWanDiT:
     """Build the DiT on the meta device and fill it strictly with ``state`` (keys with or without ``model.``).
 
-    ``config`` defaults to the dimensions inferred from the shapes. Keys the state lacks are taken from
+    ``config`` defaults to the dimensions inferred from the shapes (of both states). Keys the state lacks are taken from
     ``base_state`` (the filtered Wan2.1 base) when given, and the reporter says how many; anything still
     missing, unexpected or mis-shaped raises :class:`WeightsError` naming ``path`` and the keys. The tensors
     are assigned as they are (stored dtype and device): nothing is materialised twice.
     """
     reporter = reporter or Reporter("silent")
     state = _strip_prefix(state)
-    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    shapes = {k: tuple(v.shape) for k, v in {**(base_state or {}), **state}.items()}
     if config is None:
         config = config_from_state(shapes)
         _check_official(config, path)

@@ -1,0 +1,238 @@
+"""Depth-Anything-3 checkpoints and the depth models the tool offers, with their licences and loading.
+
+A *checkpoint* is one Hugging Face repo (``model.safetensors`` + ``config.json``, keys prefixed ``model.``);
+a *depth model* (``--model``) is one checkpoint or an any-view checkpoint aligned to the metric one:
+
+==================== ======================================== ============== ========
+``--model``          checkpoints                               licence        depth
+==================== ======================================== ============== ========
+nested-giant-large   DA3NESTED-GIANT-LARGE (the official one)  CC BY-NC 4.0   metres
+base-metric          DA3-BASE + DA3METRIC-LARGE, nested way    Apache-2.0     metres
+small-metric         DA3-SMALL + DA3METRIC-LARGE, nested way   Apache-2.0     metres
+small, base          DA3-SMALL / DA3-BASE                      Apache-2.0     relative
+large, giant         DA3-LARGE / DA3-GIANT                     CC BY-NC 4.0   relative
+==================== ======================================== ============== ========
+
+CC BY-NC 4.0 weights may not be used commercially; ``base-metric`` is the Apache-2.0-only choice.
+
+Weights are found without network access (``--weights-dir`` with the official folder layout, else the
+Hugging Face cache) through :mod:`inspatio_cli.registry`; a missing file raises a :class:`WeightsError`
+naming it and the ``inspatio models download --only ...`` command. A user file or folder (``weights=``) is
+also accepted: a ``.safetensors``/``.pth`` file or a folder with ``model.safetensors`` (+ ``config.json``).
+The architecture comes from ``config.json`` (``model_name``) when present, else from the tensor shapes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import torch
+
+from ..errors import UsageError, WeightsError
+from ..weights import key_mismatch, load_strict, read_state_dict
+from .da3 import CONFIGS, UNUSED_PREFIXES, DA3Config, DA3Net, NestedConfig, NestedDA3Net, build
+
+if TYPE_CHECKING:
+    from ..registry import WeightFile
+
+HUB_FILES = ("model.safetensors", "config.json")
+"""The files of every DA3 Hugging Face repo."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One released DA3 checkpoint: hub repo, folder under ``--weights-dir``, size in bytes, licence and the
+    ``--only`` group that downloads it."""
+
+    model_name: str
+    repo: str
+    folder: str
+    size: int
+    licence: str
+    group: str
+
+
+DA3_CHECKPOINTS: dict[str, Checkpoint] = {c.model_name: c for c in (
+    Checkpoint("da3nested-giant-large", "depth-anything/DA3NESTED-GIANT-LARGE", "DA3", 6_759_382_076,
+               "CC BY-NC 4.0", "depth"),
+    Checkpoint("da3-small", "depth-anything/DA3-SMALL", "DA3-SMALL", 137_197_852, "Apache-2.0", "depth-small"),
+    Checkpoint("da3-base", "depth-anything/DA3-BASE", "DA3-BASE", 541_466_396, "Apache-2.0", "depth-base"),
+    Checkpoint("da3-large", "depth-anything/DA3-LARGE", "DA3-LARGE", 1_643_767_068, "CC BY-NC 4.0",
+               "depth-large"),
+    Checkpoint("da3-giant", "depth-anything/DA3-GIANT", "DA3-GIANT", 5_422_696_500, "CC BY-NC 4.0",
+               "depth-giant"),
+    Checkpoint("da3metric-large", "depth-anything/DA3METRIC-LARGE", "DA3METRIC-LARGE", 1_336_685_576,
+               "Apache-2.0", "depth-metric-large"),
+)}
+"""The single source of the DA3 hub repos (each holds :data:`HUB_FILES`); ``folder`` is the official
+``checkpoints/`` layout (the pipeline's nested model lives in ``checkpoints/DA3``)."""
+
+
+@dataclass(frozen=True)
+class DepthModel:
+    """A ``--model`` choice: one checkpoint, or an any-view checkpoint aligned to a metric one."""
+
+    name: str
+    checkpoints: tuple[str, ...]
+    metric: bool
+    summary: str
+
+    @property
+    def licence(self) -> str:
+        licences = {DA3_CHECKPOINTS[c].licence for c in self.checkpoints}
+        return "CC BY-NC 4.0 (non-commercial)" if "CC BY-NC 4.0" in licences else "Apache-2.0"
+
+    @property
+    def config(self) -> DA3Config | NestedConfig:
+        if len(self.checkpoints) == 1:
+            return CONFIGS[self.checkpoints[0]]
+        anyview, metric = (CONFIGS[c] for c in self.checkpoints)
+        return NestedConfig(self.name, anyview, metric)
+
+
+DEPTH_MODELS: dict[str, DepthModel] = {m.name: m for m in (
+    DepthModel("nested-giant-large", ("da3nested-giant-large",), True,
+               "official: giant any-view aligned to metric-large; best quality, metric depth"),
+    DepthModel("base-metric", ("da3-base", "da3metric-large"), True,
+               "Apache-2.0 only: base any-view aligned to metric-large the nested way; metric depth"),
+    DepthModel("small-metric", ("da3-small", "da3metric-large"), True,
+               "Apache-2.0 only: small any-view aligned to metric-large; fastest metric option"),
+    DepthModel("small", ("da3-small",), False, "any-view small; relative depth"),
+    DepthModel("base", ("da3-base",), False, "any-view base; relative depth"),
+    DepthModel("large", ("da3-large",), False, "any-view large; relative depth"),
+    DepthModel("giant", ("da3-giant",), False, "any-view giant; relative depth"),
+)}
+DEFAULT_MODEL = "nested-giant-large"
+
+
+def depth_model(name: str) -> DepthModel:
+    """The :class:`DepthModel` called ``name``; :class:`UsageError` listing the choices otherwise."""
+    if name not in DEPTH_MODELS:
+        raise UsageError(f"unknown depth model {name!r}; choose from {', '.join(DEPTH_MODELS)}")
+    return DEPTH_MODELS[name]
+
+
+def weight_files() -> list["WeightFile"]:
+    """Registry entries of every DA3 file (names ``<group>`` and ``<group>-config``)."""
+    from ..registry import WeightFile
+
+    out = []
+    for c in DA3_CHECKPOINTS.values():
+        what = f"Depth-Anything-3 {c.model_name} ({c.licence})"
+        out.append(WeightFile(c.group, c.repo, HUB_FILES[0], c.folder, c.size, c.licence, c.group, what))
+        out.append(WeightFile(f"{c.group}-config", c.repo, HUB_FILES[1], c.folder, 1_000, c.licence, c.group,
+                              f"{what}: architecture name"))
+    return out
+
+
+def locate_checkpoints(model: DepthModel, weights_dir: str | Path | None = None) -> list[Path]:
+    """Local ``model.safetensors`` of each checkpoint of ``model`` (no network); one
+    :class:`WeightsError` lists every missing file and the command that downloads them."""
+    from ..registry import download_command, human_size, locate, weights_root
+
+    files = [f for f in weight_files() if f.group in {DA3_CHECKPOINTS[c].group for c in model.checkpoints}
+             and f.filename == HUB_FILES[0]]
+    found = [locate(f, weights_dir) for f in files]
+    missing = [f for f, p in zip(files, found) if p is None]
+    if missing:
+        root = weights_root(weights_dir)
+        place = f"in {root}" if root is not None else "in the Hugging Face cache"
+        listing = ", ".join(f"{f.source} ({human_size(f.size)})" for f in missing)
+        raise WeightsError(f"missing depth weights {place} for --model {model.name}: {listing}",
+                           hint=f"download with: {download_command(missing, weights_dir)}")
+    return [p for p in found if p is not None]
+
+
+def _checkpoint_file(path: Path) -> tuple[Path, str | None]:
+    """The weights file of a user path (file or HF-style folder) and the ``model_name`` of its config.json."""
+    if path.is_dir():
+        candidates = [path / HUB_FILES[0], *sorted(path.glob("*.safetensors")), *sorted(path.glob("*.pth"))]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise WeightsError(f"no {HUB_FILES[0]} (or other .safetensors/.pth file) in this folder", path)
+        path = found
+    config = path.parent / HUB_FILES[1]
+    name = None
+    if config.is_file():
+        try:
+            name = json.loads(config.read_text()).get("model_name")
+        except (OSError, ValueError, AttributeError):
+            raise WeightsError("unreadable config.json (expected JSON with a model_name)", config) from None
+    return path, name
+
+
+def _expected_shapes(cfg: DA3Config | NestedConfig) -> dict[str, tuple[int, ...]]:
+    with torch.device("meta"):
+        return {k: tuple(v.shape) for k, v in build(cfg).state_dict().items()}
+
+
+def ignored_prefixes(cfg: DA3Config | NestedConfig) -> tuple[str, ...]:
+    """Key prefixes (relative to the module) that a checkpoint may hold but inference never uses."""
+    if isinstance(cfg, NestedConfig):
+        return tuple(f"{branch}.{p}" for branch in ("da3", "da3_metric") for p in UNUSED_PREFIXES)
+    return UNUSED_PREFIXES
+
+
+def identify(state: Mapping[str, torch.Tensor]) -> DA3Config | NestedConfig | None:
+    """The released architecture whose keys and shapes ``state`` (``model.`` prefix removed) matches."""
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    for cfg in CONFIGS.values():
+        if key_mismatch(_expected_shapes(cfg), shapes, ignore=ignored_prefixes(cfg)) is None:
+            return cfg
+    return None
+
+
+def _read(path: Path) -> dict[str, torch.Tensor]:
+    """All tensors of a DA3 checkpoint as float32, ``model.`` prefix removed (files without it are accepted)."""
+    state = read_state_dict(path)
+    if any(k.startswith("model.") for k in state):
+        state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    return {k: v.float() for k, v in state.items()}
+
+
+def load_state(net: DA3Net | NestedDA3Net, state: Mapping[str, torch.Tensor], path: str | Path | None = None,
+               assign: bool = False) -> DA3Net | NestedDA3Net:
+    """Load a DA3 state dict (``model.`` removed) into ``net``: every used key with its exact shape, the
+    unused branches (camera encoder, 3DGS head, ray branch) skipped. :class:`WeightsError` otherwise."""
+    return load_strict(net, state, path, ignore=ignored_prefixes(net.cfg), what=f"DA3 network {net.cfg.name}",
+                       assign=assign)
+
+
+def _state_for(cfg: DA3Config, path: Path) -> dict[str, torch.Tensor]:
+    file, name = _checkpoint_file(path)
+    state = _read(file)
+    if name is not None and name in CONFIGS and CONFIGS[name] != cfg:
+        raise WeightsError(f"this is {name}, not the {cfg.name} checkpoint this depth model needs", file)
+    return state
+
+
+def load_model(model: str | DepthModel = DEFAULT_MODEL, weights: Sequence[str | Path] | None = None,
+               weights_dir: str | Path | None = None, device: str | torch.device = "cpu") -> DA3Net | NestedDA3Net:
+    """Build ``model`` on ``device`` in float32 and load its weights, in eval mode.
+
+    ``weights``: user paths, one per checkpoint of the model (any-view first); a single file or folder may
+    also hold a whole network of another architecture (its ``config.json`` or its shapes decide, e.g. a
+    nested checkpoint for ``--model base-metric`` is refused with a clear message). Without ``weights``
+    the files are looked up with :func:`locate_checkpoints`.
+    """
+    spec = depth_model(model) if isinstance(model, str) else model
+    paths = [Path(p) for p in weights] if weights else locate_checkpoints(spec, weights_dir)
+    if len(paths) != len(spec.checkpoints):
+        raise UsageError(f"--model {spec.name} needs {len(spec.checkpoints)} weight file(s) "
+                         f"({', '.join(DA3_CHECKPOINTS[c].repo for c in spec.checkpoints)}), got {len(paths)}")
+    cfg = spec.config
+    if isinstance(cfg, NestedConfig) and len(paths) == 2:
+        state = {f"da3.{k}": v for k, v in _state_for(cfg.anyview, paths[0]).items()}
+        state.update({f"da3_metric.{k}": v for k, v in _state_for(cfg.metric, paths[1]).items()})
+    else:
+        state = _state_for(cfg, paths[0])
+    found = identify(state)
+    if found is not None and found != cfg and len(paths) == 1:
+        raise WeightsError(f"the file holds {found.name}, but --model {spec.name} needs {cfg.name}", paths[0])
+    with torch.device("meta"):
+        net = build(cfg)
+    load_state(net, state, paths[0] if len(paths) == 1 else f"{paths[0]} + {paths[1]}", assign=True)
+    return net.to(device).eval()

@@ -129,7 +129,7 @@ class StarSampler:
 
     def _check(self, chunk: ChunkInput) -> tuple[int, int, int]:
         ref, warped, mask = chunk
-        b, f, _, h, w = ref.shape if ref.ndim == 5 else (0, 0, 0, 0, 0)
+        b, _, _, h, w = ref.shape if ref.ndim == 5 else (0, 0, 0, 0, 0)
         want = {"reference": (b, FRAMES_PER_CHUNK, LATENT_CHANNELS, h, w),
                 "warped": (b, FRAMES_PER_CHUNK, LATENT_CHANNELS, h, w),
                 "mask": (b, FRAMES_PER_CHUNK, MASK_CHANNELS, h, w)}

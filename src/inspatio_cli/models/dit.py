@@ -472,6 +472,9 @@ def build_generator(state: Mapping[str, torch.Tensor], *, path: str | Path | Non
     are assigned as they are (stored dtype and device): nothing is materialised twice.
     """
     reporter = reporter or Reporter("silent")
+    what = "InSpatio-World generator"
+    if any(k.startswith(CHECKPOINT_PREFIX) for k in state):
+        what += f" (keys named without their '{CHECKPOINT_PREFIX}' prefix)"
     state = _strip_prefix(state)
     shapes = {k: tuple(v.shape) for k, v in {**(base_state or {}), **state}.items()}
     if config is None:
@@ -491,7 +494,7 @@ def build_generator(state: Mapping[str, torch.Tensor], *, path: str | Path | Non
         if filled:
             reporter.warn(f"{path}: {len(filled)} generator keys missing, taken from the Wan2.1 base "
                           f"{base_path} (e.g. {', '.join(filled[:3])})")
-    load_strict(model, state, path, what="InSpatio-World generator", assign=True)
+    load_strict(model, state, path, what=what, assign=True)
     return model.eval().requires_grad_(False)
 
 

@@ -1,0 +1,47 @@
+"""``inspatio preview VIDEO -t TRAJ -o preview.mp4``: the depth warp along a trajectory, no model weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..cameras import CameraOptions
+from ..preview import COVERAGE_THRESHOLD, LAYOUTS, preview as run_preview
+from ..video import FIT_MODES
+from .app import JsonOpt, QuietOpt, app, reporter
+from .trajectory import camera_options
+
+
+@app.command()
+@camera_options
+def preview(
+    video: Annotated[Path, typer.Argument(help="Source video.", show_default=False)],
+    trajectory: Annotated[str, typer.Option("--trajectory", "-t", help="A trajectory file or a preset name "
+                                            "(see 'inspatio trajectory presets').", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Preview video to write (.mp4).",
+                                         show_default=False)],
+    camera: CameraOptions,
+    depth: Annotated[Optional[Path], typer.Option("--depth", help="Depth cache file (default: "
+                                                  "<video stem>.depth.safetensors next to the video).")] = None,
+    layout: Annotated[str, typer.Option("--layout", help=f"{' | '.join(LAYOUTS)}: source | warped | mask side "
+                                        "by side, one panel, or a 2x2 grid with the holes in red.")] = "side",
+    save_condition: Annotated[Optional[Path], typer.Option("--save-condition", metavar="DIR",
+                                                           help="Also write DIR/warped.mp4 and a lossless "
+                                                                "DIR/mask.mp4 (the generator's condition).")] = None,
+    fit: Annotated[str, typer.Option("--fit", help=f"Fit the video to the depth's size: {', '.join(FIT_MODES)}.")
+                   ] = "stretch",
+    threshold: Annotated[float, typer.Option("--coverage-warning", metavar="FRACTION",
+                                             help="Warn about frames whose known fraction is below this.")
+                         ] = COVERAGE_THRESHOLD,
+    device: Annotated[str, typer.Option("--device", help="Where the warp runs: cpu, cuda, cuda:1, ...")] = "cpu",
+    json_mode: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Warp VIDEO along a trajectory with its depth: source | warped | mask, and a coverage summary.
+
+    No generator, no weights, no GPU. Low coverage = large holes the generator will have to invent.
+    """
+    run_preview(video, trajectory, output, depth=depth, layout=layout, save_condition=save_condition,
+                camera=camera, fit=fit, threshold=threshold, device=device, reporter=reporter(json_mode, quiet))

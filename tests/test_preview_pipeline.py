@@ -1,0 +1,117 @@
+"""Scene preparation and streaming warp (``inspatio_cli.pipeline``): depth resolution and checks, chunked
+equals whole-clip, lazy decoding in output order with time edits."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from inspatio_cli import pipeline
+from inspatio_cli.cameras import CameraOptions, TimeControl
+from inspatio_cli.depth import DepthResult
+from inspatio_cli.errors import DepthError
+from inspatio_cli.pipeline import open_scene, resolve_depth, warped_chunks
+from inspatio_cli.video import Fit, read_video
+from media import make_clip, pattern
+
+H, W = 48, 80
+ORBIT = "0 -4 -8\n0 6 12\n1.5 1.5 1.5\n"
+
+
+def planar_depth(frames: int, size: tuple[int, int] = (H, W), distance: float = 3.0) -> DepthResult:
+    """A wall at ``distance`` in front of a static camera, with a nearer box so the warp has occlusions."""
+    h, w = size
+    depth = torch.full((frames, h, w), distance)
+    depth[:, h // 4:h // 2, w // 4:w // 2] = distance / 2
+    K = torch.tensor([[0.8 * w, 0.0, w / 2], [0.0, 0.8 * w, h / 2], [0.0, 0.0, 1.0]]).expand(frames, 3, 3)
+    return DepthResult(depth=depth, K=K.clone(), c2w=torch.eye(4).repeat(frames, 1, 1), meta={"units": "metric"})
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> dict[str, Path]:
+    """A 20-frame 48x80 video with its sidecar depth and an orbit trajectory file."""
+    video = make_clip(tmp_path / "clip.mp4", pattern(20, H, W), fps=10)
+    planar_depth(20).save(tmp_path / "clip.depth.safetensors")
+    traj = tmp_path / "orbit.txt"
+    traj.write_text(ORBIT)
+    return {"video": video, "traj": traj, "depth": tmp_path / "clip.depth.safetensors"}
+
+
+def test_depth_comes_from_the_option_then_the_sidecar_else_a_clear_error(clip, tmp_path):
+    other = tmp_path / "other.safetensors"
+    planar_depth(20, distance=5.0).save(other)
+    assert resolve_depth(clip["video"], other)[1] == other
+    assert resolve_depth(clip["video"])[1] == clip["depth"]
+    lonely = shutil.copy(clip["video"], tmp_path / "lonely.mp4")
+    with pytest.raises(DepthError, match="--depth"):
+        resolve_depth(lonely)
+
+
+def test_depth_must_match_the_video(clip, tmp_path):
+    short = tmp_path / "short.safetensors"
+    planar_depth(19).save(short)
+    with pytest.raises(DepthError, match="19 frames but the video has 20"):
+        open_scene(clip["video"], clip["traj"], depth=short)
+    with pytest.raises(DepthError, match="model size"):
+        open_scene(clip["video"], clip["traj"], size=(96, 160))
+    cropped = tmp_path / "cropped.safetensors"
+    result = planar_depth(20)
+    result.meta["fit"] = "crop"
+    result.save(cropped)
+    with pytest.raises(DepthError, match="fit 'crop'"):
+        open_scene(clip["video"], clip["traj"], depth=cropped)
+
+
+def test_scene_facts(clip):
+    scene = open_scene(clip["video"], clip["traj"])
+    assert scene.size == (H, W) and scene.num_frames == 20 and scene.time_is_identity
+    assert scene.cameras.target_w2c.shape == (20, 4, 4)
+    edited = open_scene(clip["video"], clip["traj"], camera=CameraOptions(time=TimeControl.from_options(freeze=["5:3"])))
+    assert edited.num_frames == 23 and not edited.time_is_identity
+
+
+def test_chunked_scene_warp_equals_one_call(clip):
+    scene = open_scene(clip["video"], clip["traj"])
+    chunks = list(warped_chunks(scene, 7))
+    assert [c.frames for c in chunks] == [range(0, 7), range(7, 14), range(14, 20)]
+    warped = torch.cat([c.warped for c in chunks])
+    mask = torch.cat([c.mask for c in chunks])
+    source = torch.cat([c.source for c in chunks])
+    whole = scene.warp(range(20), source, scene.log_depth_max())
+    assert torch.equal(warped, whole[0]) and torch.equal(mask, whole[1])
+    assert mask[0].mean() > 0.9 and mask[-1].mean() < mask[0].mean()
+    # frames are the decoded video, fitted: identical to decoding it in one go
+    assert torch.equal(source, Fit.make((H, W), (H, W)).frames(read_video(clip["video"]).frames))
+    plan = list(warped_chunks(scene, [range(0, 9), range(9, 20)]))
+    assert torch.equal(torch.cat([c.warped for c in plan]), warped)
+
+
+@pytest.mark.parametrize("edits", [{"reverse": ["2:17"]}, {"freeze": ["4:6"], "reverse": ["10:19"]},
+                                   {"slow": ["0:19:1.5"]}, {"extend": "pingpong", "min_frames": 50}])
+def test_lazy_decoding_follows_the_time_map(clip, monkeypatch, edits):
+    """Output frame k shows source frame time_map[k], whatever the order, with a small look-back buffer."""
+    monkeypatch.setattr(pipeline, "LOOKBACK_FRAMES", 4)
+    camera = CameraOptions(time=TimeControl.from_options(**edits))
+    scene = open_scene(clip["video"], clip["traj"], camera=camera)
+    fitted = Fit.make((H, W), (H, W)).frames(read_video(clip["video"]).frames)
+    chunks = list(warped_chunks(scene, 5))
+    shown = torch.cat([c.source_index for c in chunks])
+    assert torch.equal(shown, scene.trajectory.time_map)
+    assert torch.equal(torch.cat([c.source for c in chunks]), fitted[shown])
+
+
+def test_bad_depth_values_are_reported_with_the_file(clip, tmp_path):
+    from safetensors.torch import save_file
+
+    good = planar_depth(20)
+    for name, value in (("zero", 0.0), ("negative", -1.0), ("nan", float("nan"))):
+        depth = good.depth.clone()
+        depth[3, 2, 2] = value
+        path = tmp_path / f"{name}.safetensors"
+        save_file({"depth": depth, "K": good.K, "c2w": good.c2w}, str(path))
+        with pytest.raises(DepthError, match="non-finite|positive") as info:
+            open_scene(clip["video"], clip["traj"], depth=path)
+        assert str(path) in str(info.value)

@@ -16,7 +16,7 @@ from inspatio_cli.preview import preview
 from inspatio_cli.video import probe, read_video
 from inspatio_cli.warp import mask_from_video
 from media import make_clip, pattern
-from test_preview_pipeline import ORBIT, planar_depth
+from test_preview_pipeline import ORBIT, planar_depth, scene_files
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "media"
@@ -44,12 +44,8 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def clip(tmp_path: Path) -> dict[str, Path]:
-    """A 12-frame 48x80 clip at 12 fps with a sidecar depth, and an orbit trajectory file."""
-    video = make_clip(tmp_path / "clip.mp4", pattern(12, H, W), fps=12)
-    planar_depth(12).save(tmp_path / "clip.depth.safetensors")
-    traj = tmp_path / "orbit.txt"
-    traj.write_text(ORBIT)
-    return {"video": video, "traj": traj, "dir": tmp_path}
+    """12 frames at 12 fps."""
+    return scene_files(tmp_path, 12, 12)
 
 
 @pytest.mark.parametrize("layout,size", [("side", (H, 3 * W)), ("grid", (2 * H, 2 * W)), ("mask", (H, W))])
@@ -63,14 +59,11 @@ def test_layouts(clip, capsys, layout, size):
 
 
 def test_audio_is_kept_only_when_every_frame_is_shown_once_in_order(tmp_path):
-    video = make_clip(tmp_path / "talk.mp4", pattern(12, H, W), fps=12, audio_seconds=1.0)
-    planar_depth(12).save(tmp_path / "talk.depth.safetensors")
-    traj = tmp_path / "orbit.txt"
-    traj.write_text(ORBIT)
-    kept = preview(video, traj, tmp_path / "kept.mp4")
+    files = scene_files(tmp_path, 12, 12, audio_seconds=1.0)
+    kept = preview(files["video"], files["traj"], tmp_path / "kept.mp4")
     assert kept.audio and probe(tmp_path / "kept.mp4").has_audio
     camera = CameraOptions(time=TimeControl.from_options(reverse=["2:5"]))
-    dropped = preview(video, traj, tmp_path / "dropped.mp4", camera=camera)
+    dropped = preview(files["video"], files["traj"], tmp_path / "dropped.mp4", camera=camera)
     assert not dropped.audio and not probe(tmp_path / "dropped.mp4").has_audio
 
 

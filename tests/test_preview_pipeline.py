@@ -30,14 +30,19 @@ def planar_depth(frames: int, size: tuple[int, int] = (H, W), distance: float = 
     return DepthResult(depth=depth, K=K.clone(), c2w=torch.eye(4).repeat(frames, 1, 1), meta={"units": "metric"})
 
 
+def scene_files(folder: Path, frames: int, fps: float, audio_seconds: float = 0.0) -> dict[str, Path]:
+    """A 48x80 video ``clip.mp4`` with its sidecar depth and an orbit trajectory file, in ``folder``."""
+    video = make_clip(folder / "clip.mp4", pattern(frames, H, W), fps=fps, audio_seconds=audio_seconds)
+    depth = planar_depth(frames).save(folder / "clip.depth.safetensors")
+    traj = folder / "orbit.txt"
+    traj.write_text(ORBIT)
+    return {"video": video, "traj": traj, "depth": depth, "dir": folder}
+
+
 @pytest.fixture
 def clip(tmp_path: Path) -> dict[str, Path]:
-    """A 20-frame 48x80 video with its sidecar depth and an orbit trajectory file."""
-    video = make_clip(tmp_path / "clip.mp4", pattern(20, H, W), fps=10)
-    planar_depth(20).save(tmp_path / "clip.depth.safetensors")
-    traj = tmp_path / "orbit.txt"
-    traj.write_text(ORBIT)
-    return {"video": video, "traj": traj, "depth": tmp_path / "clip.depth.safetensors"}
+    """20 frames at 10 fps."""
+    return scene_files(tmp_path, 20, 10)
 
 
 def test_depth_comes_from_the_option_then_the_sidecar_else_a_clear_error(clip, tmp_path):

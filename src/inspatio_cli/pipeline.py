@@ -100,15 +100,19 @@ class Scene:
         return len(time_map) == self.video.frame_count and bool(
             torch.equal(time_map, torch.arange(len(time_map))))
 
-    def log_depth_max(self, device: torch.device | str = "cpu", chunk: int = 12) -> torch.Tensor:
-        """The clip-wide soft z-buffer ``Lmax`` over all output frames (the warp's cheap first pass,
-        computed once per device)."""
+    def log_depth_max(self, device: torch.device | str = "cpu", chunk: int = 12,
+                      reporter: Reporter | None = None) -> torch.Tensor:
+        """The clip-wide soft z-buffer ``Lmax`` over all output frames: the warp's cheap first pass
+        (projection only), computed once per device. Progress: a ``depth range`` stage per frame."""
         device = str(device)
         if device not in self._lmax:
+            reporter = reporter or Reporter("silent")
             peaks = []
-            for frames in _ranges(self.num_frames, chunk):
-                depth, cams = self._inputs(frames, device)
-                peaks.append(log_depth_max(depth, *cams))
+            with reporter.stage("depth range", total=self.num_frames) as stage:
+                for frames in _ranges(self.num_frames, chunk):
+                    depth, cams = self._inputs(frames, device)
+                    peaks.append(log_depth_max(depth, *cams))
+                    stage.advance(len(frames))
             self._lmax[device] = torch.stack(peaks).max()
         return self._lmax[device]
 
@@ -183,7 +187,7 @@ def warped_chunks(scene: Scene, chunks: int | Iterable[range] = 12, *, device: t
     reporter = reporter or Reporter("silent")
     ranges = list(_ranges(scene.num_frames, chunks) if isinstance(chunks, int) else chunks)
     device = str(device)
-    lmax = scene.log_depth_max(device)
+    lmax = scene.log_depth_max(device, reporter=reporter)
     order = scene.cameras.source_index.numpy()
     with contextlib.closing(_SourceFrames(scene, order)) as source, \
             reporter.stage("warp", total=sum(len(r) for r in ranges)) as stage:

@@ -26,7 +26,8 @@ def scene(frames: int, device: torch.device) -> dict[str, torch.Tensor]:
     target = torch.eye(4).repeat(frames, 1, 1)
     for i in range(frames):
         a = math.radians(0.5 * i)
-        target[i, 0, 0], target[i, 0, 2], target[i, 2, 0], target[i, 2, 2] = math.cos(a), -math.sin(a), math.sin(a), math.cos(a)
+        c, s = math.cos(a), math.sin(a)
+        target[i, 0, 0], target[i, 0, 2], target[i, 2, 0], target[i, 2, 2] = c, -s, s, c
         target[i, 0, 3] = 0.02 * i
     data = {"frames": torch.rand(frames, 3, h, w, generator=g) * 2 - 1, "depth": depth,
             "source_w2c": torch.eye(4).repeat(frames, 1, 1), "target_w2c": target, "K": K.contiguous()}

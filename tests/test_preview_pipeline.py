@@ -74,7 +74,8 @@ def test_scene_facts(clip):
     scene = open_scene(clip["video"], clip["traj"])
     assert scene.size == (H, W) and scene.num_frames == 20 and scene.time_is_identity
     assert scene.cameras.target_w2c.shape == (20, 4, 4)
-    edited = open_scene(clip["video"], clip["traj"], camera=CameraOptions(time=TimeControl.from_options(freeze=["5:3"])))
+    frozen = CameraOptions(time=TimeControl.from_options(freeze=["5:3"]))
+    edited = open_scene(clip["video"], clip["traj"], camera=frozen)
     assert edited.num_frames == 23 and not edited.time_is_identity
 
 

@@ -26,7 +26,7 @@ from .cameras import CameraOptions, RenderCameras, Trajectory, TrajectorySource,
 from .depth import DepthResult, find_sidecar
 from .errors import DepthError, UsageError, VideoError
 from .progress import Reporter
-from .video import MODEL_SIZE, Fit, VideoInfo, iter_frames, probe
+from .video import Fit, VideoInfo, iter_frames, probe
 from .warp import forward_warp, log_depth_max
 
 DEPTH_RANGE = (1e-4, 1e4)

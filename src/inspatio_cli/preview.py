@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .cameras import CameraOptions, TrajectorySource
@@ -85,23 +83,27 @@ class PreviewResult:
 
 def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output: str | Path, *,
             depth: str | Path | None = None, layout: str = "side", save_condition: str | Path | None = None,
-            camera: CameraOptions | None = None, fit: str = "stretch", threshold: float = COVERAGE_THRESHOLD, chunk_size: int = 12, device: str = "cpu", crf: int = 18,
+            camera: CameraOptions | None = None, fit: str = "stretch", threshold: float = COVERAGE_THRESHOLD,
+            chunk_size: int = 12, device: str = "cpu", crf: int = 18,
             reporter: Reporter | None = None) -> PreviewResult:
     """Warp ``video`` along ``trajectory`` and write the preview video ``output`` (see the module doc).
 
     ``depth``: a depth cache file (default: the video's sidecar depth); ``layout``: side|warped|mask|grid;
     ``save_condition``: a folder for ``warped.mp4`` and the lossless ``mask.mp4``; ``camera`` (trajectory
-    conventions, relative_to_source, time edits) and ``fit``: as :func:`inspatio_cli.pipeline.open_scene`; ``threshold``: coverage below which
-    frames are reported; ``chunk_size``: frames warped together; ``device``: where the warp runs.
+    conventions, relative_to_source, time edits) and ``fit``: as :func:`inspatio_cli.pipeline.open_scene`;
+    ``threshold``: coverage below which frames are reported; ``chunk_size``: frames warped together;
+    ``device``: where the warp runs; ``crf``: H.264 quality of the preview video.
     """
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout {layout!r} (choose {', '.join(LAYOUTS)})")
     if not 0.0 <= threshold <= 1.0:
         raise UsageError(f"the coverage threshold must be within 0..1, got {threshold}")
+    if Path(output).resolve() == Path(video).resolve():
+        raise UsageError("the output would overwrite the source video", output)
     reporter = reporter or Reporter("silent")
     scene = open_scene(video, trajectory, camera=camera, depth=depth, fit=fit, reporter=reporter)
     info = scene.video
-    rate = Fraction(*info.fps_fraction) if info.fps_fraction[0] > 0 else info.fps
+    rate = info.rate
     audio = info.has_audio and scene.time_is_identity
     reporter.info(f"{info.path}: {info.frame_count} frames at {info.fps:g} fps -> {scene.num_frames} output frames "
                   f"at {scene.size[0]}x{scene.size[1]}, depth from {scene.depth_path}")

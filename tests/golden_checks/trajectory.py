@@ -1,0 +1,89 @@
+"""Golden check for ``trajectory_*`` files: the official trajectory text -> poses, frame indices, counts.
+
+Each file runs the official geometry under 16 flag combinations (trajectory.md). Per combination:
+
+* render path: our :class:`OrbitKeyframes` + :class:`TimeControl` (freeze) + :func:`render_cameras`
+  against the official poses, intrinsics, interpolated values and freeze indices;
+* dataset path: the same source resolved with ``extend="official"`` (the opt-in adaptive bounce /
+  subsample) against the generator's frame indices, plus the reference-only depth-scaled extrinsics
+  and the foreground statistic;
+* counts: :meth:`Trajectory.chunks` against the VAE / mask / chunk frame counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from golden_checks.common import GoldenCase, assert_close
+from inspatio_cli.cameras import Freeze, TimeControl, official_adaptive_indices, render_cameras
+from inspatio_cli.cameras.formats.orbit import parse_orbit
+from inspatio_cli.cameras.official import foreground_depth_min, reference_target_w2c
+
+POSE_ATOL = 1e-5
+INTERP_ATOL = 1e-5
+K_ATOL = 1e-3
+
+
+def _time_control(combo: dict, n: int, extend: str) -> TimeControl:
+    """The official freeze settings; the official code clamps the freeze frame into the video, our
+    TimeControl rejects out-of-range frames, so the clamp is applied here as the official one does."""
+    repeat, frame = combo["freeze_repeat"], combo["freeze_frame"]
+    freezes = (Freeze(None if frame is None else min(max(frame, 0), n - 1), repeat),) if repeat else ()
+    return TimeControl(freezes=freezes, extend=extend)
+
+
+def check(case: GoldenCase) -> None:
+    cfg = case.config
+    n, width, height = cfg["n_frames"], cfg["width"], cfg["height"]
+    w2c = torch.zeros(n, 4, 4)
+    w2c[:, :3] = case["input.extrinsic_w2c"]
+    w2c[:, 3, 3] = 1.0
+    source_c2w = torch.linalg.inv(w2c)
+    depth_min = foreground_depth_min(case["input.da3_depth"].numpy())
+    for combo in cfg["combos"]:
+        out = case.group(f"output.{combo['name']}.")
+        where = f"{case.name}/{combo['name']}"
+        orbit = parse_orbit(cfg["traj_txt"], None, rotation_only=combo["rotation_only"])
+
+        render = orbit.resolve(n, _time_control(combo, n, "none"))
+        cams = render_cameras(render, source_c2w, case["input.intrinsic"],
+                              relative_to_source=combo["relative_to_source"], width=width, height=height)
+        assert_close(f"{where} render.frame_index", render.time_map, out["render.frame_index"], 0, 0)
+        for name, ours in (("source_w2c", cams.source_w2c), ("target_w2c", cams.target_w2c),
+                           ("target_c2w", cams.target_c2w),
+                           ("c2_from_c1", cams.target_w2c.double() @ torch.linalg.inv(cams.source_w2c.double()))):
+            assert_close(f"{where} render.{name}", ours, out[f"render.{name}"], POSE_ATOL, 0)
+        assert_close(f"{where} render.K", cams.K[0], out["render.K"], K_ATOL, 0)
+        assert torch.equal(cams.K, cams.K[:1].expand_as(cams.K)), "the official K is the same for every frame"
+        samples = orbit.samples(len(render))
+        for name, ours in (("x_up_deg", samples.x_up), ("y_left_deg", samples.y_left), ("r", samples.r)):
+            assert_close(f"{where} render.interp_{name}", torch.from_numpy(ours), out[f"render.interp_{name}"],
+                         INTERP_ATOL, 0)
+        flags = cfg["branch_flags"][combo["name"]]["render"]
+        assert samples.is_zoom == flags["is_zoom"] and samples.rotation_only == flags["is_translation"]
+
+        dataset = orbit.resolve(n, _time_control(combo, n, "official" if combo["adaptive_frame"] else "none"))
+        render_index = (official_adaptive_indices(orbit.official_total_angle(), len(render))
+                        if combo["adaptive_frame"] else np.arange(len(render)))
+        assert_close(f"{where} dataset.final_render_index", torch.from_numpy(render_index),
+                     out["dataset.final_render_index"], 0, 0)
+        assert_close(f"{where} dataset.final_source_index", dataset.time_map, out["dataset.final_source_index"], 0, 0)
+        assert len(dataset) == int(out["dataset.n_frames"]), f"{where}: {len(dataset)} frames"
+        assert torch.equal(dataset.rel_c2w, render.rel_c2w[torch.from_numpy(render_index)]), \
+            f"{where}: the official extension must replay the rendered camera path"
+
+        assert_close(f"{where} dataset.first_depth_min", torch.tensor(depth_min, dtype=torch.float64),
+                     out["dataset.first_depth_min"], 0, 1e-9)
+        ref_w2c, ref = reference_target_w2c(orbit, len(dataset), depth_min, cfg["radius_ratio"])
+        assert_close(f"{where} dataset.target_w2c", torch.from_numpy(ref_w2c), out["dataset.target_w2c"], POSE_ATOL, 0)
+        for name, ours in (("x_up_deg", ref.x_up), ("y_left_deg", ref.y_left), ("r", ref.r)):
+            assert_close(f"{where} dataset.interp_{name}", torch.from_numpy(ours), out[f"dataset.interp_{name}"],
+                         INTERP_ATOL, 0)
+
+        plan = dataset.chunks()
+        counts = {"vae_latent_frames": plan.latent_frames, "mask_latent_frames": (len(dataset) + 3) // 4,
+                  "latent_frames_used": plan.latent_frames_used, "output_pixel_frames": plan.used_frames}
+        for name, value in counts.items():
+            expected = int(out[f"counts.{name}"])
+            assert value == expected, f"{where} counts.{name}: {value} != {expected}"

@@ -16,6 +16,7 @@ from ..errors import InspatioError, Interrupted
 from ..progress import configure_logging
 from . import info  # noqa: F401  (registers the command)
 from . import preview  # noqa: F401
+from . import trajectory  # noqa: F401
 from .app import app, print_error
 
 __all__ = ["app", "install_signal_handlers", "main"]

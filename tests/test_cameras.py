@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inspatio_cli.cameras import (Freeze, Reverse, Slow, TimeControl, bounce_indices, chunk_plan,
                                   official_adaptive_indices, orbit_poses, recenter_K, render_cameras)
@@ -244,3 +246,18 @@ def test_render_cameras_against_warp_pipeline_golden(path):
     assert torch.allclose(cams.source_w2c, tensors["output.source_w2c"], atol=1e-5)
     assert torch.allclose(cams.target_w2c, tensors["output.target_w2c"], atol=1e-5)
     assert torch.allclose(cams.K[0], tensors["output.K_render"], atol=1e-3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 60), frame=st.integers(0, 59), count=st.integers(0, 20), factor=st.floats(0.25, 4.0),
+       mode=st.sampled_from(["none", "pingpong", "loop", "hold"]), min_frames=st.integers(0, 150))
+def test_time_map_properties(n, frame, count, factor, mode, min_frames):
+    frame = frame % n
+    slow = (Slow(frame + 1, n - 1, factor),) if frame + 1 < n else ()
+    tc = TimeControl(freezes=(Freeze(frame, count),), slows=slow, extend=mode,
+                     min_frames=min_frames if mode != "none" else 0)
+    edited = tc.edited_map(n)
+    tm = tc.extend_map(edited)
+    assert tm.min() >= 0 and tm.max() < n and tm.dtype == np.int64
+    assert (edited == frame).sum() >= count + 1 and np.all(np.diff(edited) >= 0)    # forward edits keep order
+    assert len(tm) == max(len(edited), tc.min_frames)

@@ -20,6 +20,7 @@ the world frame, so converting is a change of basis on both sides: ``c2w_cv = B 
 from __future__ import annotations
 
 import numpy as np
+from scipy.interpolate import CubicSpline
 from scipy.spatial.transform import Rotation, RotationSpline, Slerp
 
 _BASIS = {
@@ -156,8 +157,6 @@ def interpolate_poses(times: np.ndarray, poses: np.ndarray, query: np.ndarray, c
     positions (camera centres) use linear or not-a-knot cubic splines. Queries outside
     ``[times[0], times[-1]]`` hold the end poses. With one pose every query returns it.
     """
-    from scipy.interpolate import CubicSpline
-
     times = np.asarray(times, dtype=np.float64)
     poses = np.asarray(poses, dtype=np.float64)
     q = np.clip(np.asarray(query, dtype=np.float64), times[0], times[-1])

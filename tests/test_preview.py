@@ -102,14 +102,16 @@ def test_low_coverage_warning(clip):
     assert result.low_frames and any("below 99%" in w for w in result.warnings)
 
 
-def test_bad_inputs_are_one_line_errors(clip, capsys, tmp_path):
+def test_bad_inputs_are_one_line_errors(clip, capsys, tmp_path, monkeypatch):
     short = tmp_path / "short.safetensors"
     planar_depth(7).save(short)
     code, _, err = run(capsys, "preview", clip["video"], "-t", clip["traj"], "-o", tmp_path / "x.mp4", "--depth", short)
     assert code == 3 and "depth has 7 frames but the video has 12" in err and "Traceback" not in err
     lonely = make_clip(tmp_path / "lonely.mp4", pattern(5, H, W))
+    monkeypatch.setenv("INSPATIO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("INSPATIO_WEIGHTS_DIR", str(tmp_path / "no-weights"))
     code, _, err = run(capsys, "preview", lonely, "-t", clip["traj"], "-o", tmp_path / "y.mp4")
-    assert code == 3 and "--depth" in err
+    assert code == 4 and "--depth FILE" in err and "Traceback" not in err
     code, _, err = run(capsys, "preview", clip["video"], "-t", clip["traj"], "-o", tmp_path / "z.mp4", "--layout", "x")
     assert code == 2 and "layout" in err
     assert not list(tmp_path.glob("[xyz].mp4"))

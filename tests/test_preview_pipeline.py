@@ -12,7 +12,7 @@ import torch
 from inspatio_cli import pipeline
 from inspatio_cli.cameras import CameraOptions, TimeControl
 from inspatio_cli.depth import DepthResult
-from inspatio_cli.errors import DepthError
+from inspatio_cli.errors import DepthError, WeightsError
 from inspatio_cli.pipeline import open_scene, resolve_depth, warped_chunks
 from inspatio_cli.video import Fit, read_video
 from media import make_clip, pattern
@@ -45,14 +45,17 @@ def clip(tmp_path: Path) -> dict[str, Path]:
     return scene_files(tmp_path, 20, 10)
 
 
-def test_depth_comes_from_the_option_then_the_sidecar_else_a_clear_error(clip, tmp_path):
+def test_depth_comes_from_the_option_then_the_sidecar_then_the_estimate(clip, tmp_path, monkeypatch):
     other = tmp_path / "other.safetensors"
     planar_depth(20, distance=5.0).save(other)
-    assert resolve_depth(clip["video"], other)[1] == other
-    assert resolve_depth(clip["video"])[1] == clip["depth"]
+    assert resolve_depth(clip["video"], other)[1] == str(other)
+    assert resolve_depth(clip["video"])[1] == str(clip["depth"])
     lonely = shutil.copy(clip["video"], tmp_path / "lonely.mp4")
-    with pytest.raises(DepthError, match="--depth"):
+    monkeypatch.setenv("INSPATIO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("INSPATIO_WEIGHTS_DIR", str(tmp_path / "no-weights"))
+    with pytest.raises(WeightsError, match="--depth FILE") as info:  # no cached estimate and no depth weights
         resolve_depth(lonely)
+    assert "download" in str(info.value)
 
 
 def test_depth_must_match_the_video(clip, tmp_path):

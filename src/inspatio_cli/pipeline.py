@@ -24,9 +24,9 @@ import torch
 
 from .cameras import CameraOptions, RenderCameras, Trajectory, TrajectorySource, render_cameras
 from .depth import DepthResult, find_sidecar
-from .errors import DepthError, UsageError, VideoError
+from .errors import DepthError, UsageError, VideoError, WeightsError
 from .progress import Reporter
-from .video import Fit, VideoInfo, iter_frames, probe
+from .video import MODEL_SIZE, Fit, VideoInfo, iter_frames, probe
 from .warp import forward_warp, log_depth_max
 
 DEPTH_RANGE = (1e-4, 1e4)
@@ -36,16 +36,29 @@ LOOKBACK_FRAMES = 32
 a frame needed again after being evicted is decoded again."""
 
 
-def resolve_depth(video: str | Path, depth: str | Path | None = None) -> tuple[DepthResult, Path]:
-    """The depth of ``video``: the file ``depth`` if given, else the sidecar ``<stem>.depth.safetensors``
-    (or ``.safetensors.gz``) next to the video. Returns the loaded result and the file it came from."""
+def resolve_depth(video: str | Path, depth: str | Path | None = None, *, fit: str = "stretch",
+                  size: tuple[int, int] | None = None, reporter: Reporter | None = None) -> tuple[DepthResult, str]:
+    """The depth of ``video`` and where it came from, in this order: the file ``depth``; the sidecar
+    ``<stem>.depth.safetensors[.gz]`` next to the video; the depth stage's cached estimate for this video,
+    ``fit`` and ``size`` (default: the model size), computed now with the depth model if not cached yet.
+
+    Raises :class:`DepthError` for unreadable or invalid depth files and :class:`WeightsError` (naming
+    ``--depth`` as the alternative) when an estimate is needed but the depth weights are missing.
+    """
     if depth is not None:
-        return DepthResult.load(depth), Path(depth)
+        return DepthResult.load(depth), str(depth)
     sidecar = find_sidecar(video)
     if sidecar is not None:
-        return DepthResult.load(sidecar), sidecar
-    raise DepthError("no depth for this video: pass --depth FILE (a depth cache .safetensors), or put "
-                     f"{Path(video).stem}.depth.safetensors next to the video", video)
+        return DepthResult.load(sidecar), str(sidecar)
+    from .depth.estimate import get_depth  # the depth network is imported only when it has to run
+
+    try:
+        result = get_depth(video, fit=fit, size=size or MODEL_SIZE, reporter=reporter)
+    except WeightsError as exc:
+        raise WeightsError(f"no depth file for this video and {exc.message}", video,
+                           hint=f"pass --depth FILE, put {Path(video).stem}.depth.safetensors next to the video, "
+                                f"or {exc.hint}") from None
+    return result, f"{result.meta.get('model', 'the depth model')} (estimate, cached)"
 
 
 @dataclass
@@ -53,8 +66,8 @@ class Scene:
     """A video, its depth and a resolved trajectory, with every output frame's cameras.
 
     ``video``: the source facts; ``fit``: how source frames map onto the model canvas ``size`` (H, W);
-    ``depth``: depth maps (T, H, W) at ``size`` with the source poses and intrinsics; ``depth_path``: the
-    file it came from; ``trajectory``: per output frame the target pose and the source frame shown
+    ``depth``: depth maps (T, H, W) at ``size`` with the source poses and intrinsics; ``depth_origin``: the
+    file it came from (or the depth model, for an estimate); ``trajectory``: per output frame the target pose and the source frame shown
     (``time_map``); ``cameras``: per output frame the float32 ``source_w2c``, ``target_w2c``, ``K`` and
     ``target_K`` handed to the warper.
     """
@@ -62,27 +75,27 @@ class Scene:
     video: VideoInfo
     fit: Fit
     depth: DepthResult
-    depth_path: Path
+    depth_origin: str
     trajectory: Trajectory
     cameras: RenderCameras
     _lmax: dict = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
-    def make(cls, video: VideoInfo, depth: DepthResult, depth_path: Path, trajectory: TrajectorySource, *,
+    def make(cls, video: VideoInfo, depth: DepthResult, depth_origin: str, trajectory: TrajectorySource, *,
              camera: CameraOptions | None = None, fit: str = "stretch",
              size: tuple[int, int] | None = None) -> "Scene":
         """Check the depth against the video and resolve the trajectory's cameras (see :func:`open_scene`)."""
         hw = depth.size if size is None else (int(size[0]), int(size[1]))
-        depth.check_matches(video.frame_count, hw, depth_path)
+        depth.check_matches(video.frame_count, hw, depth_origin)
         made_with = depth.meta.get("fit")
         if made_with and made_with != fit:
             raise DepthError(f"the depth was made with fit {made_with!r} but this run uses {fit!r}; pass "
-                             f"--fit {made_with} or make the depth again", depth_path)
+                             f"--fit {made_with} or make the depth again", depth_origin)
         camera = camera or CameraOptions()
         resolved = trajectory.resolve(video.frame_count, camera.time, fps=video.fps, size=hw)
         cameras = render_cameras(resolved, depth.c2w, depth.K, relative_to_source=camera.relative_to_source,
                                  width=hw[1], height=hw[0])
-        return cls(video, Fit.make((video.height, video.width), hw, fit), depth, depth_path, resolved, cameras)
+        return cls(video, Fit.make((video.height, video.width), hw, fit), depth, depth_origin, resolved, cameras)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -133,7 +146,7 @@ class Scene:
         """JSON-friendly summary: sizes, frame counts, depth origin, trajectory meta."""
         return {"video": self.video.path, "source_frames": self.video.frame_count, "fps": self.video.fps,
                 "size": list(self.size), "fit": self.fit.mode, "output_frames": self.num_frames,
-                "depth": str(self.depth_path), "trajectory": {k: v for k, v in self.trajectory.meta.items()
+                "depth": self.depth_origin, "trajectory": {k: v for k, v in self.trajectory.meta.items()
                                                               if isinstance(v, (str, int, float, bool, list, dict))}}
 
 
@@ -144,7 +157,8 @@ def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource, *,
 
     ``trajectory``: a trajectory file, a preset name or an already loaded source; ``camera``: how it is
     read (for a file or preset) and applied: conventions, ``relative_to_source``, time edits;
-    ``depth``: a depth cache file (default: the video's sidecar, see :func:`resolve_depth`);
+    ``depth``: a depth cache file (default: the video's sidecar, else the depth stage's cached estimate,
+    see :func:`resolve_depth`);
     ``fit``: stretch|crop|pad; ``size`` (H, W): the canvas (default: the depth maps' size, which is the model
     size for depth made by the depth stage).
 
@@ -153,10 +167,10 @@ def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource, *,
     """
     reporter = reporter or Reporter("silent")
     info = probe(video)
-    depth_result, depth_path = resolve_depth(video, depth)
+    depth_result, depth_origin = resolve_depth(video, depth, fit=fit, size=size, reporter=reporter)
     camera = camera or CameraOptions()
     source = trajectory if isinstance(trajectory, TrajectorySource) else camera.load(trajectory)
-    scene = Scene.make(info, depth_result, depth_path, source, camera=camera, fit=fit, size=size)
+    scene = Scene.make(info, depth_result, depth_origin, source, camera=camera, fit=fit, size=size)
     reporter.event("scene", **scene.describe())
     return scene
 

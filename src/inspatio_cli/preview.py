@@ -88,7 +88,7 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
             reporter: Reporter | None = None) -> PreviewResult:
     """Warp ``video`` along ``trajectory`` and write the preview video ``output`` (see the module doc).
 
-    ``depth``: a depth cache file (default: the video's sidecar depth); ``layout``: side|warped|mask|grid;
+    ``depth``: a depth cache file (default: the video's sidecar depth, else the depth stage's estimate); ``layout``: side|warped|mask|grid;
     ``save_condition``: a folder for ``warped.mp4`` and the lossless ``mask.mp4``; ``camera`` (trajectory
     conventions, relative_to_source, time edits) and ``fit``: as :func:`inspatio_cli.pipeline.open_scene`;
     ``threshold``: coverage below which frames are reported; ``chunk_size``: frames warped together;
@@ -106,7 +106,7 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
     rate = info.rate
     audio = info.has_audio and scene.time_is_identity
     reporter.info(f"{info.path}: {info.frame_count} frames at {info.fps:g} fps -> {scene.num_frames} output frames "
-                  f"at {scene.size[0]}x{scene.size[1]}, depth from {scene.depth_path}")
+                  f"at {scene.size[0]}x{scene.size[1]}, depth from {scene.depth_origin}")
     painter = _Painter(layout, scene.size, scene.num_frames)
     per_frame: list[float] = []
     condition = Path(save_condition) if save_condition is not None else None

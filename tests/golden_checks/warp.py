@@ -83,7 +83,7 @@ def _check_pipeline(case: GoldenCase) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "traj.txt"
         path.write_text(cfg["traj_txt"])
-        scene = Scene.make(info, depth, Path(case.name), camera.load(path), camera=camera)
+        scene = Scene.make(info, depth, case.name, camera.load(path), camera=camera)
     cams = scene.cameras
     assert_close("K_render", cams.K[0], case["output.K_render"], 1e-3, 0.0)
     for name in ("source_w2c", "target_w2c"):

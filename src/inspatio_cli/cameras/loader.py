@@ -36,7 +36,7 @@ from ..files import atomic_output
 from . import se3
 from .formats import comment_lines, data_lines, load_json, read_text
 from .formats.keyframes import keyframes_json, parse_keyframes
-from .formats.matrices import format_matrix_lines, parse_matrix_text, read_numpy
+from .formats.matrices import format_matrix_lines, parse_matrix_text, read_numpy, rows_to_poses
 from .formats.nerfstudio import nerfstudio_json, parse_nerfstudio
 from .formats.orbit import parse_orbit
 from .formats.re10k import looks_like_re10k, parse_re10k
@@ -112,9 +112,7 @@ def _all_rigid(lines: list[tuple[int, list[str]]]) -> bool:
         return False
     if rows.ndim != 2 or rows.shape[1] not in (12, 16):
         return False
-    mats = np.zeros((len(rows), 4, 4))
-    mats[:, 3, 3] = 1.0
-    mats[:, : rows.shape[1] // 4] = rows.reshape(len(rows), -1, 4)
+    mats = rows_to_poses(rows)
     return bool(np.isfinite(mats).all() and se3.is_rigid(mats, atol=1e-3).all())
 
 

@@ -20,7 +20,7 @@ from ..source import PoseSequence, normalize_poses
 from . import MAX_POSES, data_lines, read_bytes, to_floats
 
 
-def _to_4x4(rows: np.ndarray) -> np.ndarray:
+def rows_to_poses(rows: np.ndarray) -> np.ndarray:
     """``(T, 12)`` or ``(T, 16)`` row-major numbers, or ``(T, 3, 4)``/``(T, 4, 4)`` arrays, as ``(T, 4, 4)``."""
     t = len(rows)
     mats = np.zeros((t, 4, 4))
@@ -47,7 +47,7 @@ def parse_matrix_text(text: str, path, *, direction: str, convention: str, ancho
                                   f"{'3x4' if expected == '12' else '4x4'} pose per line)", path, number)
         rows.append(to_floats(tokens, path, number))
     numbers = [number for number, _ in lines]
-    c2w = normalize_poses(_to_4x4(np.array(rows)), convention=convention, direction=direction, anchor=anchor,
+    c2w = normalize_poses(rows_to_poses(np.array(rows)), convention=convention, direction=direction, anchor=anchor,
                           scale=scale, rotation_only=rotation_only, path=path, lines=numbers)
     return PoseSequence(c2w, {**meta, "path": str(path), "lines": numbers}, resample=resample)
 
@@ -81,7 +81,7 @@ def read_numpy(path: Path, *, direction: str | None, convention: str, anchor: st
                               f"{poses.dtype} {tuple(poses.shape)}", path)
     if not 1 <= len(poses) <= MAX_POSES:
         raise TrajectoryError(f"{len(poses)} poses; expected 1 to {MAX_POSES}", path)
-    c2w = normalize_poses(_to_4x4(poses.astype(np.float64)), convention=convention, direction=direction or "c2w",
+    c2w = normalize_poses(rows_to_poses(poses.astype(np.float64)), convention=convention, direction=direction or "c2w",
                           anchor=anchor, scale=scale, rotation_only=rotation_only, path=path)
     intrinsics = None
     if K is not None:

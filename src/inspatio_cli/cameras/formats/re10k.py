@@ -13,6 +13,7 @@ import numpy as np
 from ...errors import TrajectoryError
 from ..source import PoseSequence, normalize_poses
 from . import MAX_POSES, data_lines, to_floats
+from .matrices import rows_to_poses
 
 COLUMNS = 19
 
@@ -51,10 +52,7 @@ def parse_re10k(text: str, path, *, direction: str, convention: str, anchor: str
         rows.append(to_floats(tokens, path, number))
     rows = np.array(rows)
     numbers = [number for number, _ in lines]
-    mats = np.zeros((len(rows), 4, 4))
-    mats[:, :3] = rows[:, 7:].reshape(-1, 3, 4)
-    mats[:, 3, 3] = 1.0
-    c2w = normalize_poses(mats, convention=convention, direction=direction, anchor=anchor, scale=scale,
+    c2w = normalize_poses(rows_to_poses(rows[:, 7:]), convention=convention, direction=direction, anchor=anchor, scale=scale,
                           rotation_only=rotation_only, path=path, lines=numbers)
     intr = rows[:, 1:5]
     for i in np.flatnonzero((intr[:, :2] <= 0).any(axis=1)):

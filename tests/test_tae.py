@@ -3,16 +3,15 @@ decode memory, the TGrow row rule, loading and float16."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from golden_checks.common import golden_path
+from golden_checks.common import assert_matches_key_list, official_key_list
 from inspatio_cli.errors import InputError, WeightsError
 from inspatio_cli.models.tae import TAEHV, TAEConfig, load_tae
 from inspatio_cli.models.vae import VAEConfig, WanVAE
+from test_vae import clip
 
 TINY = TAEConfig(enc_width=8, dec_widths=(16, 12, 8, 8))
 
@@ -28,22 +27,12 @@ def tiny_tae(seed: int = 0, config: TAEConfig = TINY) -> TAEHV:
     return model
 
 
-def clip(frames: int, batch: int = 1, seed: int = 1, size: tuple[int, int] = (16, 24)) -> torch.Tensor:
-    torch.manual_seed(seed)
-    return torch.rand(batch, 3, frames, *size) * 2 - 1
-
-
 def test_release_model_matches_the_official_key_and_shape_list() -> None:
-    keys_file = golden_path("taehv_keys.json")
-    if keys_file is None:
-        pytest.skip("taehv_keys.json not available (set INSPATIO_GOLDEN_DIR)")
-    facts = json.loads(keys_file.read_text())
+    facts = official_key_list("taehv_keys.json")
     with torch.device("meta"):
         model = TAEHV(TAEConfig.from_dict(facts["config"]))
-    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    assert list(ours.items()) == [(k["key"], tuple(k["shape"])) for k in facts["keys"]]
-    assert len(ours) == facts["num_tensors"] == 128
-    assert sum(p.numel() for p in model.parameters()) == facts["num_params"] == 11_315_539
+    assert_matches_key_list(model, facts)
+    assert (facts["num_tensors"], facts["num_params"]) == (128, 11_315_539)
     assert model.config == TAEConfig() == TAEConfig.from_state_dict(model.state_dict())
 
 
@@ -54,10 +43,7 @@ def test_stream_encoder_equals_parallel_encode(splits: list[int]) -> None:
     whole = tae.encode(video)
     assert whole.shape == (2, 4, 16, 2, 3) and whole.dtype == torch.float32
     stream = tae.stream_encoder()
-    parts, start = [], 0
-    for n in splits:
-        parts.append(stream.feed(video[:, :, start:start + n]))
-        start += n
+    parts = [stream.feed(part) for part in video.split(splits, 2)]
     last = stream.finish()
     assert last.shape[1] == 1  # the group of frame 12 (repeated 3 times) completes only at the end
     torch.testing.assert_close(torch.cat([*parts, last], 1), whole, atol=1e-5, rtol=1e-5)
@@ -71,10 +57,7 @@ def test_frame_sequential_decode_equals_parallel_decode(splits: list[int]) -> No
     whole = tae.decode(latents)
     assert whole.shape == (2, 17, 3, 16, 24) and whole.min() >= -1 and whole.max() <= 1
     stream = tae.stream_decoder()
-    parts, start = [], 0
-    for n in splits:
-        parts.append(stream.feed(latents[:, start:start + n]))
-        start += n
+    parts = [stream.feed(part) for part in latents.split(splits, 1)]
     assert [p.shape[1] for p in parts] == [4 * n - 3 * (i == 0) for i, n in enumerate(splits)]
     torch.testing.assert_close(torch.cat(parts, 1), whole, atol=1e-5, rtol=1e-5)
 

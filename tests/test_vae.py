@@ -3,14 +3,13 @@ decode memory, frame-count policy, bad inputs, loading and the bf16 normalisatio
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from golden_checks.common import golden_path
+from golden_checks.common import assert_matches_key_list, official_key_list
 from inspatio_cli.errors import InputError, UsageError, WeightsError
 from inspatio_cli.models.vae import (LATENT_MEAN, LATENT_STD, Resample, VAEConfig, WanVAE, frame_count, latent_count,
                                      load_vae)
@@ -29,21 +28,17 @@ def tiny_vae(seed: int = 0, config: VAEConfig = TINY) -> WanVAE:
 
 
 def clip(frames: int, batch: int = 1, seed: int = 1, size: tuple[int, int] = (16, 24)) -> torch.Tensor:
+    """Random frames ``(B, 3, T, H, W)`` in [-1, 1]."""
     torch.manual_seed(seed)
     return torch.rand(batch, 3, frames, *size) * 2 - 1
 
 
 def test_release_model_matches_the_official_key_and_shape_list() -> None:
-    keys_file = golden_path("vae_keys.json")
-    if keys_file is None:
-        pytest.skip("vae_keys.json not available (set INSPATIO_GOLDEN_DIR)")
-    facts = json.loads(keys_file.read_text())
+    facts = official_key_list("vae_keys.json")
     with torch.device("meta"):
         model = WanVAE(VAEConfig.from_dict(facts["config"]))
-    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    assert list(ours.items()) == [(k["key"], tuple(k["shape"])) for k in facts["keys"]]
-    assert len(ours) == facts["num_tensors"] == 194
-    assert sum(p.numel() for p in model.parameters()) == facts["num_params"] == 126_892_531
+    assert_matches_key_list(model, facts)
+    assert (facts["num_tensors"], facts["num_params"]) == (194, 126_892_531)
     assert model.config == VAEConfig()
     assert (list(LATENT_MEAN), list(LATENT_STD)) == (facts["latent_mean"], facts["latent_std"])
 
@@ -74,10 +69,7 @@ def test_stream_encoder_equals_whole_clip(splits: list[int]) -> None:
     whole = vae.encode(video)
     assert whole.shape == (2, 4, 16, 2, 3) and whole.dtype == torch.float32
     stream = vae.stream_encoder()
-    parts, start = [], 0
-    for n in splits:
-        parts.append(stream.feed(video[:, :, start:start + n]))
-        start += n
+    parts = [stream.feed(part) for part in video.split(splits, 2)]
     parts.append(stream.finish())
     assert torch.equal(torch.cat(parts, 1), whole)
     # a latent comes out as soon as its last frame is in: frame 0, then frames 4, 8, 12
@@ -101,10 +93,7 @@ def test_stream_decoder_equals_whole_clip(splits: list[int]) -> None:
     assert whole.shape == (1, frame_count(6), 3, 16, 24) == (1, 21, 3, 16, 24)
     assert whole.abs().max() <= 1
     stream = vae.stream_decoder()
-    parts, start = [], 0
-    for n in splits:
-        parts.append(stream.feed(latents[:, start:start + n]))
-        start += n
+    parts = [stream.feed(part) for part in latents.split(splits, 1)]
     assert [p.shape[1] for p in parts] == [4 * n - 3 * (i == 0) for i, n in enumerate(splits)]
     assert torch.equal(torch.cat(parts, 1), whole)
     stream.reset()
@@ -162,6 +151,8 @@ def test_bad_inputs_give_clear_errors() -> None:
         vae.encode(torch.zeros(1, 3, 5, 16, 16, dtype=torch.uint8))
     with pytest.raises(InputError, match="expected float \\(B, F, 16, h, w\\)"):
         vae.decode(torch.zeros(1, 2, 8, 2, 2))
+    with pytest.raises(InputError, match="with F >= 1"):
+        vae.decode(torch.zeros(1, 0, 16, 2, 3))
     with pytest.raises(InputError, match="no frames"):
         vae.stream_encoder().finish()
     with pytest.raises(UsageError, match="tail policy"):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors import safe_open
 
@@ -22,6 +23,24 @@ def golden_path(name: str) -> Path | None:
         if folder and (Path(folder) / name).is_file():
             return Path(folder) / name
     return None
+
+
+def official_key_list(name: str) -> dict:
+    """A ``*_keys.json`` description of a real checkpoint (``config``, ``keys`` with shapes,
+    ``num_tensors``, ``num_params``); skips the calling test when the file is not available."""
+    path = golden_path(name)
+    if path is None:
+        pytest.skip(f"{name} not available (set INSPATIO_GOLDEN_DIR)")
+    return json.loads(path.read_text())
+
+
+def assert_matches_key_list(model: torch.nn.Module, facts: dict) -> None:
+    """``model``'s state-dict keys, their order and shapes, and its tensor and parameter counts equal the
+    official list (build the model on the meta device: nothing is allocated)."""
+    ours = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
+    assert ours == [(k["key"], tuple(k["shape"])) for k in facts["keys"]]
+    assert len(ours) == facts["num_tensors"]
+    assert sum(p.numel() for p in model.parameters()) == facts["num_params"]
 
 
 @dataclass

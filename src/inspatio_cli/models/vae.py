@@ -66,8 +66,7 @@ def latent_count(num_frames: int, tail: Tail = "error") -> int:
     """Latents an autoencoder makes from ``num_frames`` frames: ``k + 1`` for ``1 + 4k`` frames.
 
     Other counts raise :class:`InputError` unless ``tail="official"`` (then ``ceil(T / 4)``)."""
-    if tail not in TAILS:
-        raise UsageError(f"unknown tail policy {tail!r}; expected one of {', '.join(TAILS)}")
+    _check_tail(tail)
     if num_frames < 1:
         raise InputError("no frames to encode")
     surplus = (num_frames - 1) % FRAMES_PER_LATENT
@@ -77,6 +76,11 @@ def latent_count(num_frames: int, tail: Tail = "error") -> int:
                          f"{usable + FRAMES_PER_LATENT}); pad the clip by repeating its last frame, or pass "
                          f"tail='official' (the Wan VAE then drops the last {surplus}, TAEHV pads)")
     return 1 + (num_frames - 1) // FRAMES_PER_LATENT
+
+
+def _check_tail(tail: str) -> None:
+    if tail not in TAILS:
+        raise UsageError(f"unknown tail policy {tail!r}; expected one of {', '.join(TAILS)}")
 
 
 def frame_count(num_latents: int) -> int:
@@ -105,10 +109,10 @@ def video_frames(frames: torch.Tensor, multiple: int = 8) -> torch.Tensor:
 
 
 def check_latents(latents: torch.Tensor, channels: int) -> None:
-    """Raise :class:`InputError` unless ``latents`` is float ``(B, F, channels, h, w)``."""
-    if latents.ndim != 5 or latents.shape[2] != channels or not latents.is_floating_point():
+    """Raise :class:`InputError` unless ``latents`` is float ``(B, F, channels, h, w)`` with ``F >= 1``."""
+    if latents.ndim != 5 or latents.shape[2] != channels or not latents.is_floating_point() or not latents.shape[1]:
         raise InputError(f"latents of shape {tuple(latents.shape)} ({latents.dtype}): expected float "
-                         f"(B, F, {channels}, h, w)")
+                         f"(B, F, {channels}, h, w) with F >= 1")
 
 
 class _Stream:
@@ -144,8 +148,7 @@ class StreamEncoder(_Stream, ABC):
 
     def __init__(self, model: "StreamingAutoencoder", tail: Tail = "error"):
         super().__init__(model)
-        if tail not in TAILS:
-            raise UsageError(f"unknown tail policy {tail!r}; expected one of {', '.join(TAILS)}")
+        _check_tail(tail)
         self.tail = tail
         self.frames_in = self.groups_done = 0
         self._pending: torch.Tensor | None = None

@@ -233,11 +233,14 @@ def load_t5(path: str | Path, dtype: torch.dtype = torch.bfloat16, device: str |
     with the checkpoint's tensors (strict keys and shapes, :class:`WeightsError` on any mismatch), then cast
     to ``dtype`` and moved to ``device``, in eval mode without gradients. The XXL file is ~11.4 GB in bf16.
     """
-    state = read_state_dict(path)
-    config = T5Config.from_state_dict(state, path)
-    with torch.device("meta"):
-        model = T5Encoder(config)
-    load_strict(model, state, path, what="umT5 encoder", assign=True)
-    del state
+    model = build_t5(read_state_dict(path), path)
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
+def build_t5(state: Mapping[str, torch.Tensor], path: str | Path | None = None) -> T5Encoder:
+    """A :class:`T5Encoder` holding ``state``'s tensors as they are (config inferred from the shapes, strict
+    keys and shapes). With meta tensors this checks a checkpoint without reading its data."""
+    with torch.device("meta"):
+        model = T5Encoder(T5Config.from_state_dict(state, path))
+    return load_strict(model, state, path, what="umT5 encoder", assign=True)
 

@@ -240,9 +240,13 @@ def load_tae(path: str | Path, dtype: torch.dtype = torch.float16, device: str |
     trimmed (:func:`keep_last_tgrow_rows`), the weights are loaded with a strict key/shape check
     (:class:`WeightsError` listing the differences), cast to ``dtype`` (float16 in production) and moved to
     ``device``, in eval mode without gradients."""
-    state = read_state_dict(path)
+    model = build_tae(read_state_dict(path), path)
+    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
+def build_tae(state: Mapping[str, torch.Tensor], path: str | Path | None = None) -> TAEHV:
+    """A :class:`TAEHV` holding ``state``'s tensors as they are (widths inferred from the shapes, TGrow rows
+    trimmed, strict keys and shapes). With meta tensors this checks a checkpoint without reading its data."""
     with torch.device("meta"):
         model = TAEHV(TAEConfig.from_state_dict(state))
-    load_strict(model, keep_last_tgrow_rows(model, state), path, what="TAEHV (taew2_1)", assign=True)
-    del state
-    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    return load_strict(model, keep_last_tgrow_rows(model, state), path, what="TAEHV (taew2_1)", assign=True)

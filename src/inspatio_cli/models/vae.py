@@ -587,13 +587,17 @@ def load_vae(path: str | Path, dtype: torch.dtype = torch.bfloat16, device: str 
     The base width is inferred from the tensor shapes; the model is built on the meta device, filled with a
     strict key/shape check (:class:`WeightsError` listing the differences), cast to ``dtype`` (bfloat16 in
     production) and moved to ``device``, in eval mode without gradients."""
-    state = read_state_dict(path)
+    model = build_vae(read_state_dict(path), path)
+    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
+def build_vae(state: Mapping[str, torch.Tensor], path: str | Path | None = None) -> WanVAE:
+    """A :class:`WanVAE` holding ``state``'s tensors as they are (width inferred from the shapes, strict keys
+    and shapes). With meta tensors this checks a checkpoint without reading its data."""
     try:
         config = VAEConfig.from_state_dict(state)
     except ValueError as exc:
         raise WeightsError(f"not a Wan2.1 VAE checkpoint: {exc}", path) from None
     with torch.device("meta"):
         model = WanVAE(config)
-    load_strict(model, state, path, what="Wan2.1 VAE", assign=True)
-    del state
-    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    return load_strict(model, state, path, what="Wan2.1 VAE", assign=True)

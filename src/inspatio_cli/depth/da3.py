@@ -38,6 +38,9 @@ UNUSED_PREFIXES: tuple[str, ...] = (
 )
 """Checkpoint key prefixes (relative to one network) that inference never uses: tolerated and skipped."""
 
+HEAD_PIXELS = 8 * 504 * 294
+"""Pixels the DPT head decodes per chunk: the official chunk of 8 views at the usual 504x294."""
+
 
 # --------------------------------------------------------------------------------------------------
 # Configuration
@@ -580,7 +583,8 @@ class DA3Net(nn.Module):
 
     ``images`` are ImageNet-normalised, H and W multiples of 14. The backbone runs in the caller's autocast
     context (the official API uses bf16 on GPUs); the heads and camera decoder always run in float32.
-    ``head_chunk`` bounds how many views the DPT head decodes at once (memory). ``trace``, when given, is
+    ``head_pixels`` bounds how many pixels (views x H x W) the DPT head decodes at once (memory; the
+    default is the official 8 views of 504x294). ``trace``, when given, is
     filled with the intermediate tensors of the golden files.
     """
 
@@ -592,13 +596,15 @@ class DA3Net(nn.Module):
         if cfg.is_anyview:
             self.cam_dec = CameraDecoder(cfg.cam_dec_dim)
 
-    def forward(self, images: Tensor, trace: dict[str, Tensor] | None = None, head_chunk: int = 8) -> DA3Output:
+    def forward(self, images: Tensor, trace: dict[str, Tensor] | None = None,
+                head_pixels: int = HEAD_PIXELS) -> DA3Output:
         b, s, _, height, width = images.shape
+        chunk = max(1, head_pixels // (height * width))
         feats, cam_tokens = self.backbone.pretrained(images, trace)
         with torch.autocast(device_type=images.device.type, enabled=False):
             flat = [f.float().flatten(0, 1) for f in feats]
-            parts = [self.head(list(f[i:i + head_chunk] for f in flat), height, width, self.cfg.backbone.patch_size)
-                     for i in range(0, b * s, head_chunk)]
+            parts = [self.head([f[i:i + chunk] for f in flat], height, width, self.cfg.backbone.patch_size)
+                     for i in range(0, b * s, chunk)]
             maps = {k: torch.cat([p[k] for p in parts]).reshape(b, s, height, width) for k in parts[0]}
             out = DA3Output(depth=maps["depth"], conf=maps.get("conf"), sky=maps.get("sky"))
             if self.cfg.is_anyview:
@@ -638,12 +644,13 @@ class NestedDA3Net(nn.Module):
         self.da3 = DA3Net(cfg.anyview)
         self.da3_metric = DA3Net(cfg.metric)
 
-    def forward(self, images: Tensor, trace: dict[str, Tensor] | None = None, head_chunk: int = 8) -> DA3Output:
+    def forward(self, images: Tensor, trace: dict[str, Tensor] | None = None,
+                head_pixels: int = HEAD_PIXELS) -> DA3Output:
         c = self.cfg.constants
         sub = {} if trace is not None else None
         metric_sub = {} if trace is not None else None
-        out = self.da3(images, sub, head_chunk)
-        metric = self.da3_metric(images, metric_sub, head_chunk)
+        out = self.da3(images, sub, head_pixels)
+        metric = self.da3_metric(images, metric_sub, head_pixels)
         if trace is not None:
             trace.update({f"anyview.{k}": v for k, v in sub.items()})
             trace.update({f"metric.{k}": v for k, v in metric_sub.items()})

@@ -20,6 +20,7 @@ tolerance); the only differences are values within about 1e-4 of a rounding tie 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _CUBIC_A = -0.75
 
 
+@lru_cache(maxsize=64)
 def _cubic_weights(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
     """Cubic taps for one axis: the first of four source indices per output (``(dst,)`` int64) and the
     Keys weights (``(dst, 4)`` float64) at OpenCV's sample positions ``(d + 0.5) * src/dst - 0.5``."""
@@ -58,6 +60,7 @@ def _resize_cubic(img: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+@lru_cache(maxsize=64)
 def _area_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
     """OpenCV's shrinking ``INTER_AREA`` taps for one axis: source indices ``(dst, K)`` int64 and float32
     weights ``(dst, K)`` (each output averages the source cells it covers, partial cells by their covered

@@ -19,6 +19,7 @@ import; the registry imports the model modules to verify files, so keeping them 
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.request
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import Callable, Iterable, Mapping
 
 import torch
 
-from .errors import WeightsError
+from .errors import InspatioError, WeightsError
 from .files import atomic_output, cache_dir
 from .weights import read_header
 
@@ -87,6 +88,39 @@ FILES: tuple[WeightFile, ...] = (
 )
 
 
+GROUP_COMMANDS = {
+    "generator": "rerender",
+    "vae": "rerender --decoder wan",
+    "text": "rerender (new prompts only; embeddings are cached)",
+    "tae": "rerender --decoder tae",
+    "depth": "depth, preview and rerender without a depth file (default --model)",
+    "caption": "caption, rerender without a prompt",
+}
+"""What each group is needed for; depth groups other than ``depth`` serve other ``--model`` choices."""
+
+DEFAULT_GROUPS = ("generator", "vae", "text", "depth")
+"""What ``inspatio models download`` fetches without ``--only``: everything a default rerender needs."""
+
+
+def all_files() -> list[WeightFile]:
+    """Every registered file: the entries above plus the Depth-Anything-3 checkpoints (owned by the depth
+    stage, which lists its repos and licences in one place)."""
+    from .depth.checkpoints import weight_files
+
+    return [*FILES, *weight_files()]
+
+
+def commands_for(item: WeightFile) -> str:
+    """The commands (or depth models) that need ``item``."""
+    if item.group in GROUP_COMMANDS:
+        return GROUP_COMMANDS[item.group]
+    from .depth.checkpoints import DA3_CHECKPOINTS, DEPTH_MODELS
+
+    users = [m.name for m in DEPTH_MODELS.values()
+             if any(DA3_CHECKPOINTS[c].group == item.group for c in m.checkpoints)]
+    return f"depth model {', '.join(users)}" if users else ""
+
+
 def weights_root(weights_dir: str | Path | None = None) -> Path | None:
     """The local weights folder: the argument, else ``$INSPATIO_WEIGHTS_DIR``, else None (hub cache)."""
     value = weights_dir or os.environ.get("INSPATIO_WEIGHTS_DIR")
@@ -95,22 +129,24 @@ def weights_root(weights_dir: str | Path | None = None) -> Path | None:
 
 def entry(name: str) -> WeightFile:
     """The registry entry called ``name``."""
-    for item in FILES:
+    for item in all_files():
         if item.name == name:
             return item
     raise KeyError(name)
 
 
 def select(only: Iterable[str] | None = None) -> list[WeightFile]:
-    """Entries by name or group (``None`` or ``all``: every entry)."""
-    wanted = set(only or ["all"])
+    """Entries by name or group (``all``: every entry; ``None``: :data:`DEFAULT_GROUPS`)."""
+    files = all_files()
+    wanted = set(only or DEFAULT_GROUPS)
     if "all" in wanted:
-        return list(FILES)
-    known = {f.name for f in FILES} | {f.group for f in FILES}
+        return files
+    known = {f.name for f in files} | {f.group for f in files}
     unknown = sorted(wanted - known)
     if unknown:
-        raise WeightsError(f"unknown weight name(s) {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
-    return [f for f in FILES if f.name in wanted or f.group in wanted]
+        raise WeightsError(f"unknown weight name(s) {', '.join(unknown)}; choose from all, "
+                           f"{', '.join(sorted(known))}")
+    return [f for f in files if f.name in wanted or f.group in wanted]
 
 
 def locate(item: WeightFile, weights_dir: str | Path | None = None) -> Path | None:
@@ -214,3 +250,111 @@ def meta_state(path: str | Path) -> dict[str, torch.Tensor]:
         raise WeightsError("not a state dict", p)
     return {k: torch.empty(v.shape, dtype=v.dtype, device="meta") for k, v in state.items()
             if isinstance(v, torch.Tensor)}
+
+
+@dataclass
+class Check:
+    """The verdict on one file: ``ok`` (keys and shapes match our model), ``missing`` or ``bad``."""
+
+    item: WeightFile
+    path: Path | None
+    status: str
+    detail: str
+
+
+def verify(items: Iterable[WeightFile], weights_dir: str | Path | None = None) -> list[Check]:
+    """Check every present file against our model classes: safetensors headers (or a memory-mapped
+    ``.pth``) give keys and shapes, the model is built on the meta device and loaded strictly, so no
+    tensor data is read into memory. Missing files are reported, not checked."""
+    checks = []
+    for item in items:
+        path = locate(item, weights_dir)
+        if path is None:
+            checks.append(Check(item, None, "missing", f"not downloaded ({human_size(item.size)})"))
+            continue
+        try:
+            checks.append(Check(item, path, "ok", _VERIFIERS.get(item.name, _verify_depth)(path)))
+        except InspatioError as exc:
+            checks.append(Check(item, path, "bad", exc.message))
+    return checks
+
+
+def _describe(state: Mapping[str, torch.Tensor]) -> str:
+    params = sum(t.numel() for t in state.values())
+    dtypes = sorted({str(t.dtype).replace("torch.", "") for t in state.values()})
+    return f"{len(state)} tensors, {params / 1e6:,.1f}M parameters, {'/'.join(dtypes)}"
+
+
+def _verify_generator(path: Path) -> str:
+    from .models.dit import build_generator
+
+    state = meta_state(path)
+    build_generator(state, path=path)
+    return _describe(state)
+
+
+def _verify_vae(path: Path) -> str:
+    from .models.vae import build_vae
+
+    state = meta_state(path)
+    build_vae(state, path)
+    return _describe(state)
+
+
+def _verify_t5(path: Path) -> str:
+    from .models.t5 import build_t5
+
+    state = meta_state(path)
+    build_t5(state, path)
+    return _describe(state)
+
+
+def _verify_tae(path: Path) -> str:
+    from .models.tae import build_tae
+
+    state = meta_state(path)
+    build_tae(state, path)
+    return _describe(state)
+
+
+def _verify_tokenizer(path: Path) -> str:
+    from .models.tokenizer import PromptTokenizer
+
+    tokenizer = PromptTokenizer.from_file(path)
+    return f"tokenizer with {tokenizer.tokenizer.get_vocab_size():,} tokens"
+
+
+def _verify_wan_config(path: Path) -> str:
+    from .models.dit import DiTConfig
+
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"unreadable JSON ({exc})", path) from None
+    ref = DiTConfig()
+    wrong = [f"{k}={values.get(k)} (expected {getattr(ref, k)})" for k in ("dim", "ffn_dim", "freq_dim",
+             "num_heads", "num_layers", "out_dim", "text_len") if values.get(k) != getattr(ref, k)]
+    if wrong:
+        raise WeightsError(f"not the Wan2.1-T2V-1.3B config: {', '.join(wrong)}", path)
+    return "Wan2.1-T2V-1.3B dimensions"
+
+
+def _verify_depth(path: Path) -> str:
+    from .depth.checkpoints import identify
+
+    if path.suffix == ".json":
+        try:
+            return f"model_name {json.loads(path.read_text())['model_name']}"
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise WeightsError(f"not a DA3 config.json ({exc})", path) from None
+    state = {k.removeprefix("model."): v for k, v in meta_state(path).items()}
+    config = identify(state)
+    if config is None:
+        raise WeightsError("keys and shapes match no released Depth-Anything-3 network", path)
+    return f"{config.name}: {_describe(state)}"
+
+
+_VERIFIERS: dict[str, Callable[[Path], str]] = {
+    "generator": _verify_generator, "wan-config": _verify_wan_config, "vae": _verify_vae,
+    "text-encoder": _verify_t5, "tokenizer": _verify_tokenizer, "tae": _verify_tae,
+}

@@ -15,6 +15,7 @@ import typer
 from ..errors import InspatioError, Interrupted
 from ..progress import configure_logging
 from . import info  # noqa: F401  (registers the command)
+from . import models  # noqa: F401
 from . import preview  # noqa: F401
 from . import trajectory  # noqa: F401
 from .app import app, print_error

@@ -85,6 +85,10 @@ FILES: tuple[WeightFile, ...] = (
                17 * MB, "Apache-2.0", "text", "umT5 tokenizer"),
     WeightFile("tae", "https://github.com/madebyollin/taehv/raw/main/taew2_1.pth", "taew2_1.pth",
                "taehv", 23 * MB, "MIT", "tae", "TAEHV tiny autoencoder (--decoder tae)"),
+    WeightFile("captioner", "florence-community/Florence-2-large", "model.safetensors", "Florence-2-large-hf",
+               int(1.55 * GB), "MIT", "caption",
+               "Florence-2-large captioner, transformers-native conversion (0.78B parameters, float16; "
+               "optional [caption] extra; the repo's config and tokenizer files must lie beside it)"),
 )
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Sequence
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from .. import __version__
+from ..errors import InspatioError
 from ..progress import Reporter
 
 app = typer.Typer(
@@ -47,3 +50,19 @@ def print_error(message: str) -> None:
 def reporter(json_mode: bool, quiet: bool) -> Reporter:
     """The reporter for a command's ``--json``/``--quiet`` flags (quiet wins)."""
     return Reporter("quiet" if quiet else ("json" if json_mode else "human"))
+
+
+def print_table(table: Table) -> None:
+    """Print ``table`` on stdout, laid out 160 columns wide when stdout is not a terminal (a pipe or a file,
+    where rich would assume 80)."""
+    out = Console()
+    if not out.is_terminal:
+        out.width = 160
+    out.print(table)
+
+
+def exit_for(failures: Sequence[InspatioError]) -> None:
+    """End a command that went on past per-file errors (each already printed) with the highest of their
+    exit codes; do nothing when there were none."""
+    if failures:
+        raise typer.Exit(max(exc.exit_code for exc in failures))

@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ..errors import InspatioError
 from ..video import probe
-from .app import JsonOpt, QuietOpt, app, print_error
+from .app import JsonOpt, QuietOpt, app, exit_for, print_error, print_table
 
 
 @app.command()
@@ -40,9 +39,5 @@ def info(
                       f"{facts.duration:.2f} s", f"{facts.rotation}°", audio,
                       f"{facts.codec} {facts.pix_fmt}")
     if not json_mode and not quiet and table.row_count:
-        out = Console()
-        if not out.is_terminal:
-            out.width = 160
-        out.print(table)
-    if failures:
-        raise typer.Exit(max(exc.exit_code for exc in failures))
+        print_table(table)
+    exit_for(failures)

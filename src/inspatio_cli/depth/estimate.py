@@ -30,7 +30,7 @@ from ..files import cache_dir, fingerprint_file
 from ..progress import Reporter
 from ..video import MODEL_SIZE, Fit, iter_frames, probe
 from .checkpoints import DEFAULT_MODEL, DepthModel, depth_model, load_model
-from .da3 import DA3Config, DA3Net, NestedConfig, NestedDA3Net
+from .da3 import HEAD_PIXELS, DA3Config, DA3Net, NestedConfig, NestedDA3Net
 from .postprocess import (SMOOTH_SIGMA, intrinsics_to_canvas, maps_to_canvas, normalize_to_first,
                           processed_to_canvas, smooth_poses, w2c_to_c2w)
 from .preprocess import PROCESS_RES, normalize, process_sizes, resize_for_model
@@ -102,11 +102,13 @@ def bytes_per_frame(cfg: DA3Config | NestedConfig, proc_hw: tuple[int, int], pre
 
 def auto_window(cfg: DA3Config | NestedConfig, proc_hw: tuple[int, int], device: torch.device,
                 precision: str) -> int:
-    """Frames per window that fit half of the free memory (the weights included), within
+    """Frames per window that fit half of the free memory, after the float32 weights and the DPT head's
+    fixed working set (:data:`.da3.HEAD_PIXELS` at half the head width, a few maps deep), within
     [:data:`MIN_WINDOW`, :data:`MAX_WINDOW`]."""
     nets = [cfg.anyview, cfg.metric] if isinstance(cfg, NestedConfig) else [cfg]
     weights = sum(4 * 12 * n.backbone.depth * n.backbone.embed_dim ** 2 for n in nets)
-    budget = available_memory(device) // 2 - weights
+    head = max(HEAD_PIXELS * (n.head.features // 2) * 4 * 4 for n in nets)
+    budget = available_memory(device) // 2 - weights - head
     return int(min(MAX_WINDOW, max(MIN_WINDOW, budget // bytes_per_frame(cfg, proc_hw, precision))))
 
 

@@ -94,6 +94,17 @@ def test_get_depth_estimates_caches_and_reuses(loader: CountingLoader, tmp_path:
     assert loader.builds == 3
 
 
+def test_automatic_window_finds_the_cache_whatever_the_free_memory(loader: CountingLoader, monkeypatch,
+                                                                  tmp_path: Path) -> None:
+    video = make_clip(tmp_path / "clip.mp4", pattern(3, 40, 56))
+    monkeypatch.setattr(estimate, "available_memory", lambda device: 64 << 30)
+    first = estimate.get_depth(video, **SMALL)
+    assert first.meta["window"] == str(estimate.MAX_WINDOW)
+    monkeypatch.setattr(estimate, "available_memory", lambda device: 1 << 30)
+    estimate.get_depth(video, **SMALL)
+    assert loader.builds == 1
+
+
 def test_crop_and_pad_fits_keep_depth_and_intrinsics_consistent(loader: CountingLoader, tmp_path: Path) -> None:
     video = make_clip(tmp_path / "wide.mp4", pattern(3, 32, 96))
     stretch = estimate.get_depth(video, window=4, **SMALL)

@@ -44,16 +44,18 @@ CACHE_VERSION = "1"
 
 @dataclass(frozen=True)
 class DepthSettings:
-    """Everything that changes the depth of a video besides the video and the weights."""
+    """Everything that changes the depth of a video besides the video and the weights, as requested:
+    ``window=None`` (from free memory) and ``precision="auto"`` (from the device) stay unresolved, so the
+    cache entry is found again on another machine or with other free memory."""
 
     model: str = DEFAULT_MODEL
     fit: str = "stretch"
     size: tuple[int, int] = MODEL_SIZE
-    window: int = MAX_WINDOW
+    window: int | None = None
     overlap: int = DEFAULT_OVERLAP
     process_res: int = PROCESS_RES
     smooth_sigma: float = SMOOTH_SIGMA
-    precision: str = "float32"
+    precision: str = "auto"
 
     def describe(self) -> str:
         """A stable one-line description (stored in the depth file and hashed into the cache key)."""
@@ -243,26 +245,6 @@ def cache_path(video: str | Path, settings: DepthSettings, weights: Sequence[str
     return cache_dir("depth") / f"{_cache_key(Path(video), settings, weights)}.depth.safetensors"
 
 
-def depth_settings(video: str | Path, *, model: str | DepthModel = DEFAULT_MODEL, fit: str = "stretch",
-                   size: tuple[int, int] = MODEL_SIZE, window: int | None = None,
-                   overlap: int = DEFAULT_OVERLAP, process_res: int = PROCESS_RES,
-                   smooth_sigma: float = SMOOTH_SIGMA, precision: str = "auto",
-                   device: str | torch.device | None = None) -> DepthSettings:
-    """Resolve the defaults that depend on the video and the machine (window from free memory, precision
-    from the device) into the settings that identify a depth result."""
-    spec = depth_model(model) if isinstance(model, str) else model
-    dev = resolve_device(device)
-    prec = resolve_precision(precision, dev)
-    info = probe(video)
-    Fit.make((info.height, info.width), size, fit)
-    proc_hw = process_sizes((info.height, info.width), process_res)[1]
-    win = window if window is not None else auto_window(spec.config, proc_hw, dev, prec)
-    if win < 2:
-        raise UsageError(f"--window must be at least 2 (windows are chained on shared frames), got {win}")
-    return DepthSettings(spec.name, fit, (int(size[0]), int(size[1])), int(win),
-                         max(1, min(overlap, win // 2)), process_res, float(smooth_sigma), prec)
-
-
 def get_depth(video: str | Path, *, model: str | DepthModel = DEFAULT_MODEL,
               weights: Sequence[str | Path] | None = None, weights_dir: str | Path | None = None,
               fit: str = "stretch", size: tuple[int, int] = MODEL_SIZE, window: int | None = None,
@@ -277,35 +259,41 @@ def get_depth(video: str | Path, *, model: str | DepthModel = DEFAULT_MODEL,
     folders (one per checkpoint of the model) instead of the registry lookup in ``weights_dir`` / the
     Hugging Face cache; ``fit``/``size``: the canvas (as for the frames); ``window``: frames per DA3 call
     (default: from free memory); ``precision``: ``auto`` (bf16 autocast on GPUs, as upstream), ``float32``
-    or ``bfloat16``; ``cache=False`` always recomputes and stores nothing.
+    or ``bfloat16``; ``cache=False`` always recomputes and stores nothing. The resolved window and
+    precision are recorded in the result's ``meta``.
     Raises :class:`WeightsError` for missing weights (with the download command), :class:`VideoError`
-    for unreadable videos.
+    for unreadable videos, :class:`UsageError` for invalid options.
     """
     reporter = reporter or Reporter("silent")
     spec = depth_model(model) if isinstance(model, str) else model
     dev = resolve_device(device)
-    settings = depth_settings(video, model=spec, fit=fit, size=size, window=window, overlap=overlap,
-                              process_res=process_res, smooth_sigma=smooth_sigma, precision=precision, device=dev)
+    prec = resolve_precision(precision, dev)
+    if window is not None and window < 2:
+        raise UsageError(f"--window must be at least 2 (windows are chained on shared frames), got {window}")
+    info = probe(video)
+    video_fit = Fit.make((info.height, info.width), size, fit)
+    settings = DepthSettings(spec.name, fit, video_fit.dst_hw, window, overlap, process_res, float(smooth_sigma),
+                             precision)
     path = cache_path(video, settings, weights)
     if cache and path.is_file():
         reporter.info(f"depth: using the cached result {path}")
         reporter.event("depth_cache", path=str(path), hit=True)
         return DepthResult.load(path)
-    info = probe(video)
     net = load_model(spec, weights, weights_dir, dev)
+    proc_hw = process_sizes(video_fit.src_hw, process_res)[1]
+    win = window if window is not None else auto_window(spec.config, proc_hw, dev, prec)
     frames = (frame for _, frame in iter_frames(video))
-    result = estimate_depth(frames, net, Fit.make((info.height, info.width), settings.size, fit),
-                            window=settings.window, overlap=settings.overlap, process_res=process_res,
-                            smooth_sigma=smooth_sigma, precision=settings.precision, device=dev,
-                            reporter=reporter, total=info.frame_count)
+    result = estimate_depth(frames, net, video_fit, window=win, overlap=overlap, process_res=process_res,
+                            smooth_sigma=smooth_sigma, precision=prec, device=dev, reporter=reporter,
+                            total=info.frame_count)
     result.meta.update(model=spec.name, units="metric" if spec.metric else "relative", licence=spec.licence,
-                       video_hash=fingerprint_file(video), fit=fit, settings=settings.describe())
+                       video_hash=fingerprint_file(video), fit=fit, settings=settings.describe(),
+                       window=str(win), precision=prec)
     if cache:
         result.save(path)
         reporter.event("depth_cache", path=str(path), hit=False)
     return result
 
 
-
-__all__ = ["DepthSettings", "estimate_depth", "get_depth", "depth_settings", "cache_path", "auto_window",
+__all__ = ["DepthSettings", "estimate_depth", "get_depth", "cache_path", "auto_window",
            "resolve_device", "resolve_precision"]

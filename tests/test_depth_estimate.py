@@ -215,3 +215,36 @@ def test_peak_memory_is_bounded_by_the_window_not_the_video_length() -> None:
     short, long, whole = map(float, out.stdout.split())
     assert whole > 200, f"one 96-frame window should need far more memory (grew {whole:.0f} MB)"
     assert long < whole / 8, f"96 frames in windows of 8 raised the peak by {long:.0f} MB after 24 frames"
+
+
+def _save_checkpoint(folder: Path, net: torch.nn.Module, model_name: str) -> Path:
+    """A Hugging Face style folder: ``model.safetensors`` with ``model.`` keys plus unused-branch keys, and
+    ``config.json`` naming the architecture."""
+    folder.mkdir()
+    state = {f"model.{k}": v.contiguous() for k, v in net.state_dict().items()}
+    state["model.cam_enc.trunk.0.norm1.weight"] = torch.ones(4)
+    state["model.head.scratch.refinenet1_aux.out_conv.bias"] = torch.zeros(8)
+    save_file(state, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({"model_name": model_name}))
+    return folder
+
+
+def test_load_model_reads_hub_style_folders_and_aligns_two_checkpoints(monkeypatch, tmp_path: Path) -> None:
+    """The real loading path with tiny stand-ins for the released architectures: one checkpoint for an
+    any-view model, an any-view + a metric checkpoint for an Apache-only nested combination."""
+    from inspatio_cli.depth import da3
+
+    nested = tiny_net(seed=3)
+    monkeypatch.setitem(da3.CONFIGS, "da3-small", nested.cfg.anyview)
+    monkeypatch.setitem(da3.CONFIGS, "da3metric-large", nested.cfg.metric)
+    anyview_dir = _save_checkpoint(tmp_path / "small", nested.da3, "da3-small")
+    metric_dir = _save_checkpoint(tmp_path / "metric", nested.da3_metric, "da3metric-large")
+    images = torch.randn(1, 3, 3, 28, 42)
+    with torch.no_grad():
+        single = load_model("small", weights=[anyview_dir])
+        assert torch.equal(single(images).depth, nested.da3(images).depth)
+        combo = load_model("small-metric", weights=[anyview_dir, metric_dir])
+        expected, got = nested(images), combo(images)
+    assert torch.equal(got.depth, expected.depth) and torch.equal(got.extrinsics, expected.extrinsics)
+    with pytest.raises(WeightsError, match="this is da3metric-large, not the"):
+        load_model("small-metric", weights=[metric_dir, anyview_dir])

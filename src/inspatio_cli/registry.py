@@ -54,6 +54,9 @@ class WeightFile:
     group: str
     """``generator``, ``vae``, ``text``, ``tae`` or ``depth``: what ``--only`` selects."""
     purpose: str
+    whole_repo: bool = False
+    """Download every file of the repo (models whose configs, tokenizer and processor files come along),
+    not only :attr:`filename`; the entry is present when :attr:`filename` is."""
 
     @property
     def local(self) -> str:
@@ -88,7 +91,8 @@ FILES: tuple[WeightFile, ...] = (
     WeightFile("captioner", "florence-community/Florence-2-large", "model.safetensors", "Florence-2-large-hf",
                int(1.55 * GB), "MIT", "caption",
                "Florence-2-large captioner, transformers-native conversion (0.78B parameters, float16; "
-               "optional [caption] extra; the repo's config and tokenizer files must lie beside it)"),
+               "optional [caption] extra; the whole repo is fetched: config, tokenizer, processor)",
+               whole_repo=True),
 )
 
 
@@ -98,7 +102,7 @@ GROUP_COMMANDS = {
     "text": "rerender (new prompts only; embeddings are cached)",
     "tae": "rerender --decoder tae",
     "depth": "depth, preview and rerender without a depth file (default --model)",
-    "caption": "caption, rerender without a prompt",
+    "caption": "caption, rerender without a prompt (optional [caption] extra)",
 }
 """What each group is needed for; depth groups other than ``depth`` serve other ``--model`` choices."""
 
@@ -196,7 +200,7 @@ def download(items: Iterable[WeightFile], weights_dir: str | Path | None = None,
     """Fetch ``items`` that are not present yet (hub files through huggingface_hub, which resumes and shows
     progress; GitHub files through an atomic HTTP download). ``on_file(item, status)`` is called with
     ``present``/``downloading``/``done``."""
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, snapshot_download
 
     paths = {}
     root = weights_root(weights_dir)
@@ -212,8 +216,11 @@ def download(items: Iterable[WeightFile], weights_dir: str | Path | None = None,
         try:
             if item.on_hub:
                 local_dir = None if root is None else root / item.folder
-                got = hf_hub_download(item.repo, item.filename, local_dir=local_dir)
-                paths[item.name] = Path(got)
+                if item.whole_repo:
+                    got = Path(snapshot_download(item.repo, local_dir=local_dir)) / item.filename
+                else:
+                    got = Path(hf_hub_download(item.repo, item.filename, local_dir=local_dir))
+                paths[item.name] = got
             else:
                 target = (root if root is not None else cache_dir("weights")) / item.local
                 with atomic_output(target) as tmp, urllib.request.urlopen(item.repo, timeout=60) as response:
@@ -358,7 +365,16 @@ def _verify_depth(path: Path) -> str:
     return f"{config.name}: {_describe(state)}"
 
 
+def _verify_captioner(path: Path) -> str:
+    from .caption import check_model_dir, check_weights
+
+    check_model_dir(path.parent)
+    check_weights(path)
+    return _describe(meta_state(path))
+
+
 _VERIFIERS: dict[str, Callable[[Path], str]] = {
     "generator": _verify_generator, "wan-config": _verify_wan_config, "vae": _verify_vae,
     "text-encoder": _verify_t5, "tokenizer": _verify_tokenizer, "tae": _verify_tae,
+    "captioner": _verify_captioner,
 }

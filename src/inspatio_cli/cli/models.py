@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .. import registry
-from .app import JsonOpt, QuietOpt, app, reporter
+from .app import JsonOpt, QuietOpt, app, print_table, reporter
 
 group = typer.Typer(name="models", help="List, download and verify the model weights.", no_args_is_help=True)
 app.add_typer(group)
@@ -30,13 +30,6 @@ def _selection(only: str | None, default_all: bool) -> list[registry.WeightFile]
     return registry.select(names)
 
 
-def _stdout() -> Console:
-    console = Console()
-    if not console.is_terminal:
-        console.width = 200
-    return console
-
-
 @group.command("list")
 def list_(weights_dir: WeightsDirOpt = None, only: OnlyOpt = None, json_mode: JsonOpt = False) -> None:
     """Show every weight file: what needs it, size, licence, and whether it is present."""
@@ -53,9 +46,9 @@ def list_(weights_dir: WeightsDirOpt = None, only: OnlyOpt = None, json_mode: Js
     table = Table("name", "needed by", "size", "licence", "status", "source")
     for row in rows:
         status = f"[green]present[/green] {row['path']}" if row["present"] else "[red]missing[/red]"
-        table.add_row(row["name"], row["needed_by"], registry.human_size(row["size"]), row["licence"], status,
-                      row["source"])
-    _stdout().print(table)
+        table.add_row(row["name"], escape(row["needed_by"]), registry.human_size(row["size"]), row["licence"],
+                      status, row["source"])
+    print_table(table)
     root = registry.weights_root(weights_dir)
     typer.echo(f"looking in {root}" if root else "looking in the Hugging Face cache (HF_HOME)", err=True)
 
@@ -92,8 +85,8 @@ def verify(weights_dir: WeightsDirOpt = None, only: OnlyOpt = None, json_mode: J
         table = Table("name", "status", "detail", "path")
         colours = {"ok": "green", "bad": "red", "missing": "yellow"}
         for c in checks:
-            table.add_row(c.item.name, f"[{colours[c.status]}]{c.status}[/]", c.detail, str(c.path or ""))
-        _stdout().print(table)
+            table.add_row(c.item.name, f"[{colours[c.status]}]{c.status}[/]", escape(c.detail), str(c.path or ""))
+        print_table(table)
     bad = [c for c in checks if c.status == "bad"]
     for c in bad:
         typer.echo(f"error: {c.path}: {c.detail}", err=True)

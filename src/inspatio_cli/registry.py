@@ -180,9 +180,10 @@ def download_command(items: Iterable[WeightFile], weights_dir: str | Path | None
     return f"inspatio models download --only {','.join(groups)}{where}"
 
 
-def resolve(names: Iterable[str], weights_dir: str | Path | None = None) -> dict[str, Path]:
+def resolve(names: Iterable[str], weights_dir: str | Path | None = None, purpose: str = "") -> dict[str, Path]:
     """Local paths of the named files; if any is missing, one :class:`WeightsError` lists them all (with
-    sizes) and the command that downloads them. Never touches the network."""
+    sizes), what they are for (``purpose``, e.g. ``"for --model base"``) and the command that downloads them.
+    Never touches the network."""
     items = [entry(n) for n in names]
     found = {i.name: locate(i, weights_dir) for i in items}
     missing = [i for i in items if found[i.name] is None]
@@ -190,7 +191,7 @@ def resolve(names: Iterable[str], weights_dir: str | Path | None = None) -> dict
         listing = ", ".join(f"{i.source} ({human_size(i.size)})" for i in missing)
         root = weights_root(weights_dir)
         place = f"in {root}" if root is not None else "in the Hugging Face cache"
-        raise WeightsError(f"missing weights {place}: {listing}",
+        raise WeightsError(f"missing weights {place}{' ' + purpose if purpose else ''}: {listing}",
                            hint=f"download with: {download_command(missing, weights_dir)}")
     return {name: path for name, path in found.items() if path is not None}
 

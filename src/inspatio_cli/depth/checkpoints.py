@@ -131,19 +131,11 @@ def weight_files() -> list["WeightFile"]:
 def locate_checkpoints(model: DepthModel, weights_dir: str | Path | None = None) -> list[Path]:
     """Local ``model.safetensors`` of each checkpoint of ``model`` (no network); one
     :class:`WeightsError` lists every missing file and the command that downloads them."""
-    from ..registry import download_command, human_size, locate, weights_root
+    from ..registry import resolve
 
-    files = [f for f in weight_files() if f.group in {DA3_CHECKPOINTS[c].group for c in model.checkpoints}
-             and f.filename == HUB_FILES[0]]
-    found = [locate(f, weights_dir) for f in files]
-    missing = [f for f, p in zip(files, found) if p is None]
-    if missing:
-        root = weights_root(weights_dir)
-        place = f"in {root}" if root is not None else "in the Hugging Face cache"
-        listing = ", ".join(f"{f.source} ({human_size(f.size)})" for f in missing)
-        raise WeightsError(f"missing depth weights {place} for --model {model.name}: {listing}",
-                           hint=f"download with: {download_command(missing, weights_dir)}")
-    return [p for p in found if p is not None]
+    names = [DA3_CHECKPOINTS[c].group for c in model.checkpoints]
+    found = resolve(names, weights_dir, purpose=f"for the depth model {model.name}")
+    return [found[name] for name in names]
 
 
 def _checkpoint_file(path: Path) -> tuple[Path, str | None]:

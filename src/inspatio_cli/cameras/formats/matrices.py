@@ -10,6 +10,7 @@ optionally ``K (T, 3, 3)`` with ``size = [H, W]`` (the image size K refers to).
 from __future__ import annotations
 
 import io
+import tokenize
 import zipfile
 from pathlib import Path
 
@@ -59,10 +60,13 @@ def read_numpy(path: Path, *, direction: str | None, convention: str, anchor: st
     data = read_bytes(path)
     try:
         loaded = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        if isinstance(loaded, np.lib.npyio.NpzFile):  # members are read lazily: read them where errors are caught
+            loaded = dict(loaded.items())
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, SyntaxError, tokenize.TokenError, MemoryError) as exc:
+        # a damaged header fails in numpy's header parser (SyntaxError, TokenError); a huge claimed shape in allocation
         raise TrajectoryError(f"not a readable NumPy file ({' '.join(str(exc).split())[:80]})", path) from None
     K = size = None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
+    if isinstance(loaded, dict):
         keys = list(loaded.keys())
         pose_keys = [k for k in ("c2w", "w2c", "poses") if k in keys] or (keys if len(keys) == 1 else [])
         if not pose_keys:
@@ -73,7 +77,7 @@ def read_numpy(path: Path, *, direction: str | None, convention: str, anchor: st
             direction = "w2c"
         poses = loaded[key]
         if "K" in keys:
-            K, size = loaded["K"], tuple(int(v) for v in loaded["size"]) if "size" in keys else None
+            K, size = loaded["K"], loaded.get("size")
     else:
         poses = loaded
     if poses.dtype.kind not in "fiu" or poses.ndim != 3 or poses.shape[1:] not in ((4, 4), (3, 4)):
@@ -85,10 +89,13 @@ def read_numpy(path: Path, *, direction: str | None, convention: str, anchor: st
                           anchor=anchor, scale=scale, rotation_only=rotation_only, path=path)
     intrinsics = None
     if K is not None:
-        K = np.broadcast_to(np.asarray(K, dtype=np.float64), (len(c2w), 3, 3)) if K.shape == (3, 3) else K
-        if K.shape != (len(c2w), 3, 3) or not np.isfinite(K).all() or size is None:
-            raise TrajectoryError(f"K must be finite, (3, 3) or ({len(c2w)}, 3, 3), stored with size = [H, W]", path)
+        sized = (size is not None and size.dtype.kind in "fiu" and size.shape == (2,) and bool(np.isfinite(size).all())
+                 and bool((size >= 1).all()))
+        if K.dtype.kind not in "fiu" or K.shape not in ((3, 3), (len(c2w), 3, 3)) or not sized:
+            raise TrajectoryError(f"K must be numeric, (3, 3) or ({len(c2w)}, 3, 3), stored with size = [H, W]", path)
+        K = np.broadcast_to(K.astype(np.float64), (len(c2w), 3, 3))
         intrinsics = np.stack([K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]], axis=1)
+        size = (int(size[0]), int(size[1]))
     return PoseSequence(c2w, {**meta, "path": str(path), "direction": direction or "c2w"},
                         intrinsics=intrinsics, intrinsics_size=size, resample=resample)
 

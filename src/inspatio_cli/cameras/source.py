@@ -20,6 +20,9 @@ from .timecontrol import TimeControl, official_adaptive_indices
 from .trajectory import Trajectory
 
 ANCHORS = ("world", "first")
+MAX_RELATIVE_FOCAL = 1e6
+"""Largest focal length (and principal point offset) a file may give, in image sizes (a field of view of
+about 6e-5 degrees): beyond it the intrinsics are damage, and scaling them to the canvas could overflow."""
 
 
 def intrinsics_matrix(fx: np.ndarray, fy: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
@@ -128,6 +131,14 @@ class PoseSequence(TrajectorySource):
         super().__init__(meta)
         self.c2w = np.asarray(c2w, dtype=np.float64)
         self.intrinsics = None if intrinsics is None else np.asarray(intrinsics, dtype=np.float64)
+        if self.intrinsics is not None:
+            h_ref, w_ref = intrinsics_size
+            with np.errstate(all="ignore"):
+                relative = self.intrinsics / np.array([w_ref, h_ref, w_ref, h_ref], dtype=np.float64)
+            if not (np.isfinite(relative).all() and (relative[:, :2] > 0).all()
+                    and (np.abs(relative) <= MAX_RELATIVE_FOCAL).all()):
+                raise TrajectoryError(f"intrinsics must be finite, with positive focal lengths of at most "
+                                      f"{MAX_RELATIVE_FOCAL:g} image sizes", meta.get("path"))
         self.intrinsics_size = intrinsics_size
         self.resample = resample
         self.frame_count = len(self.c2w)

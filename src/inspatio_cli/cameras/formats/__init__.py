@@ -112,6 +112,8 @@ def load_json(path: str | Path) -> object:
         raise TrajectoryError(f"invalid JSON ({exc.msg}, column {exc.colno})", path, exc.lineno) from None
     except RecursionError:
         raise TrajectoryError("invalid JSON (nested too deeply)", path) from None
+    except ValueError:  # an integer literal beyond Python's digit limit for int conversion
+        raise TrajectoryError("invalid JSON (a number too long to read)", path) from None
 
 
 def schema_error(message: str, path, where: object = None) -> TrajectoryError:
@@ -120,10 +122,16 @@ def schema_error(message: str, path, where: object = None) -> TrajectoryError:
 
 
 def json_number(value: object, what: str, path, where: object) -> float:
-    """``value`` as a finite float, or a schema error naming ``what``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    """``value`` as a finite float, or a schema error naming ``what`` (integers beyond the float range too)."""
+    number = math.nan
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+    if not math.isfinite(number):
         raise schema_error(f"{what} must be a finite number, got {json.dumps(value)[:40]}", path, where)
-    return float(value)
+    return number
 
 
 def json_vector(value: object, n: int, what: str, path, where: object) -> list[float]:

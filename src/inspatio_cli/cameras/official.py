@@ -15,6 +15,7 @@ looking at the centre (:func:`orbit_poses`), with the zoom and rotation-only spe
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +38,9 @@ def interpolate_keys(keys: np.ndarray, n: int, pin_ends: bool = False) -> np.nda
     x = np.linspace(0.0, 1.0, m)
     q = np.linspace(0.0, 1.0, n)
     if m > 3:
-        out = UnivariateSpline(x, keys, k=3)(q)
+        with warnings.catch_warnings():  # FITPACK warns (many lines) when extreme keys stop its iteration early;
+            warnings.simplefilter("ignore")  # its approximation is what the official code gets as well
+            out = UnivariateSpline(x, keys, k=3)(q)
         if pin_ends:
             out[0], out[-1] = keys[0], keys[-1]
         return out

@@ -86,8 +86,9 @@ def is_rigid(T: np.ndarray, atol: float = 1e-4) -> np.ndarray:
     T = np.asarray(T, dtype=np.float64)
     R = T[..., :3, :3]
     eye = np.eye(3)
-    ortho = np.abs(np.swapaxes(R, -1, -2) @ R - eye).max(axis=(-1, -2)) <= atol
-    det = np.abs(np.linalg.det(R) - 1.0) <= atol
+    with np.errstate(all="ignore"):  # huge or non-finite entries simply fail the test, silently
+        ortho = np.abs(np.swapaxes(R, -1, -2) @ R - eye).max(axis=(-1, -2)) <= atol
+        det = np.abs(np.linalg.det(R) - 1.0) <= atol
     last = np.abs(T[..., 3, :] - np.array([0.0, 0.0, 0.0, 1.0])).max(axis=-1) <= atol
     return ortho & det & last
 
@@ -137,11 +138,15 @@ def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = (0.0, -1.0, 0.
     direction that should appear up in the image (default ``-y``, the first camera's up). Raises
     ValueError when the viewing direction is parallel to ``up`` or ``eye == target``."""
     eye = np.asarray(eye, dtype=np.float64)
-    forward = np.asarray(target, dtype=np.float64) - eye
-    norm = np.linalg.norm(forward)
-    if norm < 1e-12:
+    with np.errstate(over="ignore"):
+        forward = np.asarray(target, dtype=np.float64) - eye
+    largest = np.abs(forward).max()  # scale by it first: the norm of a vector beyond ~1e154 overflows
+    if not np.isfinite(largest):
+        raise ValueError("look_at: the target is too far from the camera position")
+    if largest < 1e-12:
         raise ValueError("look_at: the camera position equals the target")
-    z = forward / norm
+    z = forward / largest
+    z /= np.linalg.norm(z)
     x = np.cross(-np.asarray(up, dtype=np.float64), z)
     if np.linalg.norm(x) < 1e-9:
         raise ValueError("look_at: the viewing direction is parallel to the up vector")

@@ -15,6 +15,9 @@ from ..official import OrbitKeyframes
 from . import MAX_KEYFRAMES, data_lines, to_floats
 
 LINE_NAMES = ("pitch (x_up, degrees)", "yaw (y_left, degrees)", "displacement (r)")
+MAX_ORBIT_VALUE = 1e6
+"""Largest keyframe magnitude accepted (degrees or depth units), far beyond any real path; larger values
+overflow the float32 pose arithmetic of the official formula into infinite poses."""
 
 
 def parse_orbit(text: str, path: str | Path | None, *, scale: float = 1.0, rotation_only: bool = False,
@@ -36,6 +39,9 @@ def parse_orbit(text: str, path: str | Path | None, *, scale: float = 1.0, rotat
             raise TrajectoryError(f"{len(tokens)} keyframes on the {name} line; at most {MAX_KEYFRAMES} are supported",
                                   path, number)
         values = to_floats(tokens, path, number)
+        if max(abs(v) for v in values) > MAX_ORBIT_VALUE:
+            raise TrajectoryError(f"a keyframe of the {name} line is beyond +-{MAX_ORBIT_VALUE:g} (the official "
+                                  "float32 arithmetic would overflow)", path, number)
         if len(values) < 2:
             raise TrajectoryError(f"the {name} line has a single keyframe; give at least 2 (e.g. '{tokens[0]} "
                                   f"{tokens[0]}' for a constant)", path, number)

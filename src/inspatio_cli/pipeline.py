@@ -10,12 +10,18 @@ edits that show a frame again, such as reverse or ping-pong) are held.
 The soft z-buffer of the warp depends on the whole clip (``Lmax``, :mod:`inspatio_cli.warp`), so the
 chunks are warped with the clip-wide value computed in a cheap first pass: the result equals the official
 all-frames-at-once render.
+
+For the generator, :func:`padded_length` gives the frame count its chunks cover (``1 + 4(L-1)`` frames, ``L``
+latent frames a multiple of 3) and :meth:`Scene.padded` repeats the last output frame (source frame, pose
+and intrinsics) up to it, so no frame is dropped: the decoded video is trimmed back to the time map's length.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -23,11 +29,13 @@ import numpy as np
 import torch
 
 from .cameras import CameraOptions, RenderCameras, Trajectory, TrajectorySource, render_cameras
+from .cameras.trajectory import FRAMES_PER_LATENT, LATENTS_PER_CHUNK
 from .depth import DepthResult, find_sidecar
+from .depth.postprocess import intrinsics_to_canvas, maps_to_canvas
 from .errors import DepthError, UsageError, VideoError, WeightsError
 from .progress import Reporter
-from .video import MODEL_SIZE, Fit, VideoInfo, iter_frames, probe
-from .warp import forward_warp, log_depth_max
+from .video import MODEL_SIZE, Fit, VideoInfo, VideoWriter, iter_frames, probe
+from .warp import forward_warp, log_depth_max, mask_to_video
 
 DEPTH_RANGE = (1e-4, 1e4)
 """Depth is clipped to this range before warping, as the official render stage does (sky, zeros)."""
@@ -37,10 +45,12 @@ a frame needed again after being evicted is decoded again."""
 
 
 def resolve_depth(video: str | Path, depth: str | Path | None = None, *, fit: str = "stretch",
-                  size: tuple[int, int] | None = None, reporter: Reporter | None = None) -> tuple[DepthResult, str]:
+                  size: tuple[int, int] | None = None, weights_dir: str | Path | None = None,
+                  device: str | None = None, reporter: Reporter | None = None) -> tuple[DepthResult, str]:
     """The depth of ``video`` and where it came from, in this order: the file ``depth``; the sidecar
     ``<stem>.depth.safetensors[.gz]`` next to the video; the depth stage's cached estimate for this video,
-    ``fit`` and ``size`` (default: the model size), computed now with the depth model if not cached yet.
+    ``fit`` and ``size`` (default: the model size), computed now with the depth model (weights from
+    ``weights_dir`` or the Hugging Face cache, on ``device``, default the GPU if any) if not cached yet.
 
     Raises :class:`DepthError` for unreadable or invalid depth files and :class:`WeightsError` (naming
     ``--depth`` as the alternative) when an estimate is needed but the depth weights are missing.
@@ -53,12 +63,56 @@ def resolve_depth(video: str | Path, depth: str | Path | None = None, *, fit: st
     from .depth.estimate import get_depth  # the depth network is imported only when it has to run
 
     try:
-        result = get_depth(video, fit=fit, size=size or MODEL_SIZE, reporter=reporter)
+        result = get_depth(video, fit=fit, size=size or MODEL_SIZE, weights_dir=weights_dir, device=device,
+                           reporter=reporter)
     except WeightsError as exc:
         raise WeightsError(f"no depth file for this video and {exc.message}", video,
                            hint=f"pass --depth FILE, put {Path(video).stem}.depth.safetensors next to the video, "
                                 f"or {exc.hint}") from None
     return result, f"{result.meta.get('model', 'the depth model')} (estimate, cached)"
+
+
+def depth_weights_needed(video: str | Path, depth: str | Path | None = None, *, fit: str = "stretch",
+                         size: tuple[int, int] | None = None) -> list[str]:
+    """Registry names of the weight files :func:`resolve_depth` would need with these arguments: none when
+    there is a depth file, a sidecar or a cached estimate, else the default depth model's checkpoints.
+    Reads no weights (lets a command check every file it needs before building anything)."""
+    if depth is not None or find_sidecar(video) is not None:
+        return []
+    from .depth.checkpoints import DA3_CHECKPOINTS, DEFAULT_MODEL, depth_model
+    from .depth.estimate import DepthSettings, cache_path
+
+    info = probe(video)
+    canvas = Fit.make((info.height, info.width), size or MODEL_SIZE, fit).dst_hw
+    if cache_path(video, DepthSettings(fit=fit, size=canvas)).is_file():
+        return []
+    return [DA3_CHECKPOINTS[name].group for name in depth_model(DEFAULT_MODEL).checkpoints]
+
+
+def resample_depth(depth: DepthResult, source_hw: tuple[int, int], size: tuple[int, int],
+                   fit: str = "stretch") -> DepthResult:
+    """``depth`` (made on another canvas of the same video and fit) moved onto the canvas ``size`` (H, W):
+    maps by nearest neighbour (as the depth stage resizes), ``K`` through the same pixel mapping (the
+    official corner convention, :meth:`Fit.pixel_transform`); letterbox pixels of ``pad`` get the frame's
+    largest depth and confidence 0, as the depth stage fills them. Poses are unchanged."""
+    old = Fit.make(source_hw, depth.size, fit).pixel_transform()
+    new = Fit.make(source_hw, size, fit).pixel_transform()
+    transform = new @ torch.linalg.inv(old)
+    far = depth.depth.flatten(1).amax(1)
+    confidence = None if depth.confidence is None else maps_to_canvas(depth.confidence, transform, size, 0.0)
+    meta = {**depth.meta, "resampled_from": f"{depth.size[0]}x{depth.size[1]}"}
+    return DepthResult(maps_to_canvas(depth.depth, transform, size, far), intrinsics_to_canvas(depth.K, transform),
+                       depth.c2w, confidence, meta)
+
+
+def padded_length(num_frames: int) -> int:
+    """Frames the generator covers for ``num_frames`` output frames: the smallest ``1 + 4(L-1)`` that is
+    at least ``num_frames`` with ``L`` latent frames a multiple of the 3-latent chunk (9, 21, 33, ...)."""
+    if num_frames < 1:
+        raise UsageError("there are no output frames to generate")
+    latents = 1 + -(-(num_frames - 1) // FRAMES_PER_LATENT)
+    latents = -(-latents // LATENTS_PER_CHUNK) * LATENTS_PER_CHUNK
+    return 1 + FRAMES_PER_LATENT * (latents - 1)
 
 
 @dataclass
@@ -82,15 +136,17 @@ class Scene:
 
     @classmethod
     def make(cls, video: VideoInfo, depth: DepthResult, depth_origin: str, trajectory: TrajectorySource, *,
-             camera: CameraOptions | None = None, fit: str = "stretch",
-             size: tuple[int, int] | None = None) -> "Scene":
+             camera: CameraOptions | None = None, fit: str = "stretch", size: tuple[int, int] | None = None,
+             resample: bool = False) -> "Scene":
         """Check the depth against the video and resolve the trajectory's cameras (see :func:`open_scene`)."""
         hw = depth.size if size is None else (int(size[0]), int(size[1]))
-        depth.check_matches(video.frame_count, hw, depth_origin)
         made_with = depth.meta.get("fit")
         if made_with and made_with != fit:
             raise DepthError(f"the depth was made with fit {made_with!r} but this run uses {fit!r}; pass "
                              f"--fit {made_with} or make the depth again", depth_origin)
+        if resample and depth.num_frames == video.frame_count and depth.size != hw:
+            depth = resample_depth(depth, (video.height, video.width), hw, fit)
+        depth.check_matches(video.frame_count, hw, depth_origin)
         camera = camera or CameraOptions()
         resolved = trajectory.resolve(video.frame_count, camera.time, fps=video.fps, size=hw)
         cameras = render_cameras(resolved, depth.c2w, depth.K, relative_to_source=camera.relative_to_source,
@@ -144,15 +200,39 @@ class Scene:
 
     def describe(self) -> dict:
         """JSON-friendly summary: sizes, frame counts, depth origin, trajectory meta."""
-        return {"video": self.video.path, "source_frames": self.video.frame_count, "fps": self.video.fps,
-                "size": list(self.size), "fit": self.fit.mode, "output_frames": self.num_frames,
-                "depth": self.depth_origin, "trajectory": {k: v for k, v in self.trajectory.meta.items()
-                                                              if isinstance(v, (str, int, float, bool, list, dict))}}
+        out = {"video": self.video.path, "source_frames": self.video.frame_count, "fps": self.video.fps,
+               "size": list(self.size), "fit": self.fit.mode, "output_frames": self.num_frames,
+               "depth": self.depth_origin, "trajectory": {k: v for k, v in self.trajectory.meta.items()
+                                                          if isinstance(v, (str, int, float, bool, list, dict))}}
+        if "resampled_from" in self.depth.meta:
+            out["depth_resampled_from"] = self.depth.meta["resampled_from"]
+        return out
+
+    def padded(self, total: int) -> "Scene":
+        """This scene with ``total >= num_frames`` output frames, the last one (source frame, target pose,
+        intrinsics) repeated: the generator's last chunk is filled this way and trimmed after decoding.
+        The clip-wide ``Lmax`` is shared (repeated frames do not change it)."""
+        count = self.num_frames
+        if total < count:
+            raise ValueError(f"cannot pad {count} frames to {total}")
+        if total == count:
+            return self
+        index = torch.cat([torch.arange(count), torch.full((total - count,), count - 1)])
+        t = self.trajectory
+        trajectory = dataclasses.replace(t, rel_c2w=t.rel_c2w[index], time_map=t.time_map[index],
+                                         K=None if t.K is None else t.K[index], meta=dict(t.meta))
+        cameras = RenderCameras(**{f.name: getattr(self.cameras, f.name)[index]
+                                   for f in dataclasses.fields(self.cameras)})
+        scene = Scene(self.video, self.fit, self.depth, self.depth_origin, trajectory, cameras)
+        scene._lmax = self._lmax
+        return scene
 
 
 def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource, *,
                camera: CameraOptions | None = None, depth: str | Path | None = None, fit: str = "stretch",
-               size: tuple[int, int] | None = None, reporter: Reporter | None = None) -> Scene:
+               size: tuple[int, int] | None = None, resample_depth: bool = False,
+               weights_dir: str | Path | None = None, device: str | None = None,
+               reporter: Reporter | None = None) -> Scene:
     """Prepare a scene (no pixel work): see :class:`Scene`.
 
     ``trajectory``: a trajectory file, a preset name or an already loaded source; ``camera``: how it is
@@ -160,17 +240,20 @@ def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource, *,
     ``depth``: a depth cache file (default: the video's sidecar, else the depth stage's cached estimate,
     see :func:`resolve_depth`);
     ``fit``: stretch|crop|pad; ``size`` (H, W): the canvas (default: the depth maps' size, which is the model
-    size for depth made by the depth stage).
+    size for depth made by the depth stage); ``resample_depth``: move depth made on another canvas onto
+    ``size`` (:func:`resample_depth`) instead of refusing it; ``weights_dir``/``device``: for a depth estimate.
 
     Raises :class:`DepthError` when the depth is missing or does not match the video (frame count, size,
     fit) and :class:`TrajectoryError` / :class:`UsageError` for bad trajectory or time options.
     """
     reporter = reporter or Reporter("silent")
     info = probe(video)
-    depth_result, depth_origin = resolve_depth(video, depth, fit=fit, size=size, reporter=reporter)
+    depth_result, depth_origin = resolve_depth(video, depth, fit=fit, size=size, weights_dir=weights_dir,
+                                               device=device, reporter=reporter)
     camera = camera or CameraOptions()
     source = trajectory if isinstance(trajectory, TrajectorySource) else camera.load(trajectory)
-    scene = Scene.make(info, depth_result, depth_origin, source, camera=camera, fit=fit, size=size)
+    scene = Scene.make(info, depth_result, depth_origin, source, camera=camera, fit=fit, size=size,
+                       resample=resample_depth)
     reporter.event("scene", **scene.describe())
     return scene
 
@@ -206,10 +289,44 @@ def warped_chunks(scene: Scene, chunks: int | Iterable[range] = 12, *, device: t
     with contextlib.closing(_SourceFrames(scene, order)) as source, \
             reporter.stage("warp", total=sum(len(r) for r in ranges)) as stage:
         for frames in ranges:
-            images = torch.stack([source.frame(k) for k in frames]).to(device)
-            warped, mask = scene.warp(frames, images, lmax)
-            stage.advance(len(frames), frame=frames.stop - 1)
-            yield WarpedChunk(frames, images, warped, mask, scene.cameras.source_index[frames.start:frames.stop])
+            yield _warp_chunk(scene, frames, source, lmax, device, stage)
+
+
+def _warp_chunk(scene: Scene, frames: range, source: "_SourceFrames", lmax: torch.Tensor, device: str,
+                stage) -> WarpedChunk:
+    """One chunk of :func:`warped_chunks` (a function of its own, so the suspended generator holds no
+    reference to the chunk it handed out)."""
+    images = torch.stack([source.frame(k) for k in frames]).to(device)
+    warped, mask = scene.warp(frames, images, lmax)
+    stage.advance(len(frames), frame=frames.stop - 1)
+    return WarpedChunk(frames, images, warped, mask, scene.cameras.source_index[frames.start:frames.stop])
+
+
+class ConditionWriter:
+    """Writes the generator's condition as videos in ``folder``, at ``rate``: ``warped.mp4`` (H.264 CRF 18,
+    like the official render video) and ``mask.mp4`` (x264 qp 0, so it decodes back to the exact binary
+    mask). A context manager; both files appear only when it exits normally."""
+
+    def __init__(self, folder: str | Path, rate: Fraction | float):
+        self.folder = Path(folder)
+        self.rate = rate
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> "ConditionWriter":
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as stack:
+            self.warped = stack.enter_context(VideoWriter(self.folder / "warped.mp4", self.rate))
+            self.mask = stack.enter_context(VideoWriter(self.folder / "mask.mp4", self.rate, lossless=True))
+            self._stack = stack.pop_all()
+        return self
+
+    def write(self, warped: torch.Tensor, mask: torch.Tensor) -> None:
+        """Append frames: ``warped`` (n, 3, H, W) in [-1, 1], ``mask`` (n, 1, H, W) in {0, 1}."""
+        self.warped.write(warped)
+        self.mask.write(mask_to_video(mask).numpy())
+
+    def __exit__(self, *exc) -> bool:
+        return self._stack.__exit__(*exc)
 
 
 def _ranges(total: int, size: int) -> list[range]:

@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .cameras import CameraOptions, TrajectorySource
 from .errors import UsageError
-from .pipeline import WarpedChunk, open_scene, warped_chunks
+from .pipeline import ConditionWriter, WarpedChunk, open_scene, warped_chunks
 from .progress import Reporter
 from .video import VideoWriter, to_uint8
 from .warp import coverage, mask_to_video
@@ -110,20 +110,15 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
     painter = _Painter(layout, scene.size, scene.num_frames)
     per_frame: list[float] = []
     condition = Path(save_condition) if save_condition is not None else None
-    if condition is not None:
-        condition.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         writer = stack.enter_context(VideoWriter(output, rate, crf=crf, audio_from=info.path if audio else None))
-        if condition is not None:
-            warped_writer = stack.enter_context(VideoWriter(condition / "warped.mp4", rate))
-            mask_writer = stack.enter_context(VideoWriter(condition / "mask.mp4", rate, lossless=True))
+        conditions = stack.enter_context(ConditionWriter(condition, rate)) if condition is not None else None
         for chunk in warped_chunks(scene, chunk_size, device=device, reporter=reporter):
             values = coverage(chunk.mask).tolist()
             per_frame += values
             writer.write(painter.paint(chunk, values))
-            if condition is not None:
-                warped_writer.write(chunk.warped)
-                mask_writer.write(mask_to_video(chunk.mask).numpy())
+            if conditions is not None:
+                conditions.write(chunk.warped, chunk.mask)
     result = PreviewResult(Path(output), scene.num_frames, float(rate), painter.output_size, layout, per_frame,
                            threshold, audio, condition)
     _report(result, reporter)

@@ -19,8 +19,9 @@ from typing import Any, Iterator
 
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TaskProgressColumn,
+                           TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+from rich.text import Text
 
 MODES = ("human", "json", "quiet", "silent")
 
@@ -42,9 +43,23 @@ class Stage:
         if fields:
             r.event("progress", stage=self.name, done=self.done, total=self.total, **fields)
 
+    def status(self, text: str) -> None:
+        """Show ``text`` after the stage's name in the progress display (e.g. ``chunk 3/8``)."""
+        r = self.reporter
+        if r.progress is not None and self.task_id is not None:
+            r.progress.update(self.task_id, description=f"{self.name} {text}")
+
     @property
     def seconds(self) -> float:
         return time.perf_counter() - self.started
+
+
+class _RateColumn(ProgressColumn):
+    """Units per second (frames/s for most stages), once rich has measured a speed."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:.3g}/s")
 
 
 class Reporter:
@@ -73,7 +88,7 @@ class Reporter:
             if self.progress is None:
                 self.progress = Progress(
                     TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn(unit), TaskProgressColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                    TextColumn(unit), _RateColumn(), TaskProgressColumn(), TimeElapsedColumn(), TextColumn("ETA"),
                     TimeRemainingColumn(), console=self.console, transient=False)
                 self.progress.start()
                 own_progress = True

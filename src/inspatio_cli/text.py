@@ -186,23 +186,17 @@ class PromptEmbedder:
         if not path.is_file():
             return None
         try:
-            with safe_open(str(path), "pt") as fh:
-                meta = fh.metadata() or {}
-                rows = fh.get_tensor("prompt_embeds")
-            num_tokens = int(meta["num_tokens"])
-            valid = (meta.get("format") == CACHE_FORMAT and meta.get("prompt") == cleaned and rows.ndim == 3
-                     and rows.shape[0] == 1 and rows.shape[1] == min(num_tokens, self.text_len))
+            entry = _read_entry(path, cleaned, self.text_len)
         except Exception as exc:  # noqa: BLE001 - any damage to a cache entry only costs a recomputation
             self.reporter.warn(f"ignoring unreadable prompt cache entry {path} ({type(exc).__name__}); recomputing")
             return None
-        if not valid:
+        if entry is None:
             self.reporter.warn(f"ignoring mismatched prompt cache entry {path}; recomputing")
             return None
+        embeds, num_tokens = entry
         self._warn_if_truncated(num_tokens)
         self.reporter.event("prompt_cache", hit=True, path=str(path))
-        out = rows.new_zeros(1, self.text_len, rows.shape[2])
-        out[:, : rows.shape[1]] = rows
-        return out
+        return embeds
 
     def _write_cache(self, cleaned: str, embeds: torch.Tensor, num_tokens: int) -> None:
         rows = embeds[:, : min(num_tokens, self.text_len)].contiguous()
@@ -249,6 +243,47 @@ class PromptEmbedder:
             gc.collect()
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
+
+
+def _read_entry(path: Path, cleaned: str, text_len: int) -> tuple[torch.Tensor, int] | None:
+    """The embedding ``(1, text_len, dim)`` (zero rows restored) and token count held by the cache file
+    ``path`` for the cleaned prompt ``cleaned``; None when the entry is for another prompt or malformed.
+    Unreadable files raise (whatever the reader raises)."""
+    with safe_open(str(path), "pt") as fh:
+        meta = fh.metadata() or {}
+        rows = fh.get_tensor("prompt_embeds")
+    num_tokens = int(meta["num_tokens"])
+    if not (meta.get("format") == CACHE_FORMAT and meta.get("prompt") == cleaned and rows.ndim == 3
+            and rows.shape[0] == 1 and rows.shape[1] == min(num_tokens, text_len)):
+        return None
+    out = rows.new_zeros(1, text_len, rows.shape[2])
+    out[:, : rows.shape[1]] = rows
+    return out, num_tokens
+
+
+def find_cached_embedding(prompt: str, dtype: torch.dtype = torch.bfloat16,
+                          text_len: int = TEXT_LEN) -> torch.Tensor | None:
+    """A cached embedding ``(1, text_len, dim)`` of the raw ``prompt`` in ``dtype``, whichever encoder
+    weights made it (the newest entry wins), or None. For runs without the text encoder files: the cache
+    key includes the weights' fingerprint, so without them an entry is found by its stored prompt instead.
+    Unreadable entries are skipped."""
+    cleaned = clean_prompt(prompt)
+    try:
+        entries = sorted(cache_dir(CACHE_KIND).glob("*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return None
+    for path in entries:
+        try:
+            with safe_open(str(path), "pt") as fh:
+                meta = fh.metadata() or {}
+            if meta.get("prompt") != cleaned or meta.get("dtype") != str(dtype):
+                continue
+            entry = _read_entry(path, cleaned, text_len)
+        except Exception:  # noqa: BLE001 - a damaged entry is just not a match
+            continue
+        if entry is not None:
+            return entry[0]
+    return None
 
 
 def encode_prompt(prompt: str, *, t5_path: str | Path, tokenizer_path: str | Path,

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import __version__
-from ..errors import InspatioError
+from ..errors import InspatioError, UsageError
 from ..progress import Reporter
 
 app = typer.Typer(
@@ -50,6 +50,15 @@ def print_error(message: str) -> None:
 def reporter(json_mode: bool, quiet: bool) -> Reporter:
     """The reporter for a command's ``--json``/``--quiet`` flags (quiet wins)."""
     return Reporter("quiet" if quiet else ("json" if json_mode else "human"))
+
+
+def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
+    """``HxW`` (e.g. ``480x832``) -> (H, W); :class:`UsageError` naming ``option`` otherwise."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"{option} must be HxW (e.g. 480x832), got {text!r}") from None
+    return h, w
 
 
 def print_table(table: Table) -> None:

@@ -10,21 +10,12 @@ import typer
 
 from ..depth.checkpoints import DEFAULT_MODEL, DEPTH_MODELS
 from ..depth.estimate import get_depth
-from ..errors import UsageError
 from ..video import FIT_MODES, MODEL_SIZE
-from .app import JsonOpt, QuietOpt, app, reporter
+from .app import JsonOpt, QuietOpt, app, parse_size, reporter
 from .models import WeightsDirOpt
 
 _MODELS_HELP = "; ".join(f"{m.name}: {m.licence}, {'metric' if m.metric else 'relative'}"
                          for m in DEPTH_MODELS.values())
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--size must be HxW (e.g. 480x832), got {text!r}") from None
-    return h, w
 
 
 @app.command()
@@ -61,7 +52,7 @@ def depth(
     without a depth file, reuses them.
     """
     rep = reporter(json_mode, quiet)
-    result = get_depth(video, model=model, weights=weights, weights_dir=weights_dir, fit=fit, size=_size(size),
+    result = get_depth(video, model=model, weights=weights, weights_dir=weights_dir, fit=fit, size=parse_size(size),
                        window=window, precision=precision, device=device, cache=not no_cache, reporter=rep)
     target = output if output is not None else video.with_name(f"{video.stem}.depth.safetensors")
     result.save(target)

@@ -19,6 +19,7 @@ from . import depth  # noqa: F401
 from . import info  # noqa: F401  (registers the command)
 from . import models  # noqa: F401
 from . import preview  # noqa: F401
+from . import rerender  # noqa: F401
 from . import trajectory  # noqa: F401
 from .app import app, print_error
 
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         result = command.main(args=args, prog_name="inspatio", standalone_mode=False)
         code = result if isinstance(result, int) else 0
+        if code == 130:  # recent Typer turns Ctrl-C into a returned exit code 130, without a message
+            code = _fail("interrupted by SIGINT", 130)
     except typer.Exit as exc:
         code = exc.exit_code
     except _USAGE as exc:

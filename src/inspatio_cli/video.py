@@ -17,6 +17,7 @@ trimmed to the video's duration, always through :class:`inspatio_cli.files.Atomi
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
 import math
 from dataclasses import asdict, dataclass, field
@@ -133,7 +134,7 @@ def probe(path: str | Path) -> VideoInfo:
         pts: list[int] = []
         try:
             for packet in container.demux(stream):
-                if packet.size and packet.pts is not None:
+                if _counts(packet):
                     pts.append(packet.pts)
         except av.error.FFmpegError as exc:
             raise VideoError(f"cannot read packets ({_ffmpeg_reason(exc)})", path) from None
@@ -162,9 +163,17 @@ def probe(path: str | Path) -> VideoInfo:
 
 
 def _first_frame(container, stream, path) -> av.VideoFrame:
+    """The first frame that decodes: damaged leading packets are passed over (decoding them fails later,
+    with the advice to use ``--skip-bad-frames``)."""
+    codec = stream.codec_context
     try:
-        for frame in container.decode(stream):
-            return frame
+        for packet in container.demux(stream):
+            with contextlib.suppress(av.error.FFmpegError):
+                for frame in codec.decode(packet):
+                    return frame
+        with contextlib.suppress(av.error.FFmpegError):
+            for frame in codec.decode(None):
+                return frame
     except av.error.FFmpegError as exc:
         raise VideoError(f"cannot decode video ({_ffmpeg_reason(exc)})", path) from None
     raise VideoError("no decodable video frame", path)
@@ -224,7 +233,9 @@ def iter_frames(path: str | Path, *, start_frame: int = 0, max_frames: int | Non
     Frames are selected by index (``start_frame``, ``max_frames``) and/or by time (``start_time``,
     ``end_time``, seconds from the first frame, end exclusive). Decoding streams: memory does not grow
     with the video length. A decoding error raises :class:`VideoError`, unless ``skip_bad_frames``; then
-    decoding continues past damaged data and ``stats["skipped"]`` counts the lost packets.
+    decoding continues past damaged data, every frame that does not decode is replaced by the previous
+    good frame (the first good one at the start) at its own timestamp, so frame indices and times stay
+    those :func:`probe` counts, and ``stats["skipped"]`` counts the replaced frames so far.
     """
     if max_frames is not None and max_frames <= 0:
         return
@@ -237,10 +248,13 @@ def iter_frames(path: str | Path, *, start_frame: int = 0, max_frames: int | Non
         emitted = 0
         rotation = None
         frames = _decode_frames(container, stream, path, skip_bad_frames, stats)
-        for frame in frames:
+        for frame, pts in frames:
             index += 1
-            t = frame.time if frame.time is not None else (
-                frame.pts * tb if (frame.pts is not None and tb) else float(index) / float(stream.average_rate or 25))
+            if pts != frame.pts and tb:  # a replaced frame, shown at its own time
+                t = pts * tb
+            else:
+                t = frame.time if frame.time is not None else (
+                    frame.pts * tb if (frame.pts is not None and tb) else float(index) / float(stream.average_rate or 25))
             if origin is None:
                 origin = t
                 rotation = _rotation_of(frame)
@@ -260,28 +274,78 @@ def iter_frames(path: str | Path, *, start_frame: int = 0, max_frames: int | Non
             raise VideoError("no decodable video frame", path)
 
 
-def _decode_frames(container, stream, path, skip_bad: bool, stats: dict | None) -> Iterator[av.VideoFrame]:
-    if not skip_bad:
-        try:
-            yield from container.decode(stream)
-        except av.error.FFmpegError as exc:
-            raise VideoError(f"decoding failed ({_ffmpeg_reason(exc)}); use --skip-bad-frames to keep "
-                             "the frames that decode", path) from None
-        return
-    skipped = 0
+def _decode_frames(container, stream, path, skip_bad: bool,
+                   stats: dict | None) -> Iterator[tuple[av.VideoFrame, int | None]]:
+    """``(frame, pts)`` in presentation order; ``pts`` is the frame's own, except for replaced frames.
+
+    Every frame :func:`probe` counts (a non-empty, non-discarded packet with a timestamp) must come out of
+    the decoder. When one does not (damaged data, a file cut off at the end), strict decoding raises
+    :class:`VideoError`; with ``skip_bad`` the previous good frame is yielded with the lost timestamp
+    instead (leading losses wait for the first good frame) and packets that fail to decode are passed over.
+    """
+    advice = "; use --skip-bad-frames to keep the frames that decode"
+    expected: list[int] = []  # min-heap of the timestamps demuxed and not decoded yet
+    waiting: list[int] = []  # lost before the first good frame
+    last = None
+    stats = stats if stats is not None else {}
+    stats["skipped"] = 0
+
+    def lost(count: int, where: str) -> None:
+        if not skip_bad:
+            raise VideoError(f"{count} frame(s) {where} could not be decoded (damaged or cut off){advice}", path)
+        stats["skipped"] += count
+
+    for frame in _decode_packets(container, stream, expected, path, skip_bad, advice):
+        if frame.pts is None:
+            yield frame, None
+            continue
+        while expected and expected[0] < frame.pts:
+            missing = heapq.heappop(expected)
+            if last is None:
+                waiting.append(missing)
+                continue
+            lost(1, "in the middle")
+            yield last, missing
+        if expected and expected[0] == frame.pts:
+            heapq.heappop(expected)
+        if waiting:
+            lost(len(waiting), "at the start")
+        for missing in waiting:
+            yield frame, missing
+        waiting = []
+        last = frame
+        yield frame, frame.pts
+    if expected and last is not None:
+        lost(len(expected), "at the end")
+        while expected:
+            yield last, heapq.heappop(expected)
+
+
+def _counts(packet: av.Packet) -> bool:
+    """Whether a demuxed packet is a frame of the video (as :func:`probe` counts them)."""
+    return bool(packet.size) and packet.pts is not None and not packet.is_discard
+
+
+def _decode_packets(container, stream, expected: list[int], path, lenient: bool,
+                    advice: str) -> Iterator[av.VideoFrame]:
+    """Decode packet by packet, pushing the timestamp of every counted packet onto the heap ``expected``.
+    A decoding error raises :class:`VideoError`; ``lenient`` passes over packets that fail and stops
+    quietly where the container itself is damaged."""
     codec = stream.codec_context
     try:
         for packet in container.demux(stream):
+            if _counts(packet):
+                heapq.heappush(expected, packet.pts)
             try:
                 yield from codec.decode(packet)
             except av.error.FFmpegError:
-                skipped += 1
-        with contextlib.suppress(av.error.FFmpegError):
+                if not lenient:
+                    raise
+        with contextlib.suppress(av.error.EOFError):  # raised by the flush once the decoder has drained
             yield from codec.decode(None)
-    except av.error.FFmpegError:
-        skipped += 1
-    if stats is not None:
-        stats["skipped"] = skipped
+    except av.error.FFmpegError as exc:
+        if not lenient:
+            raise VideoError(f"decoding failed ({_ffmpeg_reason(exc)}){advice}", path) from None
 
 
 def read_video(path: str | Path, *, start_frame: int = 0, max_frames: int | None = None,
@@ -298,7 +362,7 @@ def read_video(path: str | Path, *, start_frame: int = 0, max_frames: int | None
     if not frames:
         raise VideoError("no frames in the requested range", path)
     if stats.get("skipped"):
-        log.warning("%s: %d damaged packet(s) skipped while decoding", path, stats["skipped"])
+        log.warning("%s: %d damaged frame(s) replaced by the previous good frame", path, stats["skipped"])
     return Video(frames=np.stack(frames), fps=info.fps, timestamps=np.asarray(stamps, dtype=np.float64),
                  info=info, skipped_frames=int(stats.get("skipped", 0)))
 

@@ -30,15 +30,19 @@ def pattern(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
 
 def make_clip(path: Path, frames: np.ndarray, fps: float | Fraction = 25, *, audio_seconds: float = 0.0,
               rotation: int = 0, codec: str = "libx264", pix_fmt: str = "yuv420p",
-              pts: list[int] | None = None, time_base: Fraction | None = None) -> Path:
+              pts: list[int] | None = None, time_base: Fraction | None = None,
+              container_options: dict[str, str] | None = None, codec_options: dict[str, str] | None = None) -> Path:
     """Encode ``frames`` (T, H, W, 3) uint8 to ``path``. ``rotation`` stores a display matrix (degrees,
     counter-clockwise); ``pts``+``time_base`` give explicit (e.g. variable) timestamps; ``audio_seconds``
-    adds a 440 Hz AAC tone."""
+    adds a 440 Hz AAC tone; ``container_options`` go to the muxer (e.g. ``{"movflags": "faststart"}``),
+    ``codec_options`` to the encoder."""
     rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", options=container_options or {}) as out:
         stream = out.add_stream(codec, rate=rate)
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = pix_fmt
+        if codec_options:
+            stream.options = codec_options
         if time_base is not None:
             stream.codec_context.time_base = time_base
         if rotation:

@@ -1,0 +1,118 @@
+"""The broken-video corpus (tests/broken_media.py): every file works or fails with one clear line, and
+decoding damaged data keeps the good frames when asked (``skip_bad_frames``) and counts the lost ones."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+
+from broken_media import build_corpus
+from inspatio_cli.cli import main
+from inspatio_cli.errors import InspatioError, VideoError
+from inspatio_cli.video import iter_frames, probe, read_video
+from media import make_clip, pattern
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return build_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def _by_name(corpus, name):
+    return next(case for case in corpus if case.name == name)
+
+
+def _cli(capsys, *args) -> tuple[int, str, str]:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return done.value.code, out, err
+
+
+def _decode(path, skip: bool) -> str:
+    """``ok`` when every frame decodes (and as many as probe counts), else the error's one line."""
+    try:
+        video = read_video(path, skip_bad_frames=skip)
+    except InspatioError as exc:
+        assert isinstance(exc, VideoError)
+        return exc.one_line()
+    assert video.num_frames == video.info.frame_count
+    return "ok"
+
+
+def test_every_file_works_or_fails_in_one_line(corpus, capsys):
+    assert len(corpus) >= 30
+    outcome = {}
+    for case in corpus:
+        code, out, err = _cli(capsys, "info", "--json", str(case.path))
+        assert "Traceback" not in err and "internal error" not in err, (case.name, err)
+        assert code in (0, 3), (case.name, code, err)
+        if code == 3:
+            assert out == "" and err.count("\n") == 1 and err.startswith(f"error: {case.path}"), (case.name, err)
+            outcome[case.name] = "fails"
+            continue
+        strict, lenient = _decode(case.path, skip=False), _decode(case.path, skip=True)
+        if strict == "ok":
+            outcome[case.name] = "works"
+        elif lenient == "ok":
+            assert "--skip-bad-frames" in strict, (case.name, strict)
+            outcome[case.name] = "works with --skip-bad-frames"
+        else:
+            outcome[case.name] = "fails"
+        assert case.expect in ("either", outcome[case.name]), (case.name, outcome[case.name], strict)
+    counts = {kind: sum(v == kind for v in outcome.values()) for kind in
+              ("works", "works with --skip-bad-frames", "fails")}
+    print(f"broken-video corpus: {len(corpus)} files, {counts['works']} work, {counts['works with --skip-bad-frames']} "
+          f"work with --skip-bad-frames, {counts['fails']} fail cleanly with one line, 0 tracebacks")
+    assert counts["works with --skip-bad-frames"] >= 1
+
+
+def test_damaged_middle_keeps_every_good_frame_in_place(corpus):
+    path = _by_name(corpus, "noise-middle.mp4").path
+    with pytest.raises(VideoError, match="use --skip-bad-frames"):
+        read_video(path)
+    good = read_video(_by_name(corpus, "good.mp4").path)
+    stats: dict = {}
+    frames = list(iter_frames(path, skip_bad_frames=True, stats=stats))
+    assert len(frames) == probe(path).frame_count == good.num_frames
+    assert 0 < stats["skipped"] < len(frames)
+    stamps = np.array([t for t, _ in frames])
+    assert np.allclose(stamps, good.timestamps)  # replaced frames keep their own time
+    same = [np.array_equal(image, good.frames[i]) for i, (_, image) in enumerate(frames)]
+    replaced = [i for i in range(1, len(frames)) if np.array_equal(frames[i][1], frames[i - 1][1])]
+    assert same[0] and len(replaced) >= stats["skipped"]
+    assert read_video(path, skip_bad_frames=True).skipped_frames == stats["skipped"]
+
+
+def test_cut_off_end_is_an_error_unless_skipped(corpus):
+    path = _by_name(corpus, "truncated-faststart-0.95.mp4").path
+    with pytest.raises(VideoError, match=r"frame\(s\) at the end could not be decoded.*--skip-bad-frames"):
+        read_video(path)
+    video = read_video(path, skip_bad_frames=True)
+    assert video.num_frames == video.info.frame_count and video.skipped_frames > 0
+    assert np.array_equal(video.frames[-1], video.frames[-1 - video.skipped_frames])
+
+
+def test_healthy_files_lose_nothing(tmp_path):
+    path = make_clip(tmp_path / "c.mp4", pattern(20, 32, 48), 25)
+    stats: dict = {}
+    strict = read_video(path)
+    lenient = [image for _, image in iter_frames(path, skip_bad_frames=True, stats=stats)]
+    assert stats["skipped"] == 0 and np.array_equal(np.stack(lenient), strict.frames)
+
+
+def test_probe_passes_over_damaged_leading_packets(tmp_path):
+    path = make_clip(tmp_path / "c.mp4", pattern(30, 32, 48), 25, codec_options={"g": "5", "bf": "0"})
+    with av.open(str(path)) as container:
+        first = next(p for p in container.demux(video=0) if p.size)
+        start, size = first.pos, first.size
+    data = bytearray(path.read_bytes())
+    data[start + 8:start + size] = np.random.default_rng(0).integers(0, 256, size - 8, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    assert probe(path).frame_count == 30
+    with pytest.raises(VideoError, match="--skip-bad-frames"):
+        read_video(path)
+    video = read_video(path, skip_bad_frames=True)
+    assert video.num_frames == 30 and video.skipped_frames >= 1

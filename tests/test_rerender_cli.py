@@ -1,10 +1,12 @@
 """``inspatio rerender``: the command on tiny random checkpoints (``tiny_weights``): output and sidecar,
-``--json`` and ``--quiet``, missing weights, and Ctrl-C / SIGTERM in a real subprocess."""
+``--json`` and ``--quiet``, missing weights, Ctrl-C / SIGTERM in a real subprocess; ``inspatio models
+verify`` on the same checkpoints."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import torch
 
 from inspatio_cli.files import TEMP_MARK
 from inspatio_cli.video import probe
+from conftest import WEIGHT_FILES
 from test_preview_pipeline import scene_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,3 +109,18 @@ def test_interrupt_leaves_no_output(tiny_weights, tmp_path, signum, code):
     assert "interrupted" in err
     assert not out.exists() and not out.with_suffix(".json").exists()
     assert not [p for p in tmp_path.iterdir() if TEMP_MARK in p.name]
+
+
+def test_models_verify_accepts_the_tiny_weights_and_names_a_truncated_file(tiny_weights, tmp_path, capsys):
+    only = "generator,vae,text,tae"
+    code, stdout, err = run(capsys, "models", "verify", "--weights-dir", tiny_weights, "--only", only, "--json")
+    status = {c["name"]: c["status"] for c in map(json.loads, stdout.splitlines())}
+    assert code == 0 and err == ""
+    assert status == {"generator": "ok", "wan-config": "missing", "vae": "ok", "text-encoder": "ok",
+                      "tokenizer": "ok", "tae": "ok"}
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_weights, broken)
+    vae = broken / WEIGHT_FILES["vae"]
+    vae.write_bytes(vae.read_bytes()[:4000])
+    code, _, err = run(capsys, "models", "verify", "--weights-dir", broken, "--only", only)
+    assert code == 1 and f"error: {vae}:" in err

@@ -59,7 +59,9 @@ class _RateColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:.3g}/s")
+        if speed is None:
+            return Text("")
+        return Text(f"{speed:.2f}/s" if speed < 10 else f"{speed:,.0f}/s")
 
 
 class Reporter:

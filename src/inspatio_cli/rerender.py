@@ -124,7 +124,7 @@ class RerenderResult:
 
     def summary(self) -> dict[str, Any]:
         """The sidecar ``OUT.json`` (also the ``--json`` result): format, tool version, output facts, the
-        scene (inputs, depth origin, trajectory), resolved settings and their fingerprint, prompt (and
+        inputs, the scene (sizes, depth origin, trajectory), resolved settings and their fingerprint, prompt (and
         caption), weight files with sizes and fingerprints, per-stage seconds, peak memory, warp coverage
         and warnings."""
         return {
@@ -132,6 +132,8 @@ class RerenderResult:
             "frames": self.frames, "fps": self.fps, "size": list(self.size), "chunks": self.chunks,
             "padded_frames": self.padded_frames, "audio": self.audio,
             "condition_dir": None if self.condition_dir is None else str(self.condition_dir),
+            "inputs": {"video": self.scene["video"], "trajectory": self.settings["trajectory"]["source"],
+                       "depth": self.scene["depth"], "prompt": self.prompt["text"]},
             "scene": self.scene, "settings": self.settings, "fingerprint": self.fingerprint,
             "prompt": self.prompt, "weights": self.weights, "seconds": self.seconds,
             "frames_per_second": round(self.frames_per_second, 4), "peak_memory": self.peak_memory,

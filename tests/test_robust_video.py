@@ -3,12 +3,16 @@ decoding damaged data keeps the good frames when asked (``skip_bad_frames``) and
 
 from __future__ import annotations
 
+import json
+
 import av
 import numpy as np
 import pytest
+import torch
 
 from broken_media import build_corpus
 from inspatio_cli.cli import main
+from inspatio_cli.depth import DepthResult, estimate
 from inspatio_cli.errors import InspatioError, VideoError
 from inspatio_cli.video import iter_frames, probe, read_video
 from media import make_clip, pattern
@@ -116,3 +120,61 @@ def test_probe_passes_over_damaged_leading_packets(tmp_path):
         read_video(path)
     video = read_video(path, skip_bad_frames=True)
     assert video.num_frames == 30 and video.skipped_frames >= 1
+
+
+def _depth_for(path, folder) -> str:
+    """A small synthetic depth file matching ``path``'s frame count (24x32 canvas)."""
+    n = probe(path).frame_count
+    K = torch.tensor([[30.0, 0, 16], [0, 30.0, 12], [0, 0, 1]]).expand(n, 3, 3).clone()
+    depth = DepthResult(depth=torch.full((n, 24, 32), 2.0), K=K, c2w=torch.eye(4).expand(n, 4, 4).clone())
+    return str(depth.save(folder / f"{path.name}.depth.safetensors"))
+
+
+def test_preview_over_the_corpus(corpus, capsys, tmp_path):
+    """The command that decodes every frame: works, works with --skip-bad-frames (and says how many frames
+    were lost), or fails with one line; never a traceback, never an output file when it fails."""
+    tally = {"works": 0, "works with --skip-bad-frames": 0, "fails": 0}
+    for case in corpus:
+        try:
+            depth = _depth_for(case.path, tmp_path)
+        except VideoError:
+            tally["fails"] += 1
+            continue
+        output = tmp_path / f"{case.path.name}.preview.mp4"
+        args = ["preview", str(case.path), "-t", "orbit_left", "-o", str(output), "--depth", depth, "--layout", "warped"]
+        code, out, err = _cli(capsys, *args, "--json")
+        assert "Traceback" not in err and code in (0, 3), (case.name, code, err)
+        if code == 0:
+            tally["works"] += 1
+            assert json.loads(out.splitlines()[-1])["lost_frames"] == 0
+            continue
+        assert err.count("\n") == 1 and not output.exists(), (case.name, err)
+        assert case.expect != "works", (case.name, err)
+        if "--skip-bad-frames" not in err:
+            tally["fails"] += 1
+            continue
+        code, out, err = _cli(capsys, *args, "--json", "--skip-bad-frames")
+        assert code == 0 and output.exists(), (case.name, err)
+        lost = json.loads(out.splitlines()[-1])["lost_frames"]
+        assert lost > 0 and f"{lost} of {probe(case.path).frame_count} frames could not be decoded" in " ".join(err.split())
+        tally["works with --skip-bad-frames"] += 1
+    print(f"preview over the broken-video corpus: {len(corpus)} files, " +
+          ", ".join(f"{count} {kind}" for kind, count in tally.items()) + ", 0 tracebacks")
+    assert tally["works with --skip-bad-frames"] >= 2 and not [p for p in tmp_path.iterdir() if ".inspatio-tmp-" in p.name]
+
+
+def test_depth_command_with_skip_bad_frames(corpus, capsys, monkeypatch, tmp_path):
+    from test_depth_estimate import CountingLoader
+
+    monkeypatch.setenv("INSPATIO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(estimate, "load_model", CountingLoader())
+    video = _by_name(corpus, "noise-middle.mp4").path
+    target = tmp_path / "noise.depth.safetensors"
+    args = ["depth", str(video), "-o", str(target), "--model", "base-metric", "--size", "28x42", "--window", "4",
+            "--device", "cpu", "--precision", "float32", "--no-cache"]
+    code, _, err = _cli(capsys, *args)
+    assert code == 3 and "--skip-bad-frames" in err and err.count("\n") == 1 and not target.exists()
+    code, _, err = _cli(capsys, *args, "--skip-bad-frames")
+    saved = DepthResult.load(target)
+    assert code == 0 and saved.num_frames == probe(video).frame_count
+    assert int(saved.meta["lost_frames"]) > 0 and "could not be decoded" in err

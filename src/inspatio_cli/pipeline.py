@@ -46,11 +46,13 @@ a frame needed again after being evicted is decoded again."""
 
 def resolve_depth(video: str | Path, depth: str | Path | None = None, *, fit: str = "stretch",
                   size: tuple[int, int] | None = None, weights_dir: str | Path | None = None,
-                  device: str | None = None, reporter: Reporter | None = None) -> tuple[DepthResult, str]:
+                  device: str | None = None, skip_bad_frames: bool = False,
+                  reporter: Reporter | None = None) -> tuple[DepthResult, str]:
     """The depth of ``video`` and where it came from, in this order: the file ``depth``; the sidecar
     ``<stem>.depth.safetensors[.gz]`` next to the video; the depth stage's cached estimate for this video,
     ``fit`` and ``size`` (default: the model size), computed now with the depth model (weights from
-    ``weights_dir`` or the Hugging Face cache, on ``device``, default the GPU if any) if not cached yet.
+    ``weights_dir`` or the Hugging Face cache, on ``device``, default the GPU if any, decoding with
+    ``skip_bad_frames``) if not cached yet.
 
     Raises :class:`DepthError` for unreadable or invalid depth files and :class:`WeightsError` (naming
     ``--depth`` as the alternative) when an estimate is needed but the depth weights are missing.
@@ -64,7 +66,7 @@ def resolve_depth(video: str | Path, depth: str | Path | None = None, *, fit: st
 
     try:
         result = get_depth(video, fit=fit, size=size or MODEL_SIZE, weights_dir=weights_dir, device=device,
-                           reporter=reporter)
+                           skip_bad_frames=skip_bad_frames, reporter=reporter)
     except WeightsError as exc:
         raise WeightsError(f"no depth file for this video and {exc.message}", video,
                            hint=f"pass --depth FILE, put {Path(video).stem}.depth.safetensors next to the video, "
@@ -231,7 +233,7 @@ class Scene:
 def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource, *,
                camera: CameraOptions | None = None, depth: str | Path | None = None, fit: str = "stretch",
                size: tuple[int, int] | None = None, resample_depth: bool = False,
-               weights_dir: str | Path | None = None, device: str | None = None,
+               weights_dir: str | Path | None = None, device: str | None = None, skip_bad_frames: bool = False,
                reporter: Reporter | None = None) -> Scene:
     """Prepare a scene (no pixel work): see :class:`Scene`.
 
@@ -241,7 +243,8 @@ def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource, *,
     see :func:`resolve_depth`);
     ``fit``: stretch|crop|pad; ``size`` (H, W): the canvas (default: the depth maps' size, which is the model
     size for depth made by the depth stage); ``resample_depth``: move depth made on another canvas onto
-    ``size`` (:func:`resample_depth`) instead of refusing it; ``weights_dir``/``device``: for a depth estimate.
+    ``size`` (:func:`resample_depth`) instead of refusing it; ``weights_dir``/``device``/``skip_bad_frames``: for
+    a depth estimate.
 
     Raises :class:`DepthError` when the depth is missing or does not match the video (frame count, size,
     fit) and :class:`TrajectoryError` / :class:`UsageError` for bad trajectory or time options.
@@ -249,7 +252,7 @@ def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource, *,
     reporter = reporter or Reporter("silent")
     info = probe(video)
     depth_result, depth_origin = resolve_depth(video, depth, fit=fit, size=size, weights_dir=weights_dir,
-                                               device=device, reporter=reporter)
+                                               device=device, skip_bad_frames=skip_bad_frames, reporter=reporter)
     camera = camera or CameraOptions()
     source = trajectory if isinstance(trajectory, TrajectorySource) else camera.load(trajectory)
     scene = Scene.make(info, depth_result, depth_origin, source, camera=camera, fit=fit, size=size,
@@ -274,11 +277,15 @@ class WarpedChunk:
 
 
 def warped_chunks(scene: Scene, chunks: int | Iterable[range] = 12, *, device: torch.device | str = "cpu",
+                  skip_bad_frames: bool = False, stats: dict | None = None,
                   reporter: Reporter | None = None) -> Iterator[WarpedChunk]:
     """Warp ``scene`` chunk by chunk, in output-frame order.
 
     ``chunks``: a chunk size, or the consecutive frame ranges to yield (e.g. the generator's chunk plan).
     The clip-wide ``Lmax`` is computed first, so the result equals warping all frames in one call.
+    ``skip_bad_frames``: source frames that do not decode are replaced by the previous good one
+    (:func:`~inspatio_cli.video.iter_frames`) instead of raising :class:`VideoError`;
+    ``stats["lost_frames"]`` then counts them (distinct source frames, kept up to date).
     Progress: a ``warp`` stage advancing per frame.
     """
     reporter = reporter or Reporter("silent")
@@ -286,7 +293,7 @@ def warped_chunks(scene: Scene, chunks: int | Iterable[range] = 12, *, device: t
     device = str(device)
     lmax = scene.log_depth_max(device, reporter=reporter)
     order = scene.cameras.source_index.numpy()
-    with contextlib.closing(_SourceFrames(scene, order)) as source, \
+    with contextlib.closing(_SourceFrames(scene, order, skip_bad_frames, stats)) as source, \
             reporter.stage("warp", total=sum(len(r) for r in ranges)) as stage:
         for frames in ranges:
             yield _warp_chunk(scene, frames, source, lmax, device, stage)
@@ -341,10 +348,14 @@ class _SourceFrames:
     Decodes sequentially; keeps a decoded frame while a later output frame will show it, up to
     :data:`LOOKBACK_FRAMES` frames (evicting the one needed farthest ahead), and restarts decoding when a
     frame behind the decoder is needed and was not kept. Memory: at most LOOKBACK_FRAMES + 1 frames.
+    ``stats["lost_frames"]``: with ``skip_bad``, the source frames replaced so far (every decoder run starts
+    at the first frame, so the run that got furthest has seen them all).
     """
 
-    def __init__(self, scene: Scene, order: np.ndarray):
+    def __init__(self, scene: Scene, order: np.ndarray, skip_bad: bool = False, stats: dict | None = None):
         self.path, self.fit, self.order = scene.video.path, scene.fit, order
+        self.skip_bad, self.stats, self.run_stats = skip_bad, stats if stats is not None else {}, {}
+        self.stats["lost_frames"] = 0
         self.total = scene.video.frame_count
         self.uses: dict[int, list[int]] = {}
         for k in range(len(order) - 1, -1, -1):
@@ -380,7 +391,9 @@ class _SourceFrames:
             # start at the earliest frame needed soon, so a reversed run is decoded once, not once per frame
             soon = [int(f) for f in self.order[k:k + LOOKBACK_FRAMES] if int(f) not in self.kept]
             start = min(soon)
-            self.decoder = iter_frames(self.path, start_frame=start)
+            self.run_stats = {}
+            self.decoder = iter_frames(self.path, start_frame=start, skip_bad_frames=self.skip_bad,
+                                       stats=self.run_stats)
             self.position = start - 1
         while True:
             try:
@@ -388,6 +401,7 @@ class _SourceFrames:
             except StopIteration:
                 raise VideoError(f"only {self.position + 1} of {self.total} frames could be decoded; the depth "
                                  "and trajectory expect all of them", self.path) from None
+            self.stats["lost_frames"] = max(self.stats["lost_frames"], self.run_stats.get("skipped", 0))
             self.position += 1
             image = self.fit.frames(raw[None])[0]
             if self.position == s:

@@ -30,7 +30,7 @@ from .cameras import CameraOptions, TrajectorySource
 from .errors import UsageError
 from .pipeline import ConditionWriter, WarpedChunk, open_scene, warped_chunks
 from .progress import Reporter
-from .video import VideoWriter, to_uint8
+from .video import VideoInfo, VideoWriter, lost_frames_warning, to_uint8
 from .warp import coverage, mask_to_video
 
 LAYOUTS = ("side", "warped", "mask", "grid")
@@ -53,6 +53,7 @@ class PreviewResult:
     threshold: float
     audio: bool
     condition_dir: Path | None = None
+    lost_frames: int = 0
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -71,7 +72,7 @@ class PreviewResult:
         worst = np.argsort(cov, kind="stable")[:WORST_FRAMES]
         return {
             "output": str(self.output), "frames": self.frames, "fps": self.fps, "size": list(self.size),
-            "layout": self.layout, "audio": self.audio,
+            "layout": self.layout, "audio": self.audio, "lost_frames": self.lost_frames,
             "condition_dir": None if self.condition_dir is None else str(self.condition_dir),
             "coverage": {"min": float(cov.min()), "mean": float(cov.mean()), "threshold": self.threshold,
                          "worst": [{"frame": int(k), "coverage": round(float(cov[k]), 6)} for k in worst],
@@ -84,7 +85,7 @@ class PreviewResult:
 def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output: str | Path, *,
             depth: str | Path | None = None, layout: str = "side", save_condition: str | Path | None = None,
             camera: CameraOptions | None = None, fit: str = "stretch", threshold: float = COVERAGE_THRESHOLD,
-            chunk_size: int = 12, device: str = "cpu", crf: int = 18,
+            chunk_size: int = 12, device: str = "cpu", crf: int = 18, skip_bad_frames: bool = False,
             reporter: Reporter | None = None) -> PreviewResult:
     """Warp ``video`` along ``trajectory`` and write the preview video ``output`` (see the module doc).
 
@@ -92,7 +93,8 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
     ``save_condition``: a folder for ``warped.mp4`` and the lossless ``mask.mp4``; ``camera`` (trajectory
     conventions, relative_to_source, time edits) and ``fit``: as :func:`inspatio_cli.pipeline.open_scene`;
     ``threshold``: coverage below which frames are reported; ``chunk_size``: frames warped together;
-    ``device``: where the warp runs; ``crf``: H.264 quality of the preview video.
+    ``device``: where the warp runs; ``crf``: H.264 quality of the preview video; ``skip_bad_frames``: source
+    frames that do not decode are replaced by the previous good one (counted in ``lost_frames``, warned about).
     """
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout {layout!r} (choose {', '.join(LAYOUTS)})")
@@ -101,7 +103,8 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
     if Path(output).resolve() == Path(video).resolve():
         raise UsageError("the output would overwrite the source video", output)
     reporter = reporter or Reporter("silent")
-    scene = open_scene(video, trajectory, camera=camera, depth=depth, fit=fit, reporter=reporter)
+    scene = open_scene(video, trajectory, camera=camera, depth=depth, fit=fit, skip_bad_frames=skip_bad_frames,
+                       reporter=reporter)
     info = scene.video
     rate = info.rate
     audio = info.has_audio and scene.time_is_identity
@@ -110,29 +113,32 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
     painter = _Painter(layout, scene.size, scene.num_frames)
     per_frame: list[float] = []
     condition = Path(save_condition) if save_condition is not None else None
+    decoding: dict = {}
     with contextlib.ExitStack() as stack:
         writer = stack.enter_context(VideoWriter(output, rate, crf=crf, audio_from=info.path if audio else None))
         conditions = stack.enter_context(ConditionWriter(condition, rate)) if condition is not None else None
-        for chunk in warped_chunks(scene, chunk_size, device=device, reporter=reporter):
+        for chunk in warped_chunks(scene, chunk_size, device=device, skip_bad_frames=skip_bad_frames, stats=decoding,
+                                   reporter=reporter):
             values = coverage(chunk.mask).tolist()
             per_frame += values
             writer.write(painter.paint(chunk, values))
             if conditions is not None:
                 conditions.write(chunk.warped, chunk.mask)
     result = PreviewResult(Path(output), scene.num_frames, float(rate), painter.output_size, layout, per_frame,
-                           threshold, audio, condition)
-    _report(result, reporter)
+                           threshold, audio, condition, decoding["lost_frames"])
+    _report(result, reporter, info)
     return result
 
 
-def _report(result: PreviewResult, reporter: Reporter) -> None:
-    """Coverage summary on stderr, warnings for empty warps and low coverage (kept in ``result.warnings``)."""
+def _report(result: PreviewResult, reporter: Reporter, source: VideoInfo) -> None:
+    """Coverage summary on stderr, warnings for lost source frames, empty warps and low coverage (kept in
+    ``result.warnings``)."""
     summary = result.summary()["coverage"]
     worst = ", ".join(f"{w['frame']} ({w['coverage']:.1%})" for w in summary["worst"])
     reporter.info(f"wrote {result.output} ({result.frames} frames, {result.fps:g} fps, layout {result.layout}"
                   f"{', audio kept' if result.audio else ''})")
     reporter.info(f"coverage: min {summary['min']:.1%}, mean {summary['mean']:.1%}; worst frames: {worst}")
-    messages = []
+    messages = [lost_frames_warning(source.path, result.lost_frames, source.frame_count)] if result.lost_frames else []
     if result.empty_frames:
         messages.append(f"{len(result.empty_frames)} frame(s) have an empty warp (no source pixel lands in view; "
                         f"is the camera behind the scene?): {_frame_list(result.empty_frames)}")

@@ -348,6 +348,12 @@ def _decode_packets(container, stream, expected: list[int], path, lenient: bool,
             raise VideoError(f"decoding failed ({_ffmpeg_reason(exc)}){advice}", path) from None
 
 
+def lost_frames_warning(path: str | Path, lost: int, total: int) -> str:
+    """The warning every command prints when ``--skip-bad-frames`` replaced ``lost`` of ``total`` frames."""
+    return (f"{path}: {lost} of {total} frames could not be decoded (damaged or cut off) and were replaced by "
+            "the previous good frame (--skip-bad-frames)")
+
+
 def read_video(path: str | Path, *, start_frame: int = 0, max_frames: int | None = None,
                start_time: float | None = None, end_time: float | None = None,
                skip_bad_frames: bool = False) -> Video:
@@ -362,7 +368,7 @@ def read_video(path: str | Path, *, start_frame: int = 0, max_frames: int | None
     if not frames:
         raise VideoError("no frames in the requested range", path)
     if stats.get("skipped"):
-        log.warning("%s: %d damaged frame(s) replaced by the previous good frame", path, stats["skipped"])
+        log.warning(lost_frames_warning(path, stats["skipped"], len(frames)))
     return Video(frames=np.stack(frames), fps=info.fps, timestamps=np.asarray(stamps, dtype=np.float64),
                  info=info, skipped_frames=int(stats.get("skipped", 0)))
 

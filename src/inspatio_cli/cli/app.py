@@ -40,6 +40,9 @@ def _root(
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+SkipBadFramesOpt = Annotated[bool, typer.Option(
+    "--skip-bad-frames", help="Keep going past damaged video data: each source frame that does not decode is "
+    "replaced by the previous good one, and the number replaced is reported (default: stop with an error).")]
 
 
 def print_error(message: str) -> None:

@@ -11,7 +11,7 @@ import typer
 from ..depth.checkpoints import DEFAULT_MODEL, DEPTH_MODELS
 from ..depth.estimate import get_depth
 from ..video import FIT_MODES, MODEL_SIZE
-from .app import JsonOpt, QuietOpt, app, parse_size, reporter
+from .app import JsonOpt, QuietOpt, SkipBadFramesOpt, app, parse_size, reporter
 from .models import WeightsDirOpt
 
 _MODELS_HELP = "; ".join(f"{m.name}: {m.licence}, {'metric' if m.metric else 'relative'}"
@@ -43,6 +43,7 @@ def depth(
                                            "float32 or bfloat16.")] = "auto",
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute even if this video was done before "
                                            "with the same settings, and do not store the result.")] = False,
+    skip_bad_frames: SkipBadFramesOpt = False,
     json_mode: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -53,7 +54,8 @@ def depth(
     """
     rep = reporter(json_mode, quiet)
     result = get_depth(video, model=model, weights=weights, weights_dir=weights_dir, fit=fit, size=parse_size(size),
-                       window=window, precision=precision, device=device, cache=not no_cache, reporter=rep)
+                       window=window, precision=precision, device=device, cache=not no_cache,
+                       skip_bad_frames=skip_bad_frames, reporter=rep)
     target = output if output is not None else video.with_name(f"{video.stem}.depth.safetensors")
     result.save(target)
     summary = {"output": str(target), **result.describe()}

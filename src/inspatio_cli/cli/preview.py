@@ -10,7 +10,7 @@ import typer
 from ..cameras import CameraOptions
 from ..preview import COVERAGE_THRESHOLD, LAYOUTS, preview as run_preview
 from ..video import FIT_MODES
-from .app import JsonOpt, QuietOpt, app, reporter
+from .app import JsonOpt, QuietOpt, SkipBadFramesOpt, app, reporter
 from .trajectory import camera_options
 
 
@@ -36,6 +36,7 @@ def preview(
                                              help="Warn about frames whose known fraction is below this.")
                          ] = COVERAGE_THRESHOLD,
     device: Annotated[str, typer.Option("--device", help="Where the warp runs: cpu, cuda, cuda:1, ...")] = "cpu",
+    skip_bad_frames: SkipBadFramesOpt = False,
     json_mode: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -44,4 +45,5 @@ def preview(
     No generator, no weights, no GPU. Low coverage = large holes the generator will have to invent.
     """
     run_preview(video, trajectory, output, depth=depth, layout=layout, save_condition=save_condition,
-                camera=camera, fit=fit, threshold=threshold, device=device, reporter=reporter(json_mode, quiet))
+                camera=camera, fit=fit, threshold=threshold, device=device, skip_bad_frames=skip_bad_frames,
+                reporter=reporter(json_mode, quiet))

@@ -28,7 +28,7 @@ import torch
 from ..errors import RuntimeFailure, UsageError, VideoError
 from ..files import cache_dir, fingerprint_file
 from ..progress import Reporter
-from ..video import MODEL_SIZE, Fit, iter_frames, probe
+from ..video import MODEL_SIZE, Fit, iter_frames, lost_frames_warning, probe
 from .checkpoints import DEFAULT_MODEL, DepthModel, depth_model, load_model
 from .da3 import HEAD_PIXELS, DA3Config, DA3Net, NestedConfig, NestedDA3Net
 from .postprocess import (SMOOTH_SIGMA, intrinsics_to_canvas, maps_to_canvas, normalize_to_first,
@@ -250,7 +250,7 @@ def get_depth(video: str | Path, *, model: str | DepthModel = DEFAULT_MODEL,
               fit: str = "stretch", size: tuple[int, int] = MODEL_SIZE, window: int | None = None,
               overlap: int = DEFAULT_OVERLAP, process_res: int = PROCESS_RES,
               smooth_sigma: float = SMOOTH_SIGMA, precision: str = "auto",
-              device: str | torch.device | None = None, cache: bool = True,
+              device: str | torch.device | None = None, cache: bool = True, skip_bad_frames: bool = False,
               reporter: Reporter | None = None) -> DepthResult:
     """The depth cache of ``video``: loaded from the cache when these settings were computed before,
     else estimated with DA3 (see :func:`estimate_depth`) and stored in the cache.
@@ -259,8 +259,9 @@ def get_depth(video: str | Path, *, model: str | DepthModel = DEFAULT_MODEL,
     folders (one per checkpoint of the model) instead of the registry lookup in ``weights_dir`` / the
     Hugging Face cache; ``fit``/``size``: the canvas (as for the frames); ``window``: frames per DA3 call
     (default: from free memory); ``precision``: ``auto`` (bf16 autocast on GPUs, as upstream), ``float32``
-    or ``bfloat16``; ``cache=False`` always recomputes and stores nothing. The resolved window and
-    precision are recorded in the result's ``meta``.
+    or ``bfloat16``; ``cache=False`` always recomputes and stores nothing; ``skip_bad_frames``: frames that
+    do not decode are replaced by the previous good one (warned about, counted in ``meta["lost_frames"]``).
+    The resolved window and precision are recorded in the result's ``meta``.
     Raises :class:`WeightsError` for missing weights (with the download command), :class:`VideoError`
     for unreadable videos, :class:`UsageError` for invalid options.
     """
@@ -282,13 +283,17 @@ def get_depth(video: str | Path, *, model: str | DepthModel = DEFAULT_MODEL,
     net = load_model(spec, weights, weights_dir, dev)
     proc_hw = process_sizes(video_fit.src_hw, process_res)[1]
     win = window if window is not None else auto_window(spec.config, proc_hw, dev, prec)
-    frames = (frame for _, frame in iter_frames(video))
+    decoding: dict = {}
+    frames = (frame for _, frame in iter_frames(video, skip_bad_frames=skip_bad_frames, stats=decoding))
     result = estimate_depth(frames, net, video_fit, window=win, overlap=overlap, process_res=process_res,
                             smooth_sigma=smooth_sigma, precision=prec, device=dev, reporter=reporter,
                             total=info.frame_count)
     result.meta.update(model=spec.name, units="metric" if spec.metric else "relative", licence=spec.licence,
                        video_hash=fingerprint_file(video), fit=fit, settings=settings.describe(),
                        window=str(win), precision=prec)
+    if decoding.get("skipped"):
+        result.meta["lost_frames"] = str(decoding["skipped"])
+        reporter.warn(lost_frames_warning(video, decoding["skipped"], result.num_frames))
     if cache:
         result.save(path)
         reporter.event("depth_cache", path=str(path), hit=False)

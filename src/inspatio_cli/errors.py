@@ -19,6 +19,7 @@ Exit codes (documented in the README):
 
 from __future__ import annotations
 
+import re
 from os import PathLike
 
 
@@ -100,3 +101,26 @@ class Interrupted(InspatioError):
     def __init__(self, signal_name: str = "SIGINT"):
         super().__init__(f"interrupted by {signal_name}")
         self.exit_code = 143 if signal_name == "SIGTERM" else 130
+
+
+OOM_ADVICE = ("to need less memory: --decoder tae (TAEHV instead of the Wan2.1 VAE), --dtype bf16, "
+              "--text-device cpu (the text encoder on the CPU), a smaller --window for depth, or a smaller --size")
+"""What to try after running out of memory, with the options that change the footprint."""
+
+
+def out_of_memory(exc: BaseException, during: str | None = None) -> RuntimeFailure | None:
+    """``exc`` as a one-line :class:`RuntimeFailure` with :data:`OOM_ADVICE` when it reports running out of
+    memory: torch's ``OutOfMemoryError`` (CUDA), a ``RuntimeError`` saying so (other backends, older
+    releases) or a CPU ``MemoryError``; None for any other exception. ``during`` names the stage.
+
+    Checked by class name and message so that reporting an error never imports torch.
+    """
+    text = " ".join(str(exc).split())
+    gpu = type(exc).__name__ == "OutOfMemoryError" or (
+        isinstance(exc, RuntimeError) and "out of memory" in text.lower())
+    if not gpu and not isinstance(exc, MemoryError):
+        return None
+    asked = re.search(r"tried to allocate [\d.]+ ?[KMGT]i?B", text, re.IGNORECASE)
+    where = "GPU memory" if gpu else "memory (RAM)"
+    details = f" (t{asked.group(0)[1:]})" if asked else ""
+    return RuntimeFailure(f"out of {where}{f' while {during}' if during else ''}{details}", hint=OOM_ADVICE)

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from ..errors import InspatioError, Interrupted
+from ..errors import InspatioError, Interrupted, out_of_memory
 from ..progress import configure_logging
 from . import caption  # noqa: F401
 from . import depth  # noqa: F401
@@ -90,6 +90,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only with --debug
         if debug:
             raise
-        code = _fail(f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the "
-                     "traceback, and please report it)", 1)
+        failure = out_of_memory(exc)  # from any stage: one line with advice, exit 5
+        if failure is not None:
+            code = _fail(failure.one_line(), failure.exit_code)
+        else:
+            code = _fail(f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the "
+                         "traceback, and please report it)", 1)
     sys.exit(code)

@@ -8,6 +8,7 @@ match, listing the first missing / unexpected / mis-shaped keys and the file on 
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -56,7 +57,9 @@ def _is_safetensors(path: Path) -> bool:
 
 def _read_pickle(path: Path, device: str) -> dict[str, torch.Tensor]:
     try:
-        obj = torch.load(str(path), map_location=device, weights_only=True)
+        with warnings.catch_warnings():  # a plain (non-torch) pickle draws a protocol warning before the refusal
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            obj = torch.load(str(path), map_location=device, weights_only=True)
     except pickle.UnpicklingError:
         raise WeightsError("refused to load: the pickle holds code or objects other than tensors "
                            "(only plain state dicts are read, with torch.load(weights_only=True))", path) from None
@@ -112,9 +115,15 @@ def key_mismatch(expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tu
     return "; ".join(parts) or None
 
 
+def _kind(tensor: torch.Tensor) -> str:
+    """The kind of number a tensor holds; a stored tensor may differ from its parameter in precision only."""
+    return "complex" if tensor.is_complex() else "floating point" if tensor.is_floating_point() else "integer"
+
+
 def load_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], path: str | Path | None = None,
                 *, ignore: Iterable[str] = (), what: str = "model", assign: bool = False) -> torch.nn.Module:
-    """Load ``state`` into ``module`` requiring every parameter/buffer key with its exact shape.
+    """Load ``state`` into ``module`` requiring every parameter/buffer key with its exact shape and kind of
+    number (floating point weights stored as integers are refused; precision may differ).
 
     Keys starting with an ``ignore`` prefix are dropped first. Tensors keep their stored dtype until the
     module casts them (``load_state_dict`` copies into the module's dtype; with ``assign=True`` the tensors
@@ -123,9 +132,16 @@ def load_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], path
     """
     ignore = tuple(ignore)
     state = {k: v for k, v in state.items() if not (ignore and k.startswith(ignore))}
-    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    reference = module.state_dict()
+    expected = {k: tuple(v.shape) for k, v in reference.items()}
     problem = key_mismatch(expected, {k: tuple(v.shape) for k, v in state.items()})
     if problem:
         raise WeightsError(f"does not match the {what}: {problem}", path)
+    kinds = [f"{k} {str(v.dtype).removeprefix('torch.')} (expected {_kind(reference[k])})" for k, v in state.items()
+             if _kind(v) != _kind(reference[k])]
+    if kinds:
+        more = f" and {len(kinds) - _SHOW} more" if len(kinds) > _SHOW else ""
+        raise WeightsError(f"does not match the {what}: {len(kinds)} of the wrong type: "
+                           f"{', '.join(kinds[:_SHOW])}{more}", path)
     module.load_state_dict(state, strict=True, assign=assign)
     return module

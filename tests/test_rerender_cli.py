@@ -90,7 +90,7 @@ def test_bad_size(tmp_path, capsys, value, message):
 def test_interrupt_leaves_no_output(tiny_weights, tmp_path, signum, code):
     """A run stopped after its first chunk exits with 130 (Ctrl-C) or 143 (SIGTERM); neither the video,
     its sidecar nor a temporary file is left."""
-    files = scene_files(tmp_path, 240, 24)
+    files = scene_files(tmp_path, 480, 24)  # 40 chunks: still running when the signal arrives
     out = tmp_path / "out.mp4"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "INSPATIO_CACHE_DIR": str(tmp_path / "cache")}
     command = [sys.executable, "-m", "inspatio_cli", "rerender", str(files["video"]), "-t", str(files["traj"]),

@@ -16,7 +16,7 @@ import torch
 
 from inspatio_cli import caption, rerender
 from inspatio_cli.cameras import CameraOptions, TimeControl
-from inspatio_cli.errors import UsageError, WeightsError
+from inspatio_cli.errors import UsageError, VideoError, WeightsError
 from inspatio_cli.models import t5
 from inspatio_cli.pipeline import open_scene, padded_length
 from inspatio_cli.progress import Reporter
@@ -24,7 +24,8 @@ from inspatio_cli.rerender import Models, Rerenderer
 from inspatio_cli.text import NO_PROMPT_WARNING
 from inspatio_cli.video import Fit, probe, read_video, to_uint8
 from inspatio_cli.warp import mask_to_latent_channels
-from test_preview_pipeline import H, W, scene_files
+from media import make_clip, pattern
+from test_preview_pipeline import ORBIT, H, W, planar_depth, scene_files
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "room.mp4"
@@ -323,3 +324,21 @@ def test_progress_events_report_chunks(tiny_weights, models, clip, tmp_path):
     chunks = [e for e in events if e["event"] == "progress" and e["stage"] == "rerender"]
     assert [(e["chunk"], e["chunks"], e["done"]) for e in chunks] == [(1, 2, 9), (2, 2, 20)]
     assert events[-1]["event"] == "result" and events[-1]["frames"] == 20
+
+
+def test_damaged_source_frames_stop_the_run_unless_skipped(tiny_weights, models, tmp_path):
+    whole = make_clip(tmp_path / "whole.mp4", pattern(12, H, W), 12, container_options={"movflags": "faststart"})
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[:int(whole.stat().st_size * 0.9)])
+    count = probe(cut).frame_count
+    planar_depth(count).save(tmp_path / "cut.depth.safetensors")
+    traj = tmp_path / "orbit.txt"
+    traj.write_text(ORBIT)
+    rr = renderer(tiny_weights, models)
+    with pytest.raises(VideoError, match="--skip-bad-frames"):
+        rr.render(cut, traj, tmp_path / "strict.mp4", prompt=PROMPT, size=(H, W))
+    assert not (tmp_path / "strict.mp4").exists()
+    result = rr.render(cut, traj, tmp_path / "lenient.mp4", prompt=PROMPT, size=(H, W), skip_bad_frames=True)
+    assert result.frames == count == probe(tmp_path / "lenient.mp4").frame_count and result.lost_frames > 0
+    assert any("could not be decoded" in w for w in result.warnings)
+    assert json.loads(result.sidecar.read_text())["lost_frames"] == result.lost_frames

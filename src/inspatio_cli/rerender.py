@@ -51,7 +51,7 @@ import torch
 from . import __version__, registry
 from . import caption as captioning
 from .cameras import CameraOptions, TrajectorySource, chunk_plan
-from .errors import RuntimeFailure, UsageError, WeightsError
+from .errors import UsageError, WeightsError, out_of_memory
 from .files import atomic_output, fingerprint_file
 from .depth import find_sidecar
 from .generate.scheduler import FlowMatchScheduler
@@ -65,7 +65,7 @@ from .pipeline import (ConditionWriter, Scene, WarpedChunk, depth_weights_needed
 from .progress import Reporter
 from .text import (NO_PROMPT_WARNING, PromptEmbedder, find_cached_embedding, read_prompt_file, resolve_prompt,
                    resolve_text_device)
-from .video import MODEL_SIZE, VideoWriter, probe
+from .video import MODEL_SIZE, VideoWriter, lost_frames_warning, probe
 from .warp import coverage, mask_to_latent_channels
 
 DECODERS = ("wan", "tae")
@@ -115,6 +115,7 @@ class RerenderResult:
     weights: list[dict[str, Any]]
     coverage: dict[str, float]
     condition_dir: Path | None = None
+    lost_frames: int = 0
 
     @property
     def frames_per_second(self) -> float:
@@ -130,7 +131,7 @@ class RerenderResult:
         return {
             "format": SIDECAR_FORMAT, "version": __version__, "output": str(self.output),
             "frames": self.frames, "fps": self.fps, "size": list(self.size), "chunks": self.chunks,
-            "padded_frames": self.padded_frames, "audio": self.audio,
+            "padded_frames": self.padded_frames, "audio": self.audio, "lost_frames": self.lost_frames,
             "condition_dir": None if self.condition_dir is None else str(self.condition_dir),
             "inputs": {"video": self.scene["video"], "trajectory": self.settings["trajectory"]["source"],
                        "depth": self.scene["depth"], "prompt": self.prompt["text"]},
@@ -441,7 +442,7 @@ class Rerenderer:
                depth: str | Path | None = None, prompt: str | None = None, prompt_file: str | Path | None = None,
                seed: int = 0, camera: CameraOptions | None = None, fit: str = "stretch",
                size: Sequence[int] | None = None, crf: int = 18, audio: bool = True,
-               save_condition: str | Path | None = None) -> RerenderResult:
+               save_condition: str | Path | None = None, skip_bad_frames: bool = False) -> RerenderResult:
         """Rerender ``video`` along ``trajectory`` (a file, a preset name or a loaded source) into ``output``
         (.mp4/.mov/.mkv) and its sidecar ``<output>.json``; see the module docstring.
 
@@ -451,7 +452,8 @@ class Rerenderer:
         edits; ``fit``: stretch|crop|pad onto the canvas ``size`` (H, W), default 480x832 (depth made on
         another canvas is resampled); ``crf``: H.264 quality; ``audio``: keep the source audio when the
         time map is the identity; ``save_condition``: a folder for the condition videos (``warped.mp4``,
-        lossless ``mask.mp4``).
+        lossless ``mask.mp4``); ``skip_bad_frames``: source frames that do not decode are replaced by the
+        previous good one (counted in ``lost_frames``, warned about) instead of stopping with an error.
 
         Raises :class:`WeightsError` (all missing files at once, before any work), :class:`UsageError`,
         :class:`InputError` subclasses for bad inputs, :class:`RuntimeFailure` when out of memory.
@@ -475,7 +477,7 @@ class Rerenderer:
             with meter("scene"):
                 scene = open_scene(video, trajectory, camera=camera, depth=depth, fit=fit, size=check_size(size),
                                    resample_depth=True, weights_dir=self.weights_dir, device=str(self.device),
-                                   reporter=reporter)
+                                   skip_bad_frames=skip_bad_frames, reporter=reporter)
             with meter("prompt"):
                 prompt_record = self._prompt(video, prompt, from_file)
                 embedding = self.embed_prompts([prompt_record["text"]])[0]
@@ -493,13 +495,17 @@ class Rerenderer:
                           f"{scene.num_frames} frames at {scene.size[0]}x{scene.size[1]}, depth from "
                           f"{scene.depth_origin}, decoder {self.decoder}, {self.dtype_name} on {self.device}")
             try:
-                coverages = self._stream(scene, output, generator, autoencoder, embedding, seed, crf, keep_audio,
-                                         save_condition, meter)
-            except torch.cuda.OutOfMemoryError:
-                raise RuntimeFailure(f"out of GPU memory on {self.device} while generating",
-                                     hint="try --decoder tae, --text-device cpu or a smaller --size") from None
+                coverages, lost = self._stream(scene, output, generator, autoencoder, embedding, seed, crf,
+                                               keep_audio, save_condition, skip_bad_frames, meter)
+            except (RuntimeError, MemoryError) as exc:
+                failure = out_of_memory(exc, f"generating on {self.device}")
+                if failure is None:
+                    raise
+                raise failure from None
+            if lost:
+                reporter.warn(lost_frames_warning(scene.video.path, lost, scene.video.frame_count))
         result = self._result(output, scene, settings, prompt_record, paths, meter, coverages, keep_audio,
-                              save_condition, reporter.warnings[first_warning:])
+                              save_condition, lost, reporter.warnings[first_warning:])
         with atomic_output(result.sidecar) as tmp:
             tmp.write_text(json.dumps(result.summary(), indent=2) + "\n")
         reporter.info(f"wrote {output} ({result.frames} frames, {result.fps:g} fps, "
@@ -518,14 +524,16 @@ class Rerenderer:
 
     def _stream(self, scene: Scene, output: Path, generator: CausalWanDiT, autoencoder: StreamingAutoencoder,
                 embedding: torch.Tensor, seed: int, crf: int, audio: bool, save_condition: str | Path | None,
-                meter: StageMeter) -> list[float]:
+                skip_bad_frames: bool, meter: StageMeter) -> tuple[list[float], int]:
         """The chunk loop (module docstring, step 4); writes ``output`` (and the condition videos) and
-        returns the warp coverage of every output frame (kept as numbers: nothing grows per chunk)."""
+        returns the warp coverage of every output frame (kept as numbers: nothing grows per chunk) and the
+        number of source frames that did not decode (``skip_bad_frames``)."""
         total = scene.num_frames
         padded = scene.padded(padded_length(total))
         plan = padded.trajectory.chunks()
         rate = scene.video.rate
         coverages: list[float] = []
+        decoding: dict = {}
         with contextlib.ExitStack() as stack:
             writer = stack.enter_context(VideoWriter(output, rate, crf=crf,
                                                      audio_from=scene.video.path if audio else None))
@@ -540,7 +548,8 @@ class Rerenderer:
 
             stack.enter_context(meter.tracking())
             progress = stack.enter_context(self.reporter.stage("rerender", total=total))
-            chunks = warped_chunks(padded, [c.frames for c in plan], device=self.device, reporter=Reporter("silent"))
+            chunks = warped_chunks(padded, [c.frames for c in plan], device=self.device,
+                                   skip_bad_frames=skip_bad_frames, stats=decoding, reporter=Reporter("silent"))
             stack.callback(chunks.close)
             feeder = _ChunkFeeder(autoencoder, chunks, meter, seen)
             sampler = StarSampler(generator, embedding, seed=seed, compile=self.compile)
@@ -557,11 +566,11 @@ class Rerenderer:
                 del inputs, latents, frames  # nothing of this chunk stays alive while the next one is made
                 progress.advance(keep, chunk=index + 1, chunks=len(plan))
                 progress.status(f"chunk {index + 1}/{len(plan)}")
-        return coverages
+        return coverages, decoding["lost_frames"]
 
     def _result(self, output: Path, scene: Scene, settings: dict[str, Any], prompt: dict[str, Any],
                 paths: dict[str, Path], meter: StageMeter, coverages: list[float], audio: bool,
-                save_condition: str | Path | None, warnings: list[str]) -> RerenderResult:
+                save_condition: str | Path | None, lost_frames: int, warnings: list[str]) -> RerenderResult:
         figures = meter.report()
         weights = [{"name": name, "file": str(path), "size": path.stat().st_size,
                     "fingerprint": fingerprint_file(path)} for name, path in sorted(paths.items())]
@@ -575,7 +584,7 @@ class Rerenderer:
             prompt=prompt, settings=resolved, fingerprint=self.fingerprint_of(settings), scene=scene.describe(),
             weights=weights, coverage={"min": round(min(coverages), 6),
                                        "mean": round(sum(coverages) / len(coverages), 6)},
-            condition_dir=None if save_condition is None else Path(save_condition))
+            condition_dir=None if save_condition is None else Path(save_condition), lost_frames=lost_frames)
 
     @staticmethod
     def _steps() -> list[float]:

@@ -10,7 +10,7 @@ import typer
 from ..cameras import CameraOptions
 from ..rerender import DECODERS, DTYPES, Rerenderer
 from ..video import FIT_MODES, MODEL_SIZE
-from .app import JsonOpt, QuietOpt, app, parse_size, reporter
+from .app import JsonOpt, QuietOpt, SkipBadFramesOpt, app, parse_size, reporter
 from .models import WeightsDirOpt
 from .trajectory import camera_options
 
@@ -57,6 +57,7 @@ def rerender(
     no_audio: Annotated[bool, typer.Option("--no-audio", help="Do not copy the source audio (it is copied when "
                                            "every source frame is shown once, in order).")] = False,
     crf: Annotated[int, typer.Option("--crf", help="H.264 quality of the output, 0 (lossless) to 51.")] = 18,
+    skip_bad_frames: SkipBadFramesOpt = False,
     json_mode: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -69,4 +70,4 @@ def rerender(
                           compile=compile_dit, reporter=reporter(json_mode, quiet))
     renderer.render(video, trajectory, output, depth=depth, prompt=prompt, prompt_file=prompt_file, seed=seed,
                     camera=camera, fit=fit, size=parse_size(size), crf=crf, audio=not no_audio,
-                    save_condition=save_condition)
+                    save_condition=save_condition, skip_bad_frames=skip_bad_frames)

@@ -236,7 +236,7 @@ def test_without_a_prompt_the_video_is_captioned(tiny_weights, models, clip, tmp
     monkeypatch.setattr(caption, "captioning_available", lambda: True)
     monkeypatch.setattr(caption, "caption_video", caption_video)
     rr = Rerenderer(weights, device="cpu", models=models["wan"])
-    assert "captioner" in rr.required_weights(clip["video"])
+    assert "captioner" not in rr.required_weights(clip["video"])
     result = rr.render(clip["video"], clip["traj"], tmp_path / "o.mp4", size=(H, W))
     assert calls == [clip["video"]]
     assert result.prompt["source"] == "caption" and result.prompt["text"] == "a cat sits on the mat in a park"
@@ -253,6 +253,15 @@ def test_without_a_prompt_or_the_caption_extra_the_empty_prompt_is_used_with_a_w
     assert len(result.warnings) == 1 and NO_PROMPT_WARNING in result.warnings[0]
     assert caption.EXTRA_COMMAND in result.warnings[0]
     assert json.loads(result.sidecar.read_text())["warnings"] == result.warnings
+
+
+def test_without_the_captioner_weights_the_empty_prompt_is_used_with_the_download_command(
+        tiny_weights, models, clip, tmp_path, monkeypatch):
+    monkeypatch.setattr(caption, "captioning_available", lambda: True)
+    monkeypatch.setattr(caption, "caption_video", lambda *a, **k: pytest.fail("no captioner weights: no caption"))
+    result = renderer(tiny_weights, models).render(clip["video"], clip["traj"], tmp_path / "o.mp4", size=(H, W))
+    assert result.prompt == {"text": "", "source": "empty", "caption": None}
+    assert len(result.warnings) == 1 and "inspatio models download --only caption" in result.warnings[0]
 
 
 def test_audio_is_kept_only_for_the_identity_time_map(tiny_weights, models, tmp_path):

@@ -286,7 +286,13 @@ class Rerenderer:
             return read_prompt_file(prompt_file)
         if prompt is not None:
             return prompt
-        return None if captioning.captioning_available() else ""
+        return None if self._can_caption() else ""
+
+    def _can_caption(self) -> bool:
+        """Automatic captions need the optional extra and the captioner's weights; without either the run
+        goes on with the empty prompt (and a warning saying how to enable captions)."""
+        return (captioning.captioning_available()
+                and registry.locate(registry.entry("captioner"), self.weights_dir) is not None)
 
     def _text_files_present(self) -> bool:
         return all(registry.locate(registry.entry(n), self.weights_dir) is not None
@@ -296,8 +302,7 @@ class Rerenderer:
                          prompt_file: str | Path | None = None, fit: str = "stretch",
                          size: Sequence[int] | None = None) -> list[str]:
         """Registry names of every weight file a render with these arguments needs: the generator and the
-        autoencoder (unless already in :attr:`models`), the captioner when no prompt is given and the
-        ``caption`` extra is installed, the text encoder and tokenizer unless the prompt's embedding is
+        autoencoder (unless already in :attr:`models`), the text encoder and tokenizer unless the prompt's embedding is
         cached, the depth model unless the depth comes from a file, sidecar or cache."""
         names = []
         if self.models.generator is None:
@@ -305,8 +310,6 @@ class Rerenderer:
         if self.models.autoencoder is None:
             names.append(self.autoencoder_weights)
         text = self._prompt_text(prompt, prompt_file)
-        if text is None:
-            names.append("captioner")
         if text is None or self._text_files_present() or find_cached_embedding(text, TEXT_DTYPE) is None:
             names += ["text-encoder", "tokenizer"]
         return names + depth_weights_needed(video, depth, fit=fit, size=check_size(size))
@@ -314,11 +317,7 @@ class Rerenderer:
     def check_weights(self, video: str | Path, **options) -> dict[str, Path]:
         """Local paths of :meth:`required_weights` (same arguments); one :class:`WeightsError` lists every
         missing file with its size and the download command. Touches no network and builds nothing."""
-        names = self.required_weights(video, **options)
-        purpose = "for rerender"
-        if "captioner" in names:
-            purpose += " (the captioner because no --prompt was given)"
-        return registry.resolve(names, self.weights_dir, purpose=purpose)
+        return registry.resolve(self.required_weights(video, **options), self.weights_dir, purpose="for rerender")
 
     # ------------------------------------------------------------------------------------------------
     # Settings and their fingerprint
@@ -387,9 +386,11 @@ class Rerenderer:
             reporter.info(f"prompt: caption of frame {caption.frame}: {caption.text}")
             return {"text": caption.text, "source": "caption", "caption": caption.as_dict()}
         if prompt is None:
-            reporter.warn(f"{NO_PROMPT_WARNING}; or install the optional caption extra "
-                          f"({captioning.EXTRA_COMMAND}) to caption the video automatically, as the official "
-                          "pipeline does")
+            enable = (f"download the captioner ({registry.download_command([registry.entry('captioner')], self.weights_dir)})"
+                      if captioning.captioning_available() else
+                      f"install the optional caption extra ({captioning.EXTRA_COMMAND}) and its weights")
+            reporter.warn(f"{NO_PROMPT_WARNING}; or {enable} to caption the video automatically, as the "
+                          "official pipeline does")
             return {"text": "", "source": "empty", "caption": None}
         return {"text": resolve_prompt(text, None, reporter), "source": "prompt-file" if from_file else "prompt",
                 "caption": None}

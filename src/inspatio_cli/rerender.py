@@ -386,8 +386,8 @@ class Rerenderer:
             reporter.info(f"prompt: caption of frame {caption.frame}: {caption.text}")
             return {"text": caption.text, "source": "caption", "caption": caption.as_dict()}
         if prompt is None:
-            enable = (f"download the captioner ({registry.download_command([registry.entry('captioner')], self.weights_dir)})"
-                      if captioning.captioning_available() else
+            fetch = registry.download_command([registry.entry("captioner")], self.weights_dir)
+            enable = (f"download the captioner ({fetch})" if captioning.captioning_available() else
                       f"install the optional caption extra ({captioning.EXTRA_COMMAND}) and its weights")
             reporter.warn(f"{NO_PROMPT_WARNING}; or {enable} to caption the video automatically, as the "
                           "official pipeline does")

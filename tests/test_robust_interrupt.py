@@ -1,0 +1,144 @@
+"""Interruption in a real subprocess, at a chosen stage: SIGINT / SIGTERM while decoding (preview), generating
+or encoding (rerender) exit 130 / 143 with one line and leave nothing (no output, no sidecar, no condition
+video, no temporary file); SIGKILL mid-write leaves only temporary files, never a final name, and the next
+run removes them.
+
+The stage is chosen by running the CLI through :data:`SLOW_CLI`, which slows one function down (a sleep per
+call, or per item for a generator) and creates a marker file when it is first entered; the signal is sent
+once the marker and the output's temporary file exist.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from inspatio_cli.files import TEMP_MARK
+from inspatio_cli.video import probe
+from test_preview_pipeline import scene_files
+
+SLOW_CLI = """
+import functools, importlib, inspect, sys, time
+target, marker, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
+module, _, attribute = target.partition(":")
+owner = importlib.import_module(module)
+*parents, name = attribute.split(".")
+for parent in parents:
+    owner = getattr(owner, parent)
+original = getattr(owner, name)
+
+def arrive():
+    open(marker, "a").close()
+    time.sleep(delay)
+
+if inspect.isgeneratorfunction(original):
+    @functools.wraps(original)
+    def slow(*args, **kwargs):
+        for item in original(*args, **kwargs):
+            arrive()
+            yield item
+else:
+    @functools.wraps(original)
+    def slow(*args, **kwargs):
+        arrive()
+        return original(*args, **kwargs)
+setattr(owner, name, slow)
+from inspatio_cli.cli import main
+main(sys.argv[4:])
+"""
+
+DECODE = "inspatio_cli.pipeline:iter_frames"
+GENERATE = "inspatio_cli.generate.star:StarSampler.step"
+ENCODE = "inspatio_cli.video:VideoWriter.write"
+FRAMES = 72
+"""Enough frames for x264 (about 40 frames of lookahead) to have written data while a run still goes on."""
+
+
+def _temps(*folders: Path) -> list[Path]:
+    return [p for folder in folders if folder.is_dir() for p in folder.iterdir() if TEMP_MARK in p.name]
+
+
+def _start(tmp_path: Path, stage: str, delay: float, args: list[str]) -> tuple[subprocess.Popen, Path]:
+    marker = tmp_path / "stage-reached"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "INSPATIO_CACHE_DIR": str(tmp_path / "cache")}
+    command = [sys.executable, "-c", SLOW_CLI, stage, str(marker), str(delay), *map(str, args)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env), marker
+
+
+def _wait(proc: subprocess.Popen, marker: Path, out: Path, timeout: float = 120.0) -> None:
+    """Until the output's temporary file holds data, and then until the slowed stage is entered again: the
+    signal sent next lands while that stage runs (it sleeps there) with the output half written."""
+    deadline = time.monotonic() + timeout
+
+    def until(ready) -> None:
+        while not ready():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"the stage was not reached mid-write: {proc.communicate()[1]}")
+            time.sleep(0.02)
+
+    until(lambda: marker.exists() and any(p.stat().st_size > 0 for p in _temps(out)))
+    marker.unlink()
+    until(marker.exists)
+
+
+def _preview_args(files: dict, out: Path, condition: Path) -> list:
+    return ["preview", files["video"], "-t", files["traj"], "-o", out / "preview.mp4", "--save-condition", condition]
+
+
+def _rerender_args(files: dict, out: Path, condition: Path, weights: Path) -> list:
+    return ["rerender", files["video"], "-t", files["traj"], "-o", out / "render.mp4", "--weights-dir", weights,
+            "--size", "48x80", "--device", "cpu", "--decoder", "tae", "--prompt", "x", "--save-condition", condition]
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_signal_while_decoding_the_source(tmp_path, sig, code):
+    files = scene_files(tmp_path, FRAMES, 24)
+    out, condition = tmp_path / "out", tmp_path / "condition"
+    proc, marker = _start(tmp_path, DECODE, 0.02, _preview_args(files, out, condition))
+    _wait(proc, marker, out)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert err.splitlines()[-1] == f"error: interrupted by {signal.Signals(sig).name}" and "Traceback" not in err
+    assert list(out.iterdir()) == [] and list(condition.iterdir()) == []
+
+
+@pytest.mark.parametrize("stage, sig, code", [(GENERATE, signal.SIGINT, 130), (ENCODE, signal.SIGTERM, 143)],
+                         ids=["SIGINT-generating", "SIGTERM-encoding"])
+def test_signal_while_generating_or_encoding(tiny_weights, tmp_path, stage, sig, code):
+    files = scene_files(tmp_path, FRAMES, 24)
+    out, condition = tmp_path / "out", tmp_path / "condition"
+    proc, marker = _start(tmp_path, stage, 0.1, _rerender_args(files, out, condition, tiny_weights))
+    _wait(proc, marker, out)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert err.splitlines()[-1] == f"error: interrupted by {signal.Signals(sig).name}" and "Traceback" not in err
+    assert list(out.iterdir()) == [] and list(condition.iterdir()) == []  # no video, no sidecar, no temporary
+
+
+def test_sigkill_mid_write_leaves_only_temporaries_that_the_next_run_removes(tiny_weights, tmp_path):
+    files = scene_files(tmp_path, FRAMES, 24)
+    out, condition = tmp_path / "out", tmp_path / "condition"
+    args = _rerender_args(files, out, condition, tiny_weights)
+    proc, marker = _start(tmp_path, GENERATE, 0.2, args)
+    _wait(proc, marker, out)
+    proc.kill()
+    proc.communicate(timeout=60)
+    leftovers = [p.name for folder in (out, condition) for p in folder.iterdir()]
+    assert leftovers and all(TEMP_MARK in name for name in leftovers), leftovers
+    assert len(_temps(out)) == 1  # the video being written; its sidecar is never started before the video is done
+    rerun = subprocess.run([sys.executable, "-m", "inspatio_cli", *map(str, args), "--quiet"], capture_output=True,
+                           text=True, env={**os.environ, "OMP_NUM_THREADS": "1",
+                                           "INSPATIO_CACHE_DIR": str(tmp_path / "cache")}, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not _temps(out, condition)
+    assert sorted(p.name for p in out.iterdir()) == ["render.json", "render.mp4"]
+    assert probe(out / "render.mp4").frame_count == FRAMES

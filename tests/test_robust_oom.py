@@ -61,3 +61,35 @@ def test_preview_running_out_of_memory_mid_warp(tmp_path, capsys, monkeypatch, e
     assert done.value.code == 5 and len(calls) == 2
     assert err.startswith(message) and err.count("\n") == 1 and OOM_ADVICE in err and "Traceback" not in err
     assert list(output.parent.iterdir()) == [] and list((tmp_path / "cond").iterdir()) == []
+
+
+@pytest.mark.parametrize("stage, exc, message", [
+    ("generate", torch.cuda.OutOfMemoryError(CUDA_TEXT),
+     "error: out of GPU memory while generating on cpu (tried to allocate 2.00 GiB)"),
+    ("encode", MemoryError(), "error: out of memory (RAM)"),
+])
+def test_rerender_running_out_of_memory_mid_run(tiny_weights, tmp_path, capsys, monkeypatch, stage, exc, message):
+    from inspatio_cli.generate.star import StarSampler
+    from inspatio_cli.video import VideoWriter
+
+    owner, name = (StarSampler, "step") if stage == "generate" else (VideoWriter, "write")
+    real = getattr(owner, name)
+    calls = []
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise exc
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, failing)
+    files = scene_files(tmp_path, 30, 12)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as done:
+        main(["rerender", str(files["video"]), "-t", str(files["traj"]), "-o", str(out / "render.mp4"),
+              "--weights-dir", str(tiny_weights), "--size", "48x80", "--device", "cpu", "--decoder", "tae",
+              "--prompt", "x", "--save-condition", str(tmp_path / "cond"), "--quiet"])
+    _, err = capsys.readouterr()
+    assert done.value.code == 5 and len(calls) == 2
+    assert err.startswith(message) and err.count("\n") == 1 and OOM_ADVICE in err and "Traceback" not in err
+    assert list(out.iterdir()) == [] and list((tmp_path / "cond").iterdir()) == []

@@ -82,15 +82,17 @@ def test_interpolate_poses_hits_keys_and_slerps():
 # --- chunks ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("n", [0, 1, 8, 9, 10, 20, 21, 49, 129, 301])
-def test_chunk_plan_matches_reference_formula(n):
+def test_chunk_plan_pads_the_last_chunk_and_keeps_the_official_counts(n):
     plan = chunk_plan(n)
     latent = 1 + (n - 1) // 4 if n else 0
-    used = latent - latent % 3
-    assert plan.latent_frames == latent and plan.latent_frames_used == used
-    assert plan.used_frames == (4 * used - 3 if used else 0)
-    assert list(plan.dropped) == list(range(plan.used_frames, n))
+    official = latent - latent % 3
+    assert plan.latent_frames == latent and plan.official_latent_frames == official
+    assert plan.official_frames == (4 * official - 3 if official else 0)
     covered = [f for c in plan for f in c.frames]
-    assert covered == list(range(plan.used_frames))                      # contiguous, no gaps, no overlap
+    assert covered == list(range(plan.padded_frames))                    # contiguous, no gaps, no overlap
+    assert plan.padded_frames >= n and plan.padding == plan.padded_frames - n
+    assert plan.padding < 12 or n < 9                                      # the smallest whole-chunk cover
+    assert (plan.padded_frames - 1) % 4 == 0 if n else plan.padded_frames == 0
     for c in plan:
         assert len(c.latents) == 3 and len(c.frames) == (9 if c.index == 0 else 12)
 

@@ -28,8 +28,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from .cameras import CameraOptions, RenderCameras, Trajectory, TrajectorySource, render_cameras
-from .cameras.trajectory import FRAMES_PER_LATENT, LATENTS_PER_CHUNK
+from .cameras import CameraOptions, RenderCameras, Trajectory, TrajectorySource, chunk_plan, render_cameras
 from .depth import DepthResult, find_sidecar
 from .depth.postprocess import intrinsics_to_canvas, maps_to_canvas
 from .errors import DepthError, UsageError, VideoError, WeightsError
@@ -109,12 +108,11 @@ def resample_depth(depth: DepthResult, source_hw: tuple[int, int], size: tuple[i
 
 def padded_length(num_frames: int) -> int:
     """Frames the generator covers for ``num_frames`` output frames: the smallest ``1 + 4(L-1)`` that is
-    at least ``num_frames`` with ``L`` latent frames a multiple of the 3-latent chunk (9, 21, 33, ...)."""
+    at least ``num_frames`` with ``L`` latent frames a multiple of the 3-latent chunk (9, 21, 33, ...);
+    see :func:`inspatio_cli.cameras.chunk_plan`."""
     if num_frames < 1:
         raise UsageError("there are no output frames to generate")
-    latents = 1 + -(-(num_frames - 1) // FRAMES_PER_LATENT)
-    latents = -(-latents // LATENTS_PER_CHUNK) * LATENTS_PER_CHUNK
-    return 1 + FRAMES_PER_LATENT * (latents - 1)
+    return chunk_plan(num_frames).padded_frames
 
 
 @dataclass

@@ -83,7 +83,7 @@ def check(case: GoldenCase) -> None:
 
         plan = dataset.chunks()
         counts = {"vae_latent_frames": plan.latent_frames, "mask_latent_frames": (len(dataset) + 3) // 4,
-                  "latent_frames_used": plan.latent_frames_used, "output_pixel_frames": plan.used_frames}
+                  "latent_frames_used": plan.official_latent_frames, "output_pixel_frames": plan.official_frames}
         for name, value in counts.items():
             expected = int(out[f"counts.{name}"])
             assert value == expected, f"{where} counts.{name}: {value} != {expected}"

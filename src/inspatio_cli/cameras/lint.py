@@ -27,7 +27,6 @@ from .trajectory import Trajectory
 
 DEFAULT_FRAMES = 121
 FIRST_CHUNK_FRAMES = 9
-CHUNK_FRAMES = 12
 NEAR_DEPTH_PERCENTILE = 5.0
 LARGE_MOVE_FRACTION = 0.5
 START_OFFSET_DEG = 2.0
@@ -62,11 +61,6 @@ class LintReport:
 
     def as_dict(self) -> dict:
         return {"path": self.path, "ok": self.ok, "issues": [asdict(i) for i in self.issues], "summary": self.summary}
-
-
-def valid_length_at_least(n: int) -> int:
-    """The smallest frame count ``>= n`` that the generator uses entirely (``9 + 12k``)."""
-    return FIRST_CHUNK_FRAMES + CHUNK_FRAMES * max(0, math.ceil((n - FIRST_CHUNK_FRAMES) / CHUNK_FRAMES))
 
 
 def check_trajectory(source: str | Path, *, options: CameraOptions | None = None, num_frames: int | None = None,
@@ -147,15 +141,17 @@ def _check_speed(report: LintReport, traj: Trajectory) -> None:
 
 def _check_chunks(report: LintReport, traj: Trajectory) -> None:
     plan = traj.chunks()
-    report.summary.update(chunks=len(plan), used_frames=plan.used_frames, dropped_frames=len(plan.dropped))
+    report.summary.update(chunks=len(plan), padded_frames=plan.padded_frames, official_frames=plan.official_frames)
     if not len(plan):
-        report.add("error", "too-short", f"{len(traj)} frames is too short: the generator needs at least "
-                   f"{FIRST_CHUNK_FRAMES} (use --extend hold|loop|pingpong --min-frames {FIRST_CHUNK_FRAMES})")
-    elif len(plan.dropped):
-        keep = valid_length_at_least(len(traj))
-        report.add("warning", "dropped-frames",
-                   f"the last {len(plan.dropped)} frame(s) ({plan.dropped.start}..{plan.dropped.stop - 1}) will not be "
-                   f"generated (the generator uses 9 + 12k frames); to keep them use --extend hold --min-frames {keep}")
+        report.add("error", "empty", "the trajectory has no output frames")
+    elif len(traj) < FIRST_CHUNK_FRAMES:
+        report.add("warning", "short", f"{len(traj)} frames fill less than the generator's first chunk "
+                   f"({FIRST_CHUNK_FRAMES} frames): it is padded with the last frame; a longer clip gives the "
+                   f"generator real motion to work with (--extend hold|loop|pingpong --min-frames {FIRST_CHUNK_FRAMES})")
+    elif plan.padding:
+        report.add("info", "padded", f"the last chunk is completed with {plan.padding} repeat(s) of the last frame, "
+                   f"generated and then trimmed (the official pipeline would drop the last "
+                   f"{len(traj) - plan.official_frames} frame(s) instead)")
 
 
 def _check_start(report: LintReport, traj: Trajectory, depth: DepthResult | None) -> None:

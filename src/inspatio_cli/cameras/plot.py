@@ -101,9 +101,8 @@ def plot_trajectory(traj: Trajectory, out: str | Path, *, depth: DepthResult | N
     twin.set_ylim(0.0, max(1.0, 1.15 * float(speed.max(initial=0.0))))
     twin.set_ylabel("camera turn, deg/frame (dashed: 0.8 bound)", color="tab:orange")
     plan = traj.chunks()
-    if len(plan.dropped):
-        timing.axvspan(plan.dropped.start - 0.5, n - 0.5, color="tab:red", alpha=0.12, label="dropped by generator")
-    timing.set_title(f"{n} output frames, {len(plan)} chunks")
+    padding = f" (last chunk padded with {plan.padding} repeats)" if plan.padding else ""
+    timing.set_title(f"{n} output frames, {len(plan)} chunks{padding}")
     timing.legend(loc="upper left", fontsize=8)
     fig.suptitle(title or traj.meta.get("source") or "trajectory")
     fig.tight_layout()

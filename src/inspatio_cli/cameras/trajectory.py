@@ -3,8 +3,10 @@ generator will consume those frames in chunks.
 
 Frame/latent arithmetic (REFERENCE.md section 7): the Wan VAE folds pixel frame 0 into latent frame 0 and
 pixel frames ``4j-3 .. 4j`` into latent frame ``j >= 1``; ``T`` pixel frames give ``1 + (T-1)//4`` latent
-frames. The generator denoises chunks of 3 latent frames and drops the latent frames that do not fill a
-last chunk, so only the first ``4*L' - 3`` pixel frames (``L'`` = latent frames used) reach the output.
+frames. The generator denoises chunks of 3 latent frames. The official pipeline drops the latent frames
+that do not fill a last chunk (so only ``4*L' - 3`` pixel frames reach its output); we instead repeat the
+last frame (source frame and pose) up to ``1 + 4(L-1)`` frames with ``L`` a multiple of 3 and trim the
+decoded video, so every output frame is generated.
 """
 
 from __future__ import annotations
@@ -30,22 +32,38 @@ class Chunk:
 
 @dataclass(frozen=True)
 class ChunkPlan:
-    """How ``num_frames`` output frames are consumed: the chunks in order, the latent frame count the
-    VAE produces, and the trailing pixel frames that no chunk covers (``dropped``, possibly empty)."""
+    """How ``num_frames`` output frames are consumed: the chunks in order, covering ``padded_frames``
+    pixel frames (``padding`` repeats of the last frame complete the last chunk and are trimmed after
+    decoding). ``latent_frames``, ``official_latent_frames`` and ``official_frames`` are the counts of the
+    official pipeline, which drops the frames of an incomplete last chunk instead (for reports and parity)."""
 
     num_frames: int
-    latent_frames: int
     chunks: tuple[Chunk, ...]
-    dropped: range
 
     @property
-    def used_frames(self) -> int:
-        """Pixel frames that reach the output (``4 * latent frames used - 3``, or 0)."""
-        return self.num_frames - len(self.dropped)
+    def padded_frames(self) -> int:
+        """Pixel frames the chunks cover: ``1 + 4(L-1)`` with ``L`` latent frames a multiple of 3."""
+        return self.chunks[-1].frames.stop if self.chunks else 0
 
     @property
-    def latent_frames_used(self) -> int:
-        return LATENTS_PER_CHUNK * len(self.chunks)
+    def padding(self) -> int:
+        """Repeats of the last frame that complete the last chunk."""
+        return self.padded_frames - self.num_frames
+
+    @property
+    def latent_frames(self) -> int:
+        """Latent frames of the clip as it is: ``1 + (T-1)//4``."""
+        return 1 + (self.num_frames - 1) // FRAMES_PER_LATENT if self.num_frames else 0
+
+    @property
+    def official_latent_frames(self) -> int:
+        """Latent frames the official pipeline generates (whole chunks only)."""
+        return self.latent_frames - self.latent_frames % LATENTS_PER_CHUNK
+
+    @property
+    def official_frames(self) -> int:
+        """Output frames of the official pipeline (``4L' - 3``, or 0): it drops the rest."""
+        return FRAMES_PER_LATENT * self.official_latent_frames - 3 if self.official_latent_frames else 0
 
     def __iter__(self):
         return iter(self.chunks)
@@ -60,18 +78,16 @@ def latent_frame_range(j: int) -> range:
 
 
 def chunk_plan(num_frames: int) -> ChunkPlan:
-    """The chunk layout for ``num_frames`` pixel frames (see the module docstring). Fewer than 9
-    frames give no chunk at all: every frame is reported as dropped."""
+    """The chunk layout for ``num_frames`` pixel frames (see the module docstring): the first chunk covers
+    9 frames, every later one 12; the last one may reach past ``num_frames`` (padding)."""
     if num_frames < 0:
         raise ValueError("num_frames must be >= 0")
-    latent = 1 + (num_frames - 1) // FRAMES_PER_LATENT if num_frames > 0 else 0
-    used_latent = latent - latent % LATENTS_PER_CHUNK
+    latents = 1 + -(-(num_frames - 1) // FRAMES_PER_LATENT) if num_frames else 0
     chunks = []
-    for c in range(used_latent // LATENTS_PER_CHUNK):
+    for c in range(-(-latents // LATENTS_PER_CHUNK)):
         lat = range(LATENTS_PER_CHUNK * c, LATENTS_PER_CHUNK * (c + 1))
         chunks.append(Chunk(c, lat, range(latent_frame_range(lat[0])[0], latent_frame_range(lat[-1])[-1] + 1)))
-    used = FRAMES_PER_LATENT * used_latent - 3 if used_latent else 0
-    return ChunkPlan(num_frames, latent, tuple(chunks), range(used, num_frames))
+    return ChunkPlan(num_frames, tuple(chunks))
 
 
 @dataclass(frozen=True)
@@ -115,7 +131,7 @@ class Trajectory:
         return len(self)
 
     def chunks(self) -> ChunkPlan:
-        """How the generator will consume these frames, including the trailing frames it drops."""
+        """How the generator will consume these frames, including the padding of the last chunk."""
         return chunk_plan(len(self))
 
     def K_at(self, size: tuple[int, int]) -> torch.Tensor | None:

@@ -14,6 +14,8 @@ import secrets
 from pathlib import Path
 from typing import Iterator
 
+from .errors import InputError
+
 TEMP_MARK = ".inspatio-tmp-"
 
 
@@ -74,7 +76,10 @@ class AtomicFile:
 
     def __init__(self, final: str | os.PathLike[str]):
         self.final = Path(final)
-        self.final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.final.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where a folder should be, no permission, a read-only file system
+            raise InputError(f"cannot create the output's folder ({exc.strerror or exc})", self.final.parent) from None
         cleanup_stale_temps(self.final.parent)
         self.tmp = temp_path_for(self.final)
 

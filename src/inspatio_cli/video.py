@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import UsageError, VideoError
+from .errors import InputError, RuntimeFailure, UsageError, VideoError
 from .files import AtomicFile
 
 log = logging.getLogger(__name__)
@@ -520,8 +520,15 @@ class VideoWriter:
         self._stream = None
 
     def __enter__(self) -> "VideoWriter":
+        if self.path.is_dir():
+            raise UsageError("the output is a folder; give a video file name (.mp4, .mov or .mkv)", self.path)
         self._target = AtomicFile(self.path)
-        self._container = av.open(str(self._target.tmp), mode="w", format=_format_for(self.path))
+        try:
+            self._container = av.open(str(self._target.tmp), mode="w", format=_format_for(self.path))
+        except ValueError:  # FFmpeg knows no container for this file name
+            raise UsageError("cannot tell the video format from this name; use .mp4, .mov or .mkv", self.path) from None
+        except av.error.FFmpegError as exc:
+            raise InputError(f"cannot write the output here ({_ffmpeg_reason(exc)})", self.path) from None
         return self
 
     def _open_stream(self, height: int, width: int) -> None:
@@ -551,13 +558,25 @@ class VideoWriter:
             self._open_stream(array.shape[1], array.shape[2])
         elif (array.shape[1], array.shape[2]) != (self._stream.height, self._stream.width):
             raise ValueError("all frames of one video must have the same size")
-        for image in array:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-            frame.pts = self.frames_written
-            frame.time_base = self._stream.codec_context.time_base
-            for packet in self._stream.encode(frame):
-                self._container.mux(packet)
-            self.frames_written += 1
+        with self._refused():
+            for image in array:
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+                frame.pts = self.frames_written
+                frame.time_base = self._stream.codec_context.time_base
+                for packet in self._stream.encode(frame):
+                    self._container.mux(packet)
+                self.frames_written += 1
+
+    @contextlib.contextmanager
+    def _refused(self) -> Iterator[None]:
+        """The system refusing the file (the container opens it at the first packet): no such folder, no
+        permission, disk full or file size limit, as a one-line :class:`RuntimeFailure` naming the output."""
+        try:
+            yield
+        except av.error.FFmpegError as exc:
+            if not isinstance(exc, OSError):
+                raise
+            raise RuntimeFailure(f"cannot write the video ({_ffmpeg_reason(exc)})", self.path) from None
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
@@ -574,12 +593,13 @@ class VideoWriter:
     def _finish(self) -> None:
         if self._stream is None:
             raise VideoError("no frames were written", self.path)
-        for packet in self._stream.encode(None):
-            self._container.mux(packet)
-        if self._audio is not None:
-            self._audio.mux(self._container, self.frames_written / float(self.rate))
-            self._audio.close()
-        self._container.close()
+        with self._refused():
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+            if self._audio is not None:
+                self._audio.mux(self._container, self.frames_written / float(self.rate))
+                self._audio.close()
+            self._container.close()
 
     def _abort(self) -> None:
         with contextlib.suppress(Exception):

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from ..errors import InspatioError, Interrupted, out_of_memory
+from ..errors import InspatioError, Interrupted, RuntimeFailure, out_of_memory
 from ..progress import configure_logging
 from . import caption  # noqa: F401
 from . import depth  # noqa: F401
@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> None:
         failure = out_of_memory(exc)  # from any stage: one line with advice, exit 5
         if failure is not None:
             code = _fail(failure.one_line(), failure.exit_code)
+        elif isinstance(exc, OSError):  # the system refused: disk full, permissions, a file gone meanwhile
+            where = f"{exc.filename}: " if exc.filename else ""
+            code = _fail(f"{where}{exc.strerror or exc}", RuntimeFailure.exit_code)
         else:
             code = _fail(f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the "
                          "traceback, and please report it)", 1)

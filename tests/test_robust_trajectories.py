@@ -35,11 +35,23 @@ def _damaged_member() -> bytes:
     return bytes(data)
 
 
+def _central_field(offset: int, value: int) -> bytes:
+    """An npz whose zip central directory entry has the 2-byte field at ``offset`` set to ``value``
+    (6: version needed, 8: flags, 10: compression method)."""
+    data = bytearray(_npz(c2w=np.eye(4)[None].repeat(2, 0)))
+    entry = data.index(b"PK\x01\x02")
+    data[entry + offset:entry + offset + 2] = value.to_bytes(2, "little")
+    return bytes(data)
+
+
 EYE = np.eye(4)[None].repeat(2, 0)
 ROW = "1 0 0 0 0 1 0 0 0 0 1 0"
 
 CASES = [
     ("npz whose member is damaged", "p.npz", _damaged_member(), "not a readable NumPy file"),
+    ("npz member of an unknown zip version", "p.npz", _central_field(6, 0xFF), "not a readable NumPy file"),
+    ("npz member marked encrypted", "p.npz", _central_field(8, 1), "not a readable NumPy file"),
+    ("npz member of an unknown compression", "p.npz", _central_field(10, 99), "not a readable NumPy file"),
     ("npz holding an object array", "p.npz", _npz(c2w=np.array([None, 1], dtype=object)), "not a readable NumPy"),
     ("npy header with a syntax error", "p.npy", _npy_header((2, 4, 4), tail="|"), "not a readable NumPy file"),
     ("npy header claiming 16e12 values", "p.npy", _npy_header((10 ** 12, 4, 4)), "not a readable NumPy file"),

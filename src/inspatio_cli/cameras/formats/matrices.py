@@ -10,8 +10,6 @@ optionally ``K (T, 3, 3)`` with ``size = [H, W]`` (the image size K refers to).
 from __future__ import annotations
 
 import io
-import tokenize
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +60,9 @@ def read_numpy(path: Path, *, direction: str | None, convention: str, anchor: st
         loaded = np.load(io.BytesIO(data), allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):  # members are read lazily: read them where errors are caught
             loaded = dict(loaded.items())
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, SyntaxError, tokenize.TokenError, MemoryError) as exc:
-        # a damaged header fails in numpy's header parser (SyntaxError, TokenError); a huge claimed shape in allocation
+    except Exception as exc:  # noqa: BLE001 - damaged files fail in numpy's header parser (SyntaxError, TokenError),
+        # in allocation (MemoryError for a huge claimed shape) and in zipfile (BadZipFile, NotImplementedError for an
+        # unknown version or compression, RuntimeError for an 'encrypted' member, zlib.error...)
         raise TrajectoryError(f"not a readable NumPy file ({' '.join(str(exc).split())[:80]})", path) from None
     K = size = None
     if isinstance(loaded, dict):

@@ -140,10 +140,15 @@ def test_numpy_trajectory_parser(tmp_path, name, examples):
 
 
 def _spec(parts: int) -> st.SearchStrategy[str]:
-    """Time-edit option text: ``parts`` colon-separated numeric tokens, or any short text."""
-    token = st.one_of(st.integers(-2, 60).map(str), st.integers(-2, 60).map(str), number_token())
-    tokens = st.lists(token, min_size=parts - 1, max_size=parts + 1).map(":".join)
-    return st.one_of(tokens, tokens, tokens, st.text(max_size=12))
+    """Time-edit option text: mostly ``parts`` small colon-separated numbers (a factor such as ``0.5`` last for
+    three parts), sometimes nasty tokens, a wrong count of parts or any short text."""
+    small = st.integers(0, 40).map(str)
+    usual = st.lists(small, min_size=parts, max_size=parts).map(":".join)
+    if parts == 3:
+        usual = st.tuples(small, small, st.sampled_from(["0.5", "2", "0.25", "3"])).map(":".join)
+    token = st.one_of(st.integers(-2, 60).map(str), number_token())
+    odd = st.lists(token, min_size=parts - 1, max_size=parts + 1).map(":".join)
+    return st.one_of(usual, usual, usual, odd, st.text(max_size=12))
 
 
 @EXAMPLES
@@ -151,8 +156,8 @@ def test_time_edit_options(examples):
     options = st.fixed_dictionaries({
         "freeze": st.lists(_spec(2), max_size=2), "slow": st.lists(_spec(3), max_size=2),
         "reverse": st.lists(_spec(2), max_size=2),
-        "extend": st.sampled_from(["none", "hold", "loop", "pingpong", "official", "bogus"]),
-        "min_frames": st.integers(-5, 400), "frames": st.integers(0, 80)})
+        "extend": st.sampled_from(["none", "none", "hold", "loop", "pingpong", "official", "bogus"]),
+        "min_frames": st.one_of(st.just(0), st.integers(-5, 400)), "frames": st.integers(0, 80)})
 
     def target(o):
         control = TimeControl.from_options(freeze=o["freeze"], slow=o["slow"], reverse=o["reverse"],

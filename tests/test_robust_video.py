@@ -178,3 +178,17 @@ def test_depth_command_with_skip_bad_frames(corpus, capsys, monkeypatch, tmp_pat
     saved = DepthResult.load(target)
     assert code == 0 and saved.num_frames == probe(video).frame_count
     assert int(saved.meta["lost_frames"]) > 0 and "could not be decoded" in err
+
+
+def test_rerender_command_with_skip_bad_frames(corpus, capsys, tiny_weights, tmp_path):
+    video = _by_name(corpus, "noise-middle.mp4").path
+    output = tmp_path / "render.mp4"
+    args = ["rerender", str(video), "-t", "orbit_left", "-o", str(output), "--depth", _depth_for(video, tmp_path),
+            "--weights-dir", str(tiny_weights), "--size", "48x64", "--device", "cpu", "--decoder", "tae",
+            "--prompt", "x", "--quiet"]
+    code, _, err = _cli(capsys, *args)
+    assert code == 3 and "--skip-bad-frames" in err and err.count("\n") == 1
+    assert not output.exists() and not output.with_suffix(".json").exists()
+    code, _, err = _cli(capsys, *args, "--skip-bad-frames")
+    summary = json.loads(output.with_suffix(".json").read_text())
+    assert code == 0 and summary["lost_frames"] > 0 and probe(output).frame_count == probe(video).frame_count

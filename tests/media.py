@@ -47,10 +47,7 @@ def make_clip(path: Path, frames: np.ndarray, fps: float | Fraction = 25, *, aud
             stream.codec_context.time_base = time_base
         if rotation:
             stream.set_display_rotation(rotation)
-        astream = None
-        if audio_seconds:
-            astream = out.add_stream("aac", rate=44100)
-            astream.layout = "mono"
+        astream = _tone_stream(out) if audio_seconds else None
         for i, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             if pts is not None:
@@ -61,30 +58,31 @@ def make_clip(path: Path, frames: np.ndarray, fps: float | Fraction = 25, *, aud
         for packet in stream.encode(None):
             out.mux(packet)
         if astream is not None:
-            n = int(44100 * audio_seconds)
-            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 44100)).astype(np.float32)[None]
-            for start in range(0, n, 1024):
-                aframe = av.AudioFrame.from_ndarray(tone[:, start:start + 1024], format="fltp", layout="mono")
-                aframe.sample_rate = 44100
-                for packet in astream.encode(aframe):
-                    out.mux(packet)
-            for packet in astream.encode(None):
-                out.mux(packet)
+            _write_tone(out, astream, audio_seconds, 440.0)
     return path
 
 
 def make_audio_only(path: Path, seconds: float = 1.0) -> Path:
     """An .mp4 (m4a) that holds only an AAC tone, no video stream."""
     with av.open(str(path), "w", format="mp4") as out:
-        astream = out.add_stream("aac", rate=44100)
-        astream.layout = "mono"
-        n = int(44100 * seconds)
-        tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(n) / 44100)).astype(np.float32)[None]
-        for start in range(0, n, 1024):
-            aframe = av.AudioFrame.from_ndarray(tone[:, start:start + 1024], format="fltp", layout="mono")
-            aframe.sample_rate = 44100
-            for packet in astream.encode(aframe):
-                out.mux(packet)
-        for packet in astream.encode(None):
-            out.mux(packet)
+        _write_tone(out, _tone_stream(out), seconds, 220.0)
     return path
+
+
+def _tone_stream(out: av.container.OutputContainer) -> av.audio.stream.AudioStream:
+    stream = out.add_stream("aac", rate=44100)
+    stream.layout = "mono"
+    return stream
+
+
+def _write_tone(out: av.container.OutputContainer, stream, seconds: float, hertz: float) -> None:
+    """Encode ``seconds`` of a mono sine tone at ``hertz`` into ``stream`` (44.1 kHz AAC)."""
+    n = int(44100 * seconds)
+    tone = (0.3 * np.sin(2 * np.pi * hertz * np.arange(n) / 44100)).astype(np.float32)[None]
+    for start in range(0, n, 1024):
+        frame = av.AudioFrame.from_ndarray(tone[:, start:start + 1024], format="fltp", layout="mono")
+        frame.sample_rate = 44100
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)

@@ -17,22 +17,14 @@ import pytest
 import torch
 
 from inspatio_cli import caption, registry
-from inspatio_cli.cli import main
 from inspatio_cli.errors import UsageError, WeightsError
 from inspatio_cli.progress import Reporter
+from clirun import run
 from media import make_clip, pattern
 
 FOLDER = registry.entry(caption.WEIGHTS_ENTRY).folder
 IMAGE_SIDE = 64
 """The tiny processor's square input; the vision tower downsamples by 32, so 2x2 tokens plus one."""
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 def save_tiny_florence(folder: Path, seed: int = 0) -> Path:

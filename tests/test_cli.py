@@ -10,18 +10,10 @@ from pathlib import Path
 import pytest
 
 from inspatio_cli import __version__
-from inspatio_cli.cli import main
+from clirun import run
 from media import make_audio_only, make_clip, pattern
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 def test_help_lists_commands_with_descriptions(capsys):

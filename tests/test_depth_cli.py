@@ -5,19 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
-from inspatio_cli.cli import main
 from inspatio_cli.depth import DepthResult, estimate
+from clirun import run
 from media import make_clip, pattern
 from test_depth_estimate import CountingLoader
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
 
 
 def test_depth_command_writes_the_file_and_reuses_the_cache(capsys, monkeypatch, tmp_path: Path) -> None:

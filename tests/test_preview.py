@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from inspatio_cli.cameras import CameraOptions, TimeControl
-from inspatio_cli.cli import main
 from inspatio_cli.pipeline import open_scene, warped_chunks
 from inspatio_cli.preview import preview
 from inspatio_cli.video import probe, read_video
 from inspatio_cli.warp import mask_from_video
+from clirun import run
 from media import make_clip, pattern
 from test_preview_pipeline import ORBIT, planar_depth, scene_files
 
@@ -32,14 +32,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 @pytest.fixture

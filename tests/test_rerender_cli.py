@@ -17,6 +17,7 @@ import torch
 
 from inspatio_cli.files import TEMP_MARK
 from inspatio_cli.video import probe
+from clirun import run
 from conftest import WEIGHT_FILES
 from test_preview_pipeline import scene_files
 
@@ -32,15 +33,6 @@ def setup(tmp_path, monkeypatch):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    from inspatio_cli.cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 def test_example_json_output_is_the_sidecar(tiny_weights, tmp_path, capsys):

@@ -11,17 +11,10 @@ import numpy as np
 import pytest
 
 from inspatio_cli.cameras import CameraOptions, check_trajectory, list_presets, load_trajectory
-from inspatio_cli.cli import main
 from inspatio_cli.depth.result import DepthResult
+from clirun import run
 
 EXAMPLE_DEPTH = Path(__file__).resolve().parents[1] / "examples" / "room.depth.safetensors.gz"
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -297,36 +297,35 @@ def _describe(state: Mapping[str, torch.Tensor]) -> str:
     return f"{len(state)} tensors, {params / 1e6:,.1f}M parameters, {'/'.join(dtypes)}"
 
 
+def _verify_model(path: Path, build: Callable[..., torch.nn.Module]) -> str:
+    """Build the model from the file's keys and shapes on the meta device (strict), reading no data."""
+    state = meta_state(path)
+    build(state, path)
+    return _describe(state)
+
+
 def _verify_generator(path: Path) -> str:
     from .models.dit import build_generator
 
-    state = meta_state(path)
-    build_generator(state, path=path)
-    return _describe(state)
+    return _verify_model(path, lambda state, p: build_generator(state, path=p))
 
 
 def _verify_vae(path: Path) -> str:
     from .models.vae import build_vae
 
-    state = meta_state(path)
-    build_vae(state, path)
-    return _describe(state)
+    return _verify_model(path, build_vae)
 
 
 def _verify_t5(path: Path) -> str:
     from .models.t5 import build_t5
 
-    state = meta_state(path)
-    build_t5(state, path)
-    return _describe(state)
+    return _verify_model(path, build_t5)
 
 
 def _verify_tae(path: Path) -> str:
     from .models.tae import build_tae
 
-    state = meta_state(path)
-    build_tae(state, path)
-    return _describe(state)
+    return _verify_model(path, build_tae)
 
 
 def _verify_tokenizer(path: Path) -> str:

@@ -121,6 +121,12 @@ class Reporter:
             self.console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
         self.event("warning", message=message)
 
+    def error(self, message: str) -> None:
+        """An error the command goes on past (e.g. one failed job of a batch): one line ``error: ...`` on
+        stderr in every mode but silent (quiet prints errors)."""
+        if self.mode != "silent":
+            print(f"error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+
 
 def configure_logging(quiet: bool, debug: bool) -> None:
     """Route library logging to stderr: warnings by default, debug details with ``--debug``."""

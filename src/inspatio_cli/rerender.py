@@ -83,14 +83,16 @@ class Models:
     """The models a :class:`Rerenderer` keeps between renders (``None`` until first needed).
 
     ``builds`` counts how often each was loaded from its weights (``generator``, ``autoencoder``), so
-    callers (batches, tests) can check that models are built once; models put here before the first
-    render are used as they are and their weight files are not required. Share one holder only between
-    renderers with the same device, precision and decoder.
+    callers (batches, tests) can check that models are built once; ``files`` holds the weight files they
+    were loaded from by registry name (every later render's sidecar lists them too). Models put here
+    before the first render are used as they are and their weight files are not required. Share one
+    holder only between renderers with the same device, precision and decoder.
     """
 
     generator: CausalWanDiT | None = None
     autoencoder: StreamingAutoencoder | None = None
     builds: dict[str, int] = field(default_factory=lambda: {"generator": 0, "autoencoder": 0})
+    files: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -286,9 +288,9 @@ class Rerenderer:
             return read_prompt_file(prompt_file)
         if prompt is not None:
             return prompt
-        return None if self._can_caption() else ""
+        return None if self.can_caption() else ""
 
-    def _can_caption(self) -> bool:
+    def can_caption(self) -> bool:
         """Automatic captions need the optional extra and the captioner's weights; without either the run
         goes on with the empty prompt (and a warning saying how to enable captions)."""
         return (captioning.captioning_available()
@@ -425,6 +427,7 @@ class Rerenderer:
             models.generator = dit.load_generator(paths["generator"], dtype=self.dtype, device=self.device,
                                               reporter=self.reporter)
             models.builds["generator"] += 1
+            models.files["generator"] = paths["generator"]
         if models.autoencoder is None:
             path = paths[self.autoencoder_weights]
             self.reporter.info(f"loading the autoencoder on {self.device} ({path.name})")
@@ -434,6 +437,7 @@ class Rerenderer:
                 tae_dtype = torch.float16 if self.device.type == "cuda" and self.dtype_name != "fp32" else self.dtype
                 models.autoencoder = tae.load_tae(path, tae_dtype, self.device)
             models.builds["autoencoder"] += 1
+            models.files[self.autoencoder_weights] = path
         return models.generator, models.autoencoder
 
     # ------------------------------------------------------------------------------------------------
@@ -472,7 +476,7 @@ class Rerenderer:
         meter = StageMeter(self.device, self.track_memory)
         with meter("total"):
             with meter("check"):
-                paths = self.check_weights(video, **options)
+                paths = {**self.models.files, **self.check_weights(video, **options)}
                 settings = self.settings(video, trajectory, seed=seed, camera=camera, crf=crf, audio=audio,
                                          **options)
             with meter("scene"):

@@ -14,6 +14,7 @@ import typer
 
 from ..errors import InspatioError, Interrupted, RuntimeFailure, out_of_memory
 from ..progress import configure_logging
+from . import batch  # noqa: F401
 from . import caption  # noqa: F401
 from . import depth  # noqa: F401
 from . import info  # noqa: F401  (registers the command)

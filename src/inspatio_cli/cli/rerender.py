@@ -1,4 +1,9 @@
-"""``inspatio rerender VIDEO -t TRAJ -o OUT.mp4``: the full pipeline (depth, warp, generator) for one video."""
+"""``inspatio rerender VIDEO... -t TRAJ [-t TRAJ...] -o OUT``: the full pipeline (depth, warp, generator).
+
+One video and one trajectory write the file ``OUT``; several (videos x trajectories x seeds) write their
+cross product into the folder ``OUT``, named by ``--name``, with the models loaded once (the same planner
+and runner as ``inspatio batch``). The options shared with ``inspatio batch`` are defined here.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..batch import DEFAULT_NAME, JobDefaults, plan_inputs, run_jobs
 from ..cameras import CameraOptions
 from ..rerender import DECODERS, DTYPES, Rerenderer
 from ..video import FIT_MODES, MODEL_SIZE
@@ -16,47 +22,72 @@ from .trajectory import camera_options
 
 MODEL_PANEL = "Model options"
 
+TrajectoriesOpt = Annotated[Optional[list[str]], typer.Option(
+    "--trajectory", "-t", help="A trajectory file or a preset name (see 'inspatio trajectory presets'); "
+    "repeat for several.", show_default=False)]
+SeedsOpt = Annotated[Optional[list[int]], typer.Option(
+    "--seed", help="Noise seed (same seed and settings, same video); repeat for several. [default: 0]",
+    show_default=False)]
+NameOpt = Annotated[Optional[str], typer.Option(
+    "--name", metavar="PATTERN", help=f"Output names in the -o folder: fields {{video}}, {{trajectory}}, "
+    f"{{seed}}, {{index}} (default '{DEFAULT_NAME}', plus '__{{seed}}' with several seeds; .mp4 added).",
+    show_default=False)]
+PromptOpt = Annotated[Optional[str], typer.Option(
+    "--prompt", help="Describe the video (default: a Florence-2 caption with the caption extra installed, "
+    "else empty).")]
+PromptFileOpt = Annotated[Optional[Path], typer.Option(
+    "--prompt-file", metavar="FILE", help="Read the prompt from a UTF-8 file ('-': stdin).")]
+DecoderOpt = Annotated[str, typer.Option(
+    "--decoder", help=f"{' | '.join(DECODERS)}: the Wan2.1 VAE, or TAEHV (faster, less memory; encodes and "
+    "decodes, as the official --use_tae).", rich_help_panel=MODEL_PANEL)]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...", rich_help_panel=MODEL_PANEL)]
+DtypeOpt = Annotated[str, typer.Option(
+    "--dtype", help=f"auto (bf16 on GPUs, fp32 on the CPU), {', '.join(DTYPES)}.", rich_help_panel=MODEL_PANEL)]
+TextDeviceOpt = Annotated[str, typer.Option(
+    "--text-device", help="Where the text encoder runs: auto (the GPU when it has room), cpu, cuda, ...",
+    rich_help_panel=MODEL_PANEL)]
+CompileOpt = Annotated[bool, typer.Option(
+    "--compile", help="torch.compile the generator (slow first chunk, faster afterwards).",
+    rich_help_panel=MODEL_PANEL)]
+FitOpt = Annotated[str, typer.Option("--fit", help=f"How frames map onto the canvas: {', '.join(FIT_MODES)}.")]
+SizeOpt = Annotated[str, typer.Option(
+    "--size", metavar="HxW", help="Canvas, multiples of 16 (the model was trained at 480x832).")]
+SaveConditionOpt = Annotated[Optional[Path], typer.Option(
+    "--save-condition", metavar="DIR", help="Also write DIR/warped.mp4 and a lossless DIR/mask.mp4 (the "
+    "generator's condition); with several outputs, in DIR/<output name>/.")]
+NoAudioOpt = Annotated[bool, typer.Option(
+    "--no-audio", help="Do not copy the source audio (it is copied when every source frame is shown once, in order).")]
+CrfOpt = Annotated[int, typer.Option("--crf", help="H.264 quality of the output, 0 (lossless) to 51.")]
+DEFAULT_SIZE = "x".join(map(str, MODEL_SIZE))
+
 
 @app.command()
 @camera_options
 def rerender(
-    video: Annotated[Path, typer.Argument(help="Source video.", show_default=False)],
-    trajectory: Annotated[str, typer.Option("--trajectory", "-t", help="A trajectory file or a preset name "
-                                            "(see 'inspatio trajectory presets').", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Video to write (.mp4, .mov or .mkv); the "
-                                         "sidecar OUT.json is written next to it.", show_default=False)],
+    videos: Annotated[list[Path], typer.Argument(help="Source video(s).", show_default=False)],
+    trajectories: TrajectoriesOpt,
+    output: Annotated[str, typer.Option("--output", "-o", help="Video to write (.mp4, .mov or .mkv; the sidecar "
+                                        "OUT.json is written next to it), or a folder (ending in '/', existing, "
+                                        "or without suffix) for several outputs.", show_default=False)],
     camera: CameraOptions,
-    prompt: Annotated[Optional[str], typer.Option("--prompt", help="Describe the video (default: a Florence-2 "
-                                                  "caption with the caption extra installed, else empty).")] = None,
-    prompt_file: Annotated[Optional[Path], typer.Option("--prompt-file", metavar="FILE",
-                                                        help="Read the prompt from a UTF-8 file ('-': stdin).")] = None,
-    depth: Annotated[Optional[Path], typer.Option("--depth", help="Depth cache file (default: "
-                                                  "<video stem>.depth.safetensors next to the video, else the "
-                                                  "depth model's cached estimate).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Noise seed (same seed and settings, same video).")] = 0,
-    decoder: Annotated[str, typer.Option("--decoder", help=f"{' | '.join(DECODERS)}: the Wan2.1 VAE, or TAEHV "
-                                         "(faster, less memory; encodes and decodes, as the official --use_tae).",
-                                         rich_help_panel=MODEL_PANEL)] = "wan",
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...",
-                                        rich_help_panel=MODEL_PANEL)] = "auto",
-    dtype: Annotated[str, typer.Option("--dtype", help=f"auto (bf16 on GPUs, fp32 on the CPU), "
-                                       f"{', '.join(DTYPES)}.", rich_help_panel=MODEL_PANEL)] = "auto",
-    text_device: Annotated[str, typer.Option("--text-device", help="Where the text encoder runs: auto (the GPU "
-                                             "when it has room), cpu, cuda, ...", rich_help_panel=MODEL_PANEL)
-                           ] = "auto",
-    compile_dit: Annotated[bool, typer.Option("--compile", help="torch.compile the generator (slow first "
-                                              "chunk, faster afterwards).", rich_help_panel=MODEL_PANEL)] = False,
+    prompt: PromptOpt = None,
+    prompt_file: PromptFileOpt = None,
+    depth: Annotated[Optional[Path], typer.Option("--depth", help="Depth cache file of the (single) video "
+                                                  "(default: <video stem>.depth.safetensors next to the video, "
+                                                  "else the depth model's cached estimate).")] = None,
+    seeds: SeedsOpt = None,
+    name: NameOpt = None,
+    decoder: DecoderOpt = "wan",
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    text_device: TextDeviceOpt = "auto",
+    compile_dit: CompileOpt = False,
     weights_dir: WeightsDirOpt = None,
-    fit: Annotated[str, typer.Option("--fit", help=f"How frames map onto the canvas: {', '.join(FIT_MODES)}.")
-                   ] = "stretch",
-    size: Annotated[str, typer.Option("--size", metavar="HxW", help="Canvas, multiples of 16 (the model was "
-                                      "trained at 480x832).")] = "x".join(map(str, MODEL_SIZE)),
-    save_condition: Annotated[Optional[Path], typer.Option("--save-condition", metavar="DIR",
-                                                           help="Also write DIR/warped.mp4 and a lossless "
-                                                                "DIR/mask.mp4 (the generator's condition).")] = None,
-    no_audio: Annotated[bool, typer.Option("--no-audio", help="Do not copy the source audio (it is copied when "
-                                           "every source frame is shown once, in order).")] = False,
-    crf: Annotated[int, typer.Option("--crf", help="H.264 quality of the output, 0 (lossless) to 51.")] = 18,
+    fit: FitOpt = "stretch",
+    size: SizeOpt = DEFAULT_SIZE,
+    save_condition: SaveConditionOpt = None,
+    no_audio: NoAudioOpt = False,
+    crf: CrfOpt = 18,
     skip_bad_frames: SkipBadFramesOpt = False,
     json_mode: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -65,9 +96,19 @@ def rerender(
 
     Streams chunk by chunk: memory does not grow with the video. Writes OUT and its sidecar OUT.json
     (settings, weights, timings, warnings); --json prints progress events and the same object on stdout.
+    Several videos, trajectories (-t) or seeds render their cross product into the folder OUT with the
+    models loaded once and each video's depth computed once; a failing one is reported and the others go on
+    (exit code 1 if any failed). For manifests, resume and sharding see 'inspatio batch'.
     """
+    if not trajectories:
+        raise typer.BadParameter("give at least one trajectory", param_hint="'--trajectory' / '-t'")
+    defaults = JobDefaults(tuple(trajectories), tuple(seeds or (0,)), prompt, prompt_file, camera, depth, fit,
+                           parse_size(size), crf, not no_audio, skip_bad_frames, save_condition)
     renderer = Rerenderer(weights_dir, device=device, dtype=dtype, decoder=decoder, text_device=text_device,
-                          compile=compile_dit, reporter=reporter(json_mode, quiet))
-    renderer.render(video, trajectory, output, depth=depth, prompt=prompt, prompt_file=prompt_file, seed=seed,
-                    camera=camera, fit=fit, size=parse_size(size), crf=crf, audio=not no_audio,
-                    save_condition=save_condition, skip_bad_frames=skip_bad_frames)
+                          compile=compile_dit)
+    jobs = plan_inputs(videos, defaults, output, name)
+    several = len(jobs) > 1
+    summary = run_jobs(jobs, renderer, force=True, isolate=several, job_events=several, forward_events=True,
+                       reporter=reporter(json_mode, quiet))
+    if summary.failed:
+        raise typer.Exit(1)

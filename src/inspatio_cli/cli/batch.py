@@ -1,0 +1,147 @@
+"""``inspatio batch MANIFEST``: many rerenders from a JSONL/CSV manifest or a list of videos, with resume,
+sharding, failure isolation and ``--dry-run``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from ..batch import (InvalidJobs, Job, JobDefaults, check_weights, estimate, is_finished, parse_shard, plan_jobs,
+                     read_manifest, run_jobs, select_shard)
+from ..cameras import CameraOptions
+from ..progress import Reporter
+from ..registry import human_size
+from ..rerender import Rerenderer
+from .app import JsonOpt, QuietOpt, SkipBadFramesOpt, app, parse_size, print_error, print_table, reporter
+from .models import WeightsDirOpt
+from .rerender import (DEFAULT_SIZE, CompileOpt, CrfOpt, DecoderOpt, DeviceOpt, DtypeOpt, FitOpt, NameOpt,
+                       NoAudioOpt, PromptFileOpt, PromptOpt, SaveConditionOpt, SeedsOpt, SizeOpt, TextDeviceOpt,
+                       TrajectoriesOpt)
+from .trajectory import camera_options
+
+RUN_PANEL = "Batch options"
+
+
+@app.command()
+@camera_options
+def batch(
+    manifest: Annotated[str, typer.Argument(help="Jobs: a .jsonl or .csv manifest, or a list of video paths one "
+                                            "per line (with -t); '-' reads it from stdin.", show_default=False)],
+    camera: CameraOptions,
+    trajectories: TrajectoriesOpt = None,
+    output: Annotated[Optional[str], typer.Option(
+        "--output", "-o", metavar="DIR", help="Folder for outputs the manifest does not name (and for its "
+        "relative output paths).")] = None,
+    name: NameOpt = None,
+    seeds: SeedsOpt = None,
+    prompt: PromptOpt = None,
+    prompt_file: PromptFileOpt = None,
+    shard: Annotated[Optional[str], typer.Option(
+        "--shard", metavar="K/N", help="Run only jobs K, K+N, K+2N, ... of the validated list: N processes "
+        "with K=1..N split the manifest with no coordination.", rich_help_panel=RUN_PANEL)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Redo jobs that are already finished (output and sidecar "
+                                        "with the same settings).", rich_help_panel=RUN_PANEL)] = False,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed job (default: report it "
+                                            "and go on).", rich_help_panel=RUN_PANEL)] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate everything and print the jobs with frame "
+                                          "counts and a time/memory estimate; load no model.",
+                                          rich_help_panel=RUN_PANEL)] = False,
+    decoder: DecoderOpt = "wan",
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    text_device: TextDeviceOpt = "auto",
+    compile_dit: CompileOpt = False,
+    weights_dir: WeightsDirOpt = None,
+    fit: FitOpt = "stretch",
+    size: SizeOpt = DEFAULT_SIZE,
+    save_condition: SaveConditionOpt = None,
+    no_audio: NoAudioOpt = False,
+    crf: CrfOpt = 18,
+    skip_bad_frames: SkipBadFramesOpt = False,
+    json_mode: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Rerender every job of MANIFEST with the models loaded once.
+
+    JSONL keys or CSV columns: video, trajectory, output, prompt or prompt_file, seed, and per-job options
+    (depth fit size crf audio skip_bad_frames save_condition and the trajectory/time options). A job without
+    trajectory or seed takes every -t / --seed; without output, -o DIR and --name.
+
+    Everything is checked first: all problems are listed with their line numbers (exit 3). Finished jobs
+    (output plus a sidecar with the same settings) are skipped unless --force; a failing job is reported
+    and the others go on (exit 1 if any failed). --json: one event per line on stdout.
+    """
+    out = reporter(json_mode, quiet)
+    defaults = JobDefaults(tuple(trajectories or ()), tuple(seeds or (0,)), prompt, prompt_file, camera, None, fit,
+                           parse_size(size), crf, not no_audio, skip_bad_frames, save_condition)
+    selected = parse_shard(shard) if shard is not None else None
+    renderer = Rerenderer(weights_dir, device=device, dtype=dtype, decoder=decoder, text_device=text_device,
+                          compile=compile_dit)
+    jobs_file = read_manifest(manifest)
+    try:
+        jobs = plan_jobs(jobs_file.rows, defaults, base=jobs_file.base, output=output, name=name,
+                         manifest=jobs_file.path, problems=jobs_file.problems)
+    except InvalidJobs as exc:
+        where = manifest if jobs_file.path is not None else "<stdin>"
+        for problem in exc.problems:
+            print_error(f"{where}:{problem.line}: {problem.error.one_line()}")
+        out.event("invalid", problems=[{"line": p.line, "error": p.error.one_line()} for p in exc.problems])
+        print_error(f"{where}: {len(exc.problems)} problem(s); nothing was run")
+        raise typer.Exit(exc.exit_code) from None
+    mine = select_shard(jobs, selected)
+    if dry_run:
+        check_weights(_show_plan(jobs, mine, renderer, force, out), renderer)
+        return
+    summary = run_jobs(mine, renderer, force=force, fail_fast=fail_fast, total=len(jobs), shard=selected,
+                       reporter=out)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _show_plan(jobs: list[Job], mine: list[Job], renderer: Rerenderer, force: bool, out: Reporter) -> list[Job]:
+    """The dry run's listing: the jobs of this shard (finished or to render) and the estimate; returns the
+    jobs to render."""
+    pending = []
+    table = Table("job", "line", "video", "trajectory", "seed", "frames", "chunks", "output", "status")
+    for job in mine:
+        finished = not force and is_finished(job, renderer)
+        status = "finished (skipped)" if finished else "to render"
+        if not finished:
+            pending.append(job)
+        out.event("job_planned", **job.describe(), status="finished" if finished else "pending")
+        table.add_row(str(job.number), "" if job.line is None else str(job.line), str(job.video), job.trajectory,
+                      str(job.seed), str(job.frames), str(job.chunks), str(job.output), status)
+    cost = estimate(pending, renderer, near=mine)
+    out.event("plan", total_jobs=len(jobs), shard_jobs=len(mine), finished=len(mine) - len(pending),
+              estimate=cost.as_dict())
+    if out.mode != "human":
+        return pending
+    print_table(table)
+    print(f"{len(mine)} of {len(jobs)} jobs in this shard: {len(pending)} to render, {len(mine) - len(pending)} "
+          f"finished; {cost.frames} frames in {cost.chunks} generator chunks")
+    if not pending:
+        print("nothing to render")
+    elif cost.seconds is None:
+        print(f"time: not estimated: no finished render on {renderer.device.type} with decoder {renderer.decoder} "
+              f"and {renderer.dtype_name} next to these outputs to measure the speed from (after the first job, "
+              "a dry run estimates the rest)")
+    else:
+        print(f"time: about {_duration(cost.seconds)} at {cost.rate:.2f} frames/s (measured by "
+              f"{cost.measured_from} finished render(s))")
+    weights = cost.weights
+    peak = ("" if cost.measured_peak is None else
+            f"; measured peak {human_size(cost.measured_peak)} ({cost.measured_from} finished render(s))")
+    print(f"memory: generator + autoencoder weights {human_size(weights['render'])} on {renderer.device}{peak}; "
+          f"before them, one at a time: text encoder up to {human_size(weights['text'])} (new prompts only), "
+          f"depth model {human_size(weights['depth'])} (videos without depth)")
+    return pending
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours or minutes:
+        return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+    return f"{seconds:.1f} s"

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from inspatio_cli import batch as batch_api
-from inspatio_cli import rerender
+from inspatio_cli import caption, rerender
 from inspatio_cli.batch import (InvalidJobs, JobDefaults, Row, output_is_folder, parse_shard, plan_inputs,
                                 plan_jobs, read_manifest, run_jobs, select_shard)
 from inspatio_cli.cameras import CameraOptions
@@ -211,6 +211,9 @@ def test_every_manifest_problem_is_reported_at_once_with_its_line(tmp_path):
     assert [(p.line, p.text()) for p in read.problems] == [
         (1, "line 1: column 'dtype': this option applies to the whole batch (the models are loaded once); "
             "give it on the command line")]
+    read = read_manifest(write(tmp_path / "nameless.csv", "trajectory,output,output\norbit.txt,a.mp4,b.mp4\n"))
+    assert [p.text() for p in read.problems] == ["line 1: column 'output' appears twice in the header",
+                                                 "line 1: missing column 'video' in the header"]
     rows = [
         {"video": "a.mp4", "trajectory": "orbit.txt", "output": "one.mp4"},           # 1 fine
         {"trajectory": "orbit.txt"},                                                 # 2 missing video
@@ -337,7 +340,7 @@ def test_batch_prompts_embedded_once_then_per_job_overrides(tiny_weights, tmp_pa
                                    '{"video": "b.mp4", "prompt": "a dog", "trajectory": "dolly_in", "seed": 4}\n'
                                    '{"video": "b.mp4", "output": "custom.mkv", "crf": 40}\n')
     code, stdout, err = run(capsys, "batch", "jobs.jsonl", "-t", "orbit.txt", "-o", "out", "--prompt", "a bird",
-                            "--weights-dir", tiny_weights, *FAST, "--json", "--seed", 2)
+                            "--weights-dir", tiny_weights, *FAST, "--json", "--seed", 2, "--save-condition", "cond")
     assert code == 0, err
     assert encoder_runs.calls == 1  # three prompts, one text encoder load, before the generator
     done = [e for e in events_of(stdout) if e["event"] == "job_done"]
@@ -346,6 +349,8 @@ def test_batch_prompts_embedded_once_then_per_job_overrides(tiny_weights, tmp_pa
     sidecars = [json.loads(Path(e["sidecar"]).read_text()) for e in done]
     assert [s["prompt"]["text"] for s in sidecars] == ["a cat", "a dog", "a bird"]
     assert [s["settings"]["seed"] for s in sidecars] == [2, 4, 2] and sidecars[2]["settings"]["crf"] == 40
+    assert sorted(p.name for p in (tmp_path / "cond").iterdir()) == ["a__orbit__2", "b__dolly_in__4", "custom"]
+    assert probe(tmp_path / "cond" / "custom" / "warped.mp4").frame_count == 20
 
 
 def _manifest(tmp_path: Path, frames: int) -> Path:
@@ -507,3 +512,50 @@ def test_run_jobs_api_skips_finished_jobs_and_reports_outcomes(tiny_weights, tmp
     assert [o.status for o in second.outcomes] == ["skipped", "done"]
     assert renderer.models.builds == {"generator": 1, "autoencoder": 1}
     assert second.as_dict()["done"] == 1 and second.as_dict()["skipped"] == 1
+
+
+class FakeCaptioner:
+    """Stands in for :class:`caption.Captioner`: a shared cache of captions by video; ``loads`` counts how
+    often a model would be loaded (an instance's first cache miss)."""
+
+    cache: dict[str, str] = {}
+    loads = 0
+
+    def __init__(self, model_dir=None, **options):
+        self.loaded = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return None
+
+    def caption(self, video, frame=None):
+        key = str(Path(video).resolve())
+        if key not in FakeCaptioner.cache:
+            if not self.loaded:
+                FakeCaptioner.loads, self.loaded = FakeCaptioner.loads + 1, True
+            FakeCaptioner.cache[key] = f"a scene from {Path(video).stem}"
+        return caption.Caption(str(video), FakeCaptioner.cache[key], 4, "florence-test", self.loaded)
+
+
+def test_jobs_without_a_prompt_are_captioned_with_one_captioner_load(weights_with_depth, tmp_path, capsys,
+                                                                     monkeypatch):
+    florence = weights_with_depth / "Florence-2-large-hf" / "model.safetensors"
+    florence.parent.mkdir()
+    florence.write_bytes(b"stand-in: the captioner is replaced")
+    monkeypatch.setattr(caption, "captioning_available", lambda: True)
+    monkeypatch.setattr(caption, "Captioner", FakeCaptioner)
+    monkeypatch.setattr(FakeCaptioner, "cache", {})
+    monkeypatch.setattr(FakeCaptioner, "loads", 0)
+    encoder_runs = Counter(PromptEmbedder._run_encoder)
+    monkeypatch.setattr(PromptEmbedder, "_run_encoder", lambda self, tokens: encoder_runs(self, tokens))
+    clips(tmp_path, "ab")
+    trajectories(tmp_path)
+    code, stdout, err = run(capsys, "rerender", "a.mp4", "b.mp4", "-t", "orbit.txt", "-t", "dolly_in", "-o", "out",
+                            "--weights-dir", weights_with_depth, *FAST, "--json")
+    assert code == 0, err
+    assert (FakeCaptioner.loads, encoder_runs.calls) == (1, 1)  # both videos captioned, both prompts embedded
+    prompts = [e["prompt"] for e in events_of(stdout) if e["event"] == "result"]
+    assert [p["text"] for p in prompts] == ["a scene from a"] * 2 + ["a scene from b"] * 2
+    assert {p["source"] for p in prompts} == {"caption"}

@@ -27,6 +27,7 @@ from inspatio_cli.models import dit
 from inspatio_cli.rerender import Rerenderer
 from inspatio_cli.text import PromptEmbedder
 from inspatio_cli.video import probe
+from clirun import run
 from conftest import WEIGHT_FILES
 from media import make_clip, pattern
 from test_depth_estimate import tiny_net
@@ -64,15 +65,6 @@ def trajectories(folder: Path) -> list[str]:
     """Three trajectories: a file and two presets."""
     (folder / "orbit.txt").write_text(ORBIT)
     return ["orbit.txt", "dolly_in", "orbit_left"]
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    from inspatio_cli.cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 def events_of(stdout: str) -> list[dict]:
@@ -559,3 +551,17 @@ def test_jobs_without_a_prompt_are_captioned_with_one_captioner_load(weights_wit
     prompts = [e["prompt"] for e in events_of(stdout) if e["event"] == "result"]
     assert [p["text"] for p in prompts] == ["a scene from a"] * 2 + ["a scene from b"] * 2
     assert {p["source"] for p in prompts} == {"caption"}
+
+
+def test_absurd_time_edits_are_refused_before_allocating(tmp_path):
+    """Found by fuzzing the manifest: a freeze count, slow factor or --min-frames of billions made the time
+    map allocate tens of GB; the time edits are capped at a million output frames."""
+    clips(tmp_path, "a")
+    rows = [{"video": "a.mp4", "freeze": "0:10000000000"}, {"video": "a.mp4", "slow": "0:5:1e300"},
+            {"video": "a.mp4", "extend": "loop", "min_frames": 10 ** 10},
+            {"video": "a.mp4", "freeze": ["0:600000", "3:600000"]}]
+    read = read_manifest(write(tmp_path / "jobs.jsonl", "".join(json.dumps(r) + "\n" for r in rows)))
+    with pytest.raises(InvalidJobs) as info:
+        plan_jobs(read.rows, JobDefaults(("orbit_left",)), base=read.base, output="out")
+    assert [p.line for p in info.value.problems] == [1, 2, 3, 4]
+    assert all("1000000 output frames" in p.text() for p in info.value.problems)

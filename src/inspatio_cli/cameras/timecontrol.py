@@ -31,6 +31,9 @@ EXTEND_MODES = ("none", "pingpong", "loop", "hold", "official")
 OFFICIAL_MIN_FRAMES = 121
 OFFICIAL_MIN_DEG_PER_FRAME = 0.3
 OFFICIAL_MAX_DEG_PER_FRAME = 0.8
+MAX_OUTPUT_FRAMES = 1_000_000
+"""The longest time map accepted (11.5 hours at 24 fps): larger edits are refused before anything is
+allocated, instead of exhausting memory."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,8 @@ class TimeControl:
             raise UsageError(f"--extend {self.extend!r}: expected one of {', '.join(EXTEND_MODES)}")
         if self.min_frames < 0:
             raise UsageError(f"--min-frames must be >= 0, got {self.min_frames}")
+        if self.min_frames > MAX_OUTPUT_FRAMES:
+            raise UsageError(f"--min-frames {self.min_frames}: at most {MAX_OUTPUT_FRAMES} output frames")
         if self.min_frames and self.extend in ("none", "official"):
             raise UsageError(f"--min-frames needs --extend pingpong|loop|hold (got --extend {self.extend})")
         for f in self.freezes:
@@ -162,15 +167,26 @@ class TimeControl:
                 "extend": self.extend, "min_frames": self.min_frames}
 
     def _segments(self, n: int) -> list[tuple[int, int, np.ndarray, str]]:
-        """Each edit as ``(start, end, indices, label)`` on the source timeline, validated for ``n``."""
+        """Each edit as ``(start, end, indices, label)`` on the source timeline, validated for ``n`` (their
+        output frames together at most :data:`MAX_OUTPUT_FRAMES`, checked before each is made)."""
         segments = []
+        budget = MAX_OUTPUT_FRAMES
+
+        def claim(frames: float, label: str) -> None:
+            nonlocal budget
+            budget -= frames
+            if budget < 0:
+                raise UsageError(f"{label}: the time edits would make more than {MAX_OUTPUT_FRAMES} output frames")
+
         for f in self.freezes:
             frame = n // 2 if f.frame is None else f.frame
             if not 0 <= frame < n:
                 raise UsageError(f"--freeze {frame}:{f.count}: frame {frame} is outside the video (0..{n - 1})")
+            claim(f.count + 1, f"--freeze {frame}:{f.count}")
             segments.append((frame, frame, np.full(f.count + 1, frame, dtype=np.int64), f"--freeze {frame}:{f.count}"))
         for s in self.slows:
             self._check_range(s.start, s.end, n, f"--slow {s.start}:{s.end}:{s.factor:g}")
+            claim((s.end - s.start + 1) * s.factor, f"--slow {s.start}:{s.end}:{s.factor:g}")
             length = max(1, round((s.end - s.start + 1) * s.factor))
             idx = s.start + np.floor(np.arange(length) * (s.end - s.start + 1) / length).astype(np.int64)
             segments.append((s.start, s.end, idx, f"--slow {s.start}:{s.end}:{s.factor:g}"))

@@ -11,7 +11,9 @@ Fitting to the model resolution (default 480 x 832):
 * ``pad``: resize to fit inside H x W keeping the aspect ratio, then letterbox with black (-1).
 
 Writing is H.264 (libx264, yuv420p, CRF 18 by default) at the source fps, with optional audio passthrough
-trimmed to the video's duration, always through :class:`inspatio_cli.files.AtomicFile`.
+trimmed to the video's duration, always through :class:`inspatio_cli.files.AtomicFile`. The encoder runs
+on a background thread (PyAV releases the GIL while x264 works), so encoding overlaps the next chunk's
+compute; :class:`Prefetch` does the same for decoding.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ import contextlib
 import heapq
 import logging
 import math
+import queue
+import threading
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator, Literal
+from typing import Callable, Generic, Iterable, Iterator, Literal, TypeVar
 
 import av
 import numpy as np
@@ -466,9 +470,88 @@ class Fit:
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
     """float ``(T, 3, H, W)`` in [-1, 1] -> uint8 ``(T, H, W, 3)``, truncating like the official writer
-    (``uint8(clip((x+1)*127.5, 0, 255))``)."""
-    x = ((frames.detach().float().cpu() + 1.0) * 127.5).clamp(0, 255).to(torch.uint8)
-    return x.permute(0, 2, 3, 1).contiguous().numpy()
+    (``uint8(clip((x+1)*127.5, 0, 255))``). Computed in float32 on the frames' device (the same numbers on
+    any device), so only the bytes cross to the host."""
+    x = ((frames.detach().float() + 1.0) * 127.5).clamp(0, 255).to(torch.uint8)
+    return x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+# --------------------------------------------------------------------------------------------------
+# Background threads
+
+T = TypeVar("T")
+_POLL = 0.05
+"""Seconds between checks of the stop flag while a queue is full or empty."""
+
+
+def _put(items: queue.Queue, item: object, stop: threading.Event) -> bool:
+    """Put ``item`` unless ``stop`` is set first (False then); never blocks for good."""
+    while not stop.is_set():
+        try:
+            items.put(item, timeout=_POLL)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+class Prefetch(Generic[T]):
+    """Iterates ``make()`` on a background thread, up to ``ahead`` items in advance, in order.
+
+    For decoding: the thread decodes (and fits) the next frames while the caller warps, encodes or
+    generates. The iterator is created, run and closed on the thread; an exception it raises is raised
+    by ``next`` at its place in the sequence (items before it are delivered first, items after are never
+    made). :meth:`close` (also on garbage collection of an unfinished prefetch) stops the thread after
+    the item it is making. Memory: at most ``ahead + 1`` items exist at once.
+    """
+
+    def __init__(self, make: Callable[[], Iterator[T]], ahead: int, name: str = "inspatio-prefetch"):
+        if ahead < 1:
+            raise ValueError(f"ahead must be >= 1, got {ahead}")
+        self._items: queue.Queue = queue.Queue(ahead)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._run, args=(make,), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, make: Callable[[], Iterator[T]]) -> None:
+        source = None
+        try:
+            source = make()
+            for item in source:
+                if not _put(self._items, (True, item), self._stop):
+                    return
+            _put(self._items, (False, None), self._stop)
+        except BaseException as exc:  # handed to the caller, who sees it where it happened
+            _put(self._items, (False, exc), self._stop)
+        finally:
+            if source is not None and hasattr(source, "close"):
+                source.close()
+
+    def __iter__(self) -> "Prefetch[T]":
+        return self
+
+    def __next__(self) -> T:
+        if self._done:
+            raise StopIteration
+        ok, value = self._items.get()
+        if ok:
+            return value
+        self._done = True
+        self._thread.join()
+        if value is not None:
+            raise value
+        raise StopIteration
+
+    def close(self) -> None:
+        """Stop the thread (it finishes the item in hand and closes its iterator) and wait for it."""
+        self._done = True
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def __del__(self) -> None:
+        self._stop.set()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -502,10 +585,17 @@ class VideoWriter:
     container cannot hold its codec), starting at ``audio_start`` seconds and trimmed to the number of
     frames written. ``lossless``: x264 with qp 0 (yuv444p), for masks and debugging.
     Odd frame sizes cannot use 4:2:0, so they are written as yuv444p.
+
+    ``background`` (default): ``write`` converts the frames to bytes and queues them (at most
+    :data:`ENCODE_QUEUE` batches wait); a thread encodes and muxes them, so the caller goes on computing.
+    The frames, their order, timestamps and the encoder settings are those of a foreground writer (x264's
+    threads make its bits vary slightly from run to run either way). An encoding error (a full disk, say)
+    is raised by the next ``write`` or at the end of the block; ``frames_written`` counts frames accepted.
     """
 
     def __init__(self, path: str | Path, fps: float | Fraction, *, crf: int = 18, preset: str = "medium",
-                 audio_from: str | Path | None = None, audio_start: float = 0.0, lossless: bool = False):
+                 audio_from: str | Path | None = None, audio_start: float = 0.0, lossless: bool = False,
+                 background: bool = True):
         self.path = Path(path)
         self.rate = as_rate(fps)
         if not 0 <= crf <= 51:
@@ -513,11 +603,14 @@ class VideoWriter:
         self.crf, self.preset, self.lossless = crf, preset, lossless
         self.audio_from = Path(audio_from) if audio_from is not None else None
         self.audio_start = float(audio_start)
+        self.background = background
         self.frames_written = 0
+        self._encoded = 0
         self._audio: _AudioPassthrough | None = None
         self._target: AtomicFile | None = None
         self._container = None
         self._stream = None
+        self._encoder: _EncodeThread | None = None
 
     def __enter__(self) -> "VideoWriter":
         if self.path.is_dir():
@@ -543,6 +636,8 @@ class VideoWriter:
         self._stream = stream
         if self.audio_from is not None:
             self._audio = _AudioPassthrough(self._container, self.audio_from, self.audio_start)
+        if self.background:
+            self._encoder = _EncodeThread(self._encode)
 
     def write(self, frames: torch.Tensor | np.ndarray) -> None:
         """Append frames (see class doc for accepted layouts)."""
@@ -552,20 +647,33 @@ class VideoWriter:
             array = np.asarray(frames.cpu() if isinstance(frames, torch.Tensor) else frames)
             if array.ndim == 3:
                 array = array[None]
+            if self.background:
+                array = array.copy()  # the caller may reuse its buffer before the thread encodes it
         if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3:
             raise ValueError(f"expected uint8 (T,H,W,3) frames, got {array.shape} {array.dtype}")
         if self._stream is None:
             self._open_stream(array.shape[1], array.shape[2])
         elif (array.shape[1], array.shape[2]) != (self._stream.height, self._stream.width):
             raise ValueError("all frames of one video must have the same size")
+        if self._encoder is not None:
+            self._encoder.put(array)
+        else:
+            self._encode(array)
+        self.frames_written += len(array)
+
+    def _encode(self, array: np.ndarray, stop: threading.Event | None = None) -> None:
+        """Encode and mux uint8 frames (T, H, W, 3) in order (on the encode thread when ``background``);
+        returns early once ``stop`` is set."""
         with self._refused():
             for image in array:
+                if stop is not None and stop.is_set():
+                    return
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-                frame.pts = self.frames_written
+                frame.pts = self._encoded
                 frame.time_base = self._stream.codec_context.time_base
                 for packet in self._stream.encode(frame):
                     self._container.mux(packet)
-                self.frames_written += 1
+                self._encoded += 1
 
     @contextlib.contextmanager
     def _refused(self) -> Iterator[None]:
@@ -593,6 +701,9 @@ class VideoWriter:
     def _finish(self) -> None:
         if self._stream is None:
             raise VideoError("no frames were written", self.path)
+        if self._encoder is not None:
+            encoder, self._encoder = self._encoder, None
+            encoder.finish()
         with self._refused():
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
@@ -602,11 +713,65 @@ class VideoWriter:
             self._container.close()
 
     def _abort(self) -> None:
+        if self._encoder is not None:
+            self._encoder.stop()
         with contextlib.suppress(Exception):
             if self._audio is not None:
                 self._audio.close()
             self._container.close()
         self._target.discard()
+
+
+ENCODE_QUEUE = 2
+"""Frame batches (one ``write`` call each, a generator chunk in rerender) waiting for the encode thread."""
+
+
+class _EncodeThread:
+    """Runs ``encode(batch, stop)`` for every queued batch, in order, on one thread. The first error is
+    kept and raised in the caller's thread by the next :meth:`put` or by :meth:`finish`."""
+
+    def __init__(self, encode: Callable[[np.ndarray, threading.Event], None]):
+        self._batches: queue.Queue = queue.Queue(ENCODE_QUEUE)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(encode,), name="inspatio-encode", daemon=True)
+        self._thread.start()
+
+    def _run(self, encode: Callable[[np.ndarray, threading.Event], None]) -> None:
+        while not self._stop.is_set():
+            try:
+                batch = self._batches.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+            if batch is None:
+                return
+            try:
+                encode(batch, self._stop)
+            except BaseException as exc:  # raised again in the caller's thread
+                self._error = exc
+                self._stop.set()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def put(self, batch: np.ndarray) -> None:
+        """Queue a batch (waits while the queue is full); raises an earlier batch's error instead."""
+        self._raise()
+        _put(self._batches, batch, self._stop)
+        self._raise()
+
+    def finish(self) -> None:
+        """Encode everything queued, stop the thread, raise its error if any."""
+        _put(self._batches, None, self._stop)
+        self._thread.join()
+        self._raise()
+
+    def stop(self) -> None:
+        """Drop what is queued: the thread stops after the frame in hand."""
+        self._stop.set()
+        self._thread.join()
 
 
 def _format_for(path: Path) -> str | None:

@@ -23,6 +23,7 @@ from inspatio_cli.batch import (InvalidJobs, JobDefaults, Row, output_is_folder,
 from inspatio_cli.cameras import CameraOptions
 from inspatio_cli.depth import estimate
 from inspatio_cli.errors import ManifestError, TrajectoryError, UsageError, VideoError
+from inspatio_cli.files import TEMP_MARK, cleanup_stale_temps, host_tag, temp_path_for
 from inspatio_cli.models import dit
 from inspatio_cli.rerender import Rerenderer
 from inspatio_cli.text import PromptEmbedder
@@ -565,3 +566,17 @@ def test_absurd_time_edits_are_refused_before_allocating(tmp_path):
         plan_jobs(read.rows, JobDefaults(("orbit_left",)), base=read.base, output="out")
     assert [p.line for p in info.value.problems] == [1, 2, 3, 4]
     assert all("1000000 output frames" in p.text() for p in info.value.problems)
+
+
+def test_stale_temporaries_of_other_machines_are_left_alone(tmp_path):
+    """Shards on several machines write into one shared folder: a process id that is dead here may be alive
+    on another machine, so only this machine's stale temporaries are removed (and the old unnamed ones)."""
+    dead = 2 ** 22 + 12345  # above the default pid_max: no such process
+    mine = tmp_path / f".a{TEMP_MARK}{dead}-{host_tag()}-0123abcd.mp4"
+    other = tmp_path / f".b{TEMP_MARK}{dead}-{'0' * 8 if host_tag() != '0' * 8 else '1' * 8}-0123abcd.mp4"
+    legacy = tmp_path / f".c{TEMP_MARK}{dead}-0123abcd.mp4"
+    alive = tmp_path / f".d{TEMP_MARK}{os.getpid()}-{host_tag()}-0123abcd.mp4"
+    for path in (mine, other, legacy, alive):
+        path.write_bytes(b"partial")
+    assert sorted(cleanup_stale_temps(tmp_path)) == sorted([mine, legacy])
+    assert temp_path_for(tmp_path / "x.mp4").name.startswith(f".x{TEMP_MARK}{os.getpid()}-{host_tag()}-")

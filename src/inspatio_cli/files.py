@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+import socket
 from pathlib import Path
 from typing import Iterator
 
@@ -33,9 +34,16 @@ def cache_dir(kind: str) -> Path:
     return folder
 
 
+def host_tag() -> str:
+    """8 hex digits naming this machine (a hash of its host name): temporary files carry it, so that on a
+    file system shared by several machines each one only removes its own."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
 def temp_path_for(path: Path) -> Path:
-    """A hidden temporary sibling of ``path`` that keeps its suffix (container formats depend on it)."""
-    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    """A hidden temporary sibling of ``path`` that keeps its suffix (container formats depend on it), named
+    after the process and machine that write it: ``.<stem>.inspatio-tmp-<pid>-<host tag>-<random><suffix>``."""
+    token = f"{os.getpid()}-{host_tag()}-{secrets.token_hex(4)}"
     return path.with_name(f".{path.stem}{TEMP_MARK}{token}{path.suffix}")
 
 
@@ -56,13 +64,17 @@ def _pid_alive(pid: int) -> bool:
 
 
 def cleanup_stale_temps(folder: Path) -> list[Path]:
-    """Remove temporary files left in ``folder`` by processes that no longer run; return what was removed."""
+    """Remove temporary files left in ``folder`` by processes of this machine that no longer run (those of
+    other machines, e.g. the other shards of a batch on a shared file system, are left alone: their
+    process ids mean nothing here); return what was removed."""
     removed = []
     if not folder.is_dir():
         return removed
+    here = host_tag()
     for candidate in folder.glob(f".*{TEMP_MARK}*"):
-        pid_text = candidate.name.split(TEMP_MARK, 1)[1].split("-", 1)[0]
-        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+        fields = candidate.name.split(TEMP_MARK, 1)[1].split("-")
+        pid_text, elsewhere = fields[0], len(fields) > 2 and fields[1] != here
+        if pid_text.isdigit() and not elsewhere and not _pid_alive(int(pid_text)):
             with contextlib.suppress(OSError):
                 candidate.unlink()
                 removed.append(candidate)

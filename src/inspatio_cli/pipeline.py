@@ -33,7 +33,7 @@ from .depth import DepthResult, find_sidecar
 from .depth.postprocess import intrinsics_to_canvas, maps_to_canvas
 from .errors import DepthError, UsageError, VideoError, WeightsError
 from .progress import Reporter
-from .video import MODEL_SIZE, Fit, VideoInfo, VideoWriter, iter_frames, probe
+from .video import MODEL_SIZE, Fit, Prefetch, VideoInfo, VideoWriter, iter_frames, probe
 from .warp import forward_warp, log_depth_max, mask_to_video
 
 DEPTH_RANGE = (1e-4, 1e4)
@@ -41,6 +41,9 @@ DEPTH_RANGE = (1e-4, 1e4)
 LOOKBACK_FRAMES = 32
 """Decoded frames kept for reuse by time edits that show a frame again (reverse, ping-pong, slow motion);
 a frame needed again after being evicted is decoded again."""
+PREFETCH_FRAMES = 12
+"""Source frames decoded and fitted ahead on a background thread (one generator chunk), so decoding
+overlaps the warp, the models and the writer."""
 
 
 def resolve_depth(video: str | Path, depth: str | Path | None = None, *, fit: str = "stretch",
@@ -195,7 +198,7 @@ class Scene:
     def _inputs(self, frames: range, device: str) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """Clipped depth (n, H, W) of the source frames shown and (source_w2c, target_w2c, K, K_target)."""
         c, sl = self.cameras, slice(frames.start, frames.stop)
-        depth = self.depth.depth[c.source_index[sl]].clamp(*DEPTH_RANGE).to(device)
+        depth = to_device(self.depth.depth[c.source_index[sl]].clamp(*DEPTH_RANGE), device)
         return depth, tuple(m[sl].to(device) for m in (c.source_w2c, c.target_w2c, c.K, c.target_K))
 
     def describe(self) -> dict:
@@ -301,7 +304,7 @@ def _warp_chunk(scene: Scene, frames: range, source: "_SourceFrames", lmax: torc
                 stage) -> WarpedChunk:
     """One chunk of :func:`warped_chunks` (a function of its own, so the suspended generator holds no
     reference to the chunk it handed out)."""
-    images = torch.stack([source.frame(k) for k in frames]).to(device)
+    images = to_device(torch.stack([source.frame(k) for k in frames]), device)
     warped, mask = scene.warp(frames, images, lmax)
     stage.advance(len(frames), frame=frames.stop - 1)
     return WarpedChunk(frames, images, warped, mask, scene.cameras.source_index[frames.start:frames.stop])
@@ -334,6 +337,15 @@ class ConditionWriter:
         return self._stack.__exit__(*exc)
 
 
+def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """``tensor`` on ``device``; a host tensor bound for CUDA goes through pinned memory without blocking
+    (the copy overlaps the host's next work; later work on the device's stream waits for it)."""
+    device = torch.device(device)
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def _ranges(total: int, size: int) -> list[range]:
     if size < 1:
         raise UsageError(f"chunk size must be >= 1, got {size}")
@@ -345,21 +357,23 @@ class _SourceFrames:
 
     Decodes sequentially; keeps a decoded frame while a later output frame will show it, up to
     :data:`LOOKBACK_FRAMES` frames (evicting the one needed farthest ahead), and restarts decoding when a
-    frame behind the decoder is needed and was not kept. Memory: at most LOOKBACK_FRAMES + 1 frames.
+    frame behind the decoder is needed and was not kept. Decoding and fitting run :data:`PREFETCH_FRAMES`
+    frames ahead on a background thread (:class:`~inspatio_cli.video.Prefetch`). Memory: at most
+    LOOKBACK_FRAMES + PREFETCH_FRAMES + 2 frames.
     ``stats["lost_frames"]``: with ``skip_bad``, the source frames replaced so far (every decoder run starts
     at the first frame, so the run that got furthest has seen them all).
     """
 
     def __init__(self, scene: Scene, order: np.ndarray, skip_bad: bool = False, stats: dict | None = None):
         self.path, self.fit, self.order = scene.video.path, scene.fit, order
-        self.skip_bad, self.stats, self.run_stats = skip_bad, stats if stats is not None else {}, {}
+        self.skip_bad, self.stats = skip_bad, stats if stats is not None else {}
         self.stats["lost_frames"] = 0
         self.total = scene.video.frame_count
         self.uses: dict[int, list[int]] = {}
         for k in range(len(order) - 1, -1, -1):
             self.uses.setdefault(int(order[k]), []).append(k)  # reversed: the next use is at the end
         self.kept: dict[int, torch.Tensor] = {}
-        self.decoder: Iterator | None = None
+        self.decoder: Prefetch | None = None
         self.position = -1
 
     def frame(self, k: int) -> torch.Tensor:
@@ -389,23 +403,27 @@ class _SourceFrames:
             # start at the earliest frame needed soon, so a reversed run is decoded once, not once per frame
             soon = [int(f) for f in self.order[k:k + LOOKBACK_FRAMES] if int(f) not in self.kept]
             start = min(soon)
-            self.run_stats = {}
-            self.decoder = iter_frames(self.path, start_frame=start, skip_bad_frames=self.skip_bad,
-                                       stats=self.run_stats)
+            self.decoder = Prefetch(lambda: self._fitted(start), PREFETCH_FRAMES, name="inspatio-decode")
             self.position = start - 1
         while True:
             try:
-                _, raw = next(self.decoder)
+                image, skipped = next(self.decoder)
             except StopIteration:
                 raise VideoError(f"only {self.position + 1} of {self.total} frames could be decoded; the depth "
                                  "and trajectory expect all of them", self.path) from None
-            self.stats["lost_frames"] = max(self.stats["lost_frames"], self.run_stats.get("skipped", 0))
+            self.stats["lost_frames"] = max(self.stats["lost_frames"], skipped)
             self.position += 1
-            image = self.fit.frames(raw[None])[0]
             if self.position == s:
                 return image
             if self._next_use(self.position) > k:
                 self._keep(self.position, image)
+
+    def _fitted(self, start: int) -> Iterator[tuple[torch.Tensor, int]]:
+        """Fitted frames (3, H, W) from source frame ``start`` on, each with the number of frames replaced
+        so far in this run (``skip_bad``); runs on the prefetch thread."""
+        run: dict = {}
+        for _, raw in iter_frames(self.path, start_frame=start, skip_bad_frames=self.skip_bad, stats=run):
+            yield self.fit.frames(raw[None])[0], run.get("skipped", 0)
 
     def close(self) -> None:
         if self.decoder is not None:

@@ -586,8 +586,9 @@ class VideoWriter:
     frames written. ``lossless``: x264 with qp 0 (yuv444p), for masks and debugging.
     Odd frame sizes cannot use 4:2:0, so they are written as yuv444p.
 
-    ``background`` (default): ``write`` converts the frames to bytes and queues them (at most
-    :data:`ENCODE_QUEUE` batches wait); a thread encodes and muxes them, so the caller goes on computing.
+    ``background`` (default): ``write`` copies the frames' bytes into a numpy array of their own and
+    queues it (at most :data:`ENCODE_QUEUE` batches wait, plus one being encoded); a thread encodes and
+    muxes them, so the caller goes on computing.
     The frames, their order, timestamps and the encoder settings are those of a foreground writer (x264's
     threads make its bits vary slightly from run to run either way). An encoding error (a full disk, say)
     is raised by the next ``write`` or at the end of the block; ``frames_written`` counts frames accepted.
@@ -647,8 +648,8 @@ class VideoWriter:
             array = np.asarray(frames.cpu() if isinstance(frames, torch.Tensor) else frames)
             if array.ndim == 3:
                 array = array[None]
-            if self.background:
-                array = array.copy()  # the caller may reuse its buffer before the thread encodes it
+        if self.background:  # the queued frames are the thread's own: no caller buffer, no torch storage
+            array = array.copy()
         if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3:
             raise ValueError(f"expected uint8 (T,H,W,3) frames, got {array.shape} {array.dtype}")
         if self._stream is None:

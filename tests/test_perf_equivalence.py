@@ -1,5 +1,6 @@
 """Every fast-path switch leaves the results unchanged: the background encoder and the decode prefetch give
-the same frames as the foreground code, errors still arrive in order and nothing is left behind."""
+the same frames as the foreground code, errors still arrive in order and nothing is left behind; the
+compiled generator gives the eager numbers (float32, up to rounding) or falls back to eager."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import pytest
 import torch
 
 from inspatio_cli.errors import RuntimeFailure
+from inspatio_cli.generate import ChunkInput, StarSampler, star
+from inspatio_cli.models.dit import DiTConfig, random_generator
+from inspatio_cli.progress import Reporter
 from inspatio_cli.video import Prefetch, VideoWriter, iter_frames
 
 
@@ -89,3 +93,47 @@ def test_prefetch_stays_bounded_and_close_stops_the_source():
     assert closed.is_set() and len(made) <= 4 + 3 + 1
     with pytest.raises(StopIteration):
         next(frames)
+
+
+def _generate(model, text, chunks, **flags) -> tuple[torch.Tensor, StarSampler]:
+    sampler = StarSampler(model, text, seed=0, **flags)
+    return torch.cat([sampler.step(c) for c in chunks], dim=1), sampler
+
+
+@pytest.fixture(scope="module")
+def tiny_dit():
+    cfg = DiTConfig(dim=64, ffn_dim=128, freq_dim=32, num_heads=2, num_layers=3, text_dim=16, text_len=8)
+    model = random_generator(cfg, std=0.05)
+    g = torch.Generator().manual_seed(0)
+    text = torch.randn(1, 5, 16, generator=g)
+    lat = lambda c: torch.randn(1, 3, c, 4, 6, generator=g)
+    chunks = [ChunkInput(lat(16), lat(16), lat(4).sign()) for _ in range(3)]
+    return model, text, chunks
+
+
+def test_compiled_blocks_give_the_eager_numbers_with_one_graph_per_call_shape(tiny_dit):
+    """One compiled block serves every layer: 4 graphs (context of 3 and 6 frames, denoising with 3 and 6
+    cached frames) for 3 layers and 3 chunks, whatever the depth; fp32 results equal eager ones up to
+    rounding. ``aot_eager`` traces like inductor without generating code (inductor: bench_generator)."""
+    model, text, chunks = tiny_dit
+    eager, _ = _generate(model, text, chunks)
+    assert star.compile_problem("cpu", "aot_eager") is None  # its probe compiles a graph of its own
+    torch._dynamo.reset()
+    counters = torch._dynamo.utils.counters
+    counters.clear()
+    compiled, sampler = _generate(model, text, chunks, compile="aot_eager")
+    assert sampler.compiled == "aot_eager" and model.compiled == "aot_eager"
+    assert counters["stats"]["unique_graphs"] == 4
+    torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
+    again, sampler = _generate(model, text, chunks)
+    assert sampler.compiled is None and model.compiled is None and torch.equal(again, eager)
+
+
+def test_compile_falls_back_to_eager_with_a_warning(tiny_dit, monkeypatch):
+    model, text, chunks = tiny_dit
+    monkeypatch.setattr(star, "compile_problem", lambda device, backend: "no C++ compiler")
+    reporter = Reporter("silent")
+    out, sampler = _generate(model, text, chunks[:1], compile=True, reporter=reporter)
+    assert sampler.compiled is None and model.compiled is None
+    assert any("no C++ compiler" in w and "without it" in w for w in reporter.warnings)
+    assert torch.equal(out, _generate(model, text, chunks[:1])[0])

@@ -251,9 +251,10 @@ class Rerenderer:
     Wan VAE (``auto``: bf16 on CUDA, fp32 on the CPU; TAEHV runs in fp16 on CUDA, as officially);
     ``decoder``: ``wan`` (Wan2.1 VAE) or ``tae`` (TAEHV for encode and decode); ``text_device``: where the
     umT5 encoder (and the captioner) run, ``auto`` = the GPU when it has room, else the CPU;
-    ``compile``: ``torch.compile`` the generator; ``track_memory``: on the CPU, measure live tensor bytes
-    per stage (slow; for tests and benchmarks, see :mod:`.meter`); ``models``: a :class:`Models` to use
-    or share (e.g. with injected models); ``reporter``: progress and messages (default silent).
+    ``compile``: ``torch.compile`` the generator's blocks (eagerly, with a warning, where it cannot);
+    ``track_memory``: on the CPU, measure live tensor bytes per stage (slow; for tests and benchmarks, see
+    :mod:`.meter`); ``models``: a :class:`Models` to use or share (e.g. with injected models);
+    ``reporter``: progress and messages (default silent).
     """
 
     def __init__(self, weights_dir: str | Path | None = None, *, device: str = "auto", dtype: str = "auto",
@@ -557,7 +558,7 @@ class Rerenderer:
                                    skip_bad_frames=skip_bad_frames, stats=decoding, reporter=Reporter("silent"))
             stack.callback(chunks.close)
             feeder = _ChunkFeeder(autoencoder, chunks, meter, seen)
-            sampler = StarSampler(generator, embedding, seed=seed, compile=self.compile)
+            sampler = StarSampler(generator, embedding, seed=seed, compile=self.compile, reporter=self.reporter)
             decoder = autoencoder.stream_decoder()
             for index in range(len(plan)):
                 inputs = feeder.next()

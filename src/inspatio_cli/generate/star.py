@@ -21,7 +21,8 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Protocol, Sequence
 import torch
 
 from ..errors import InputError
-from ..models.dit import CausalWanDiT
+from ..models.dit import CausalWanDiT, compile_problem
+from ..progress import Reporter
 from .scheduler import FlowMatchScheduler
 
 FRAMES_PER_CHUNK = 3
@@ -103,16 +104,29 @@ class StarSampler:
     (B, <=text_len, text_dim). noise: a :class:`NoiseSource` (default :class:`SeededNoise` of ``seed``).
     steps: sampling timesteps (default the warped distilled list). Flags that keep the numbers:
     ``cache_text`` computes the text cross-attention keys/values once per video instead of every call;
-    ``preallocate`` gives the KV buffer room for the chunk's own keys so no call concatenates; ``compile``
-    wraps the model in ``torch.compile``. ``trace(name, tensor)`` receives the context frames and each step's
-    xt, timestep and x0 (names ``block{b}.context_frames``, ``block{b}.step{s}.xt`` ...).
+    ``preallocate`` gives the KV buffer room for the chunk's own keys so no call concatenates. ``compile``
+    (True, or a ``torch.compile`` backend name) runs the model's blocks compiled
+    (:meth:`CausalWanDiT.compile_blocks`, in place: the model runs as its last sampler asked), or eagerly
+    with a warning to ``reporter`` where compilation is not available; ``compiled`` says which backend runs.
+    Compiled float32 results equal eager ones up to rounding (fused kernels sum in another order).
+    ``trace(name, tensor)`` receives the context frames and each step's xt, timestep and x0 (names
+    ``block{b}.context_frames``, ``block{b}.step{s}.xt`` ...).
     """
 
     def __init__(self, model: CausalWanDiT, text: torch.Tensor, *, noise: NoiseSource | None = None,
                  seed: int = 0, scheduler: FlowMatchScheduler = FlowMatchScheduler(),
                  steps: Sequence[float] | torch.Tensor | None = None, cache_text: bool = True,
-                 preallocate: bool = True, compile: bool = False, trace: Trace | None = None):
+                 preallocate: bool = True, compile: bool | str = False, trace: Trace | None = None,
+                 reporter: Reporter | None = None):
         self.model = model
+        backend = "inductor" if compile is True else (compile or None)
+        problem = None if backend is None else compile_problem(model.device, backend)
+        if problem is not None:
+            (reporter or Reporter("silent")).warn(f"torch.compile is not usable here ({problem}); the "
+                                                  "generator runs without it")
+            backend = None
+        model.compile_blocks(backend)
+        self.compiled = backend
         self.scheduler = scheduler
         with torch.no_grad():
             self.text = model.text_kv(text) if cache_text else text
@@ -122,7 +136,6 @@ class StarSampler:
         self.preallocate = preallocate
         self.trace = trace
         self.index = 0
-        self._dit = torch.compile(model, dynamic=False) if compile else model
         self._cache = None
         self._context: torch.Tensor | None = None
         self._previous: torch.Tensor | None = None
@@ -167,7 +180,7 @@ class StarSampler:
             ctx[:, f:, :LATENT_CHANNELS] = self._previous
             frames = 2 * f
         self._emit("context_frames", ctx[:, :frames])
-        self._dit(ctx[:, :frames], 0.0, self.text, cache=self._cache, write=True, time_offset=0)
+        model(ctx[:, :frames], 0.0, self.text, cache=self._cache, write=True, time_offset=0)
 
         cond = torch.cat([mask, warped], dim=2)
         shape = (b, f, LATENT_CHANNELS, h, w)
@@ -176,7 +189,7 @@ class StarSampler:
         last = len(self.steps) - 1
         for s, t in enumerate(self.steps.tolist()):
             timestep = torch.full((b, f), t, dtype=torch.float32)
-            flow = self._dit(xt, timestep, self.text, cond=cond, cache=self._cache, cached=cached,
+            flow = model(xt, timestep, self.text, cond=cond, cache=self._cache, cached=cached,
                              time_offset=2 * f)
             x0 = sched.x0_from_flow(flow, xt, t)
             self._emit(f"step{s}.xt", xt)

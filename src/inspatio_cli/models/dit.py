@@ -7,6 +7,11 @@ latent 16]``, one timestep per call embedded with a float64 sinusoid, 3-axis RoP
 float64 with a time offset, q/k RMSNorm in fp32, un-masked cross-attention to all text rows, modulated head and
 unpatchify. Any latent size works (the official code is hard-wired to 60x104).
 
+Speed (GPU): :meth:`CausalWanDiT.compile_blocks` compiles the transformer block once with
+``torch.compile`` (static shapes) and runs it for every layer, so compile time does not grow with depth;
+on CUDA the attention kernels are picked explicitly (flash-attention 3/2 when installed, else the SDPA
+kernels in :data:`SDPA_BACKENDS` order).
+
 The causal part is a KV buffer (:class:`KVBuffer`) shared by two kinds of calls:
 
 * context pass (``write=True``): the tokens attend only to themselves and every layer stores its RoPE-rotated
@@ -19,6 +24,7 @@ Latent tensors use the official wrapper layout ``(B, F, C, H, W)``; tokens are o
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from dataclasses import dataclass, fields
@@ -28,6 +34,7 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..errors import InputError, WeightsError
 from ..progress import Reporter
@@ -46,6 +53,11 @@ CHECKPOINT_PREFIX = "model."
 BASE_FILTER = ("img_emb.", "cross_attn.k_img", "cross_attn.v_img", "cross_attn.norm_k_img", "patch_embedding")
 WAN_HEAD_DIM = 128
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+SDPA_BACKENDS = (SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                 SDPBackend.MATH)
+"""CUDA kernels of ``scaled_dot_product_attention``, in the order they are tried (the first that supports
+the call runs); set :attr:`CausalWanDiT.sdpa_backends` to measure another order
+(``benchmarks/bench_generator.py --sdpa``)."""
 
 
 @dataclass(frozen=True)
@@ -236,24 +248,24 @@ class CrossAttention(Attention):
 class SelfAttention(Attention):
     """Attention among the image tokens, with RoPE and the KV buffer."""
 
-    def forward(self, x: torch.Tensor, rope: torch.Tensor, cache: KVBuffer | None, layer: int, write: bool,
-                cached: int) -> torch.Tensor:
-        """Self-attention of x (B, L, dim) with RoPE ``rope`` (L, head_dim/2, 2) and the KV buffer rules
-        (see :class:`KVBuffer`); (B, L, dim)."""
+    def forward(self, x: torch.Tensor, rope: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None,
+                write: bool, cached: int) -> torch.Tensor:
+        """Self-attention of x (B, L, dim) with RoPE ``rope`` (L, head_dim/2, 2) and this layer's rows of the
+        KV buffer ``kv`` (keys, values), following the buffer rules (see :class:`KVBuffer`); (B, L, dim)."""
         n = x.shape[1]
         q = apply_rope(self._heads(self.norm_q(self.q(x))), rope).transpose(1, 2)
         k = apply_rope(self._heads(self.norm_k(self.k(x))), rope).transpose(1, 2)
         v = self._heads(self.v(x)).transpose(1, 2)
-        if cache is not None and (write or cached > 0):
+        if kv is not None and (write or cached > 0):
+            ck, cv = kv
             start = 0 if write else cached
-            if write or cache.rows >= cached + n:
-                ck, cv = cache.k[layer], cache.v[layer]
+            if write or ck.shape[2] >= cached + n:
                 ck[:, :, start:start + n] = k
                 cv[:, :, start:start + n] = v
                 k, v = ck[:, :, :start + n], cv[:, :, :start + n]
             else:
-                k = torch.cat([cache.k[layer][:, :, :cached], k], dim=2)
-                v = torch.cat([cache.v[layer][:, :, :cached], v], dim=2)
+                k = torch.cat([ck[:, :, :cached], k], dim=2)
+                v = torch.cat([cv[:, :, :cached], v], dim=2)
         return self._merge(attention(q, k, v))
 
 
@@ -271,12 +283,15 @@ class Block(nn.Module):
                                  nn.Linear(cfg.ffn_dim, cfg.dim))
 
     def forward(self, x: torch.Tensor, e6: torch.Tensor, rope: torch.Tensor, text_k: torch.Tensor,
-                text_v: torch.Tensor, cache: KVBuffer | None, layer: int, write: bool, cached: int) -> torch.Tensor:
-        """x (B, L, dim); e6 (B, 6, dim) time modulation; text_k/v (B, heads, text_len, head_dim)."""
+                text_v: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None, write: bool,
+                cached: int) -> torch.Tensor:
+        """x (B, L, dim); e6 (B, 6, dim) time modulation; text_k/v (B, heads, text_len, head_dim); kv: this
+        layer's KV buffer tensors (B, heads, rows, head_dim) or None. Every block takes the same kinds of
+        arguments (no layer index), so one compiled block serves all of them."""
         shift_a, scale_a, gate_a, shift_f, scale_f, gate_f = (self.modulation + e6).chunk(6, dim=1)
         dim = (x.shape[-1],)
         y = F.layer_norm(x, dim, eps=self.eps) * (1 + scale_a) + shift_a
-        x = x + self.self_attn(y, rope, cache, layer, write, cached) * gate_a
+        x = x + self.self_attn(y, rope, kv, write, cached) * gate_a
         x = x + self.cross_attn(self.norm3(x), text_k, text_v)
         y = F.layer_norm(x, dim, eps=self.eps) * (1 + scale_f) + shift_f
         return x + self.ffn(y) * gate_f
@@ -314,7 +329,38 @@ class CausalWanDiT(nn.Module):
         self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(cfg.dim, 6 * cfg.dim))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
         self.head = Head(cfg)
+        self.sdpa_backends: tuple[SDPBackend, ...] = SDPA_BACKENDS
         self._rope: dict[tuple, torch.Tensor] = {}
+        self._compiled: list | None = None
+        self._compiled_with: str | None = None
+
+    def compile_blocks(self, backend: str | None = "inductor") -> None:
+        """Run the transformer blocks through ``torch.compile(block, backend=backend, dynamic=False)``
+        (``None``: eagerly again). The weights are untouched and the state dict is the same.
+
+        Every block has the same code and arguments (its layer's KV rows are passed in, no layer index),
+        so one compiled graph serves all layers: compile time does not grow with depth (whole-model
+        compilation traces all 30 blocks). Static shapes: each distinct call (context pass of 3 or 6
+        frames, denoising with 3 or 6 cached frames) at each latent size compiles once; torch's limit of
+        8 graphs per function covers two resolutions per process before it falls back to eager.
+        Compilation happens lazily, in the first calls.
+        """
+        if backend == self._compiled_with:
+            return
+        self._compiled = None if backend is None else [torch.compile(b, backend=backend, dynamic=False)
+                                                        for b in self.blocks]
+        self._compiled_with = backend
+
+    @property
+    def compiled(self) -> str | None:
+        """The ``torch.compile`` backend the blocks run with, or None (eager)."""
+        return self._compiled_with
+
+    def _attention_kernels(self) -> contextlib.AbstractContextManager:
+        """On CUDA, the SDPA kernels allowed, in :attr:`sdpa_backends` order; nothing elsewhere."""
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        return sdpa_kernel(list(self.sdpa_backends), set_priority=True)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -392,11 +438,36 @@ class CausalWanDiT(nn.Module):
 
         h = self.patch_embedding(x.transpose(1, 2)).flatten(2).transpose(1, 2)
         rope = self._rope_for(*grid, time_offset)
-        for layer, block in enumerate(self.blocks):
-            h = block(h, e6, rope, text_kv.k[layer], text_kv.v[layer], cache, layer, write, cached)
+        with self._attention_kernels():
+            for layer, block in enumerate(self._compiled or self.blocks):
+                kv = None if cache is None else (cache.k[layer], cache.v[layer])
+                h = block(h, e6, rope, text_kv.k[layer], text_kv.v[layer], kv, write, cached)
         out = self.head(h, e)
         out = out.view(b, *grid, pt, ph, pw, cfg.out_dim)
         return out.permute(0, 1, 4, 7, 2, 5, 3, 6).reshape(b, frames, cfg.out_dim, height, width)
+
+
+_COMPILE_PROBES: dict[tuple[str, str], str | None] = {}
+
+
+def compile_problem(device: torch.device | str, backend: str = "inductor") -> str | None:
+    """Why ``torch.compile`` with ``backend`` cannot run on ``device`` here, or None when it can.
+
+    Compiles and runs a one-line function once per device type and backend (a few seconds): this catches
+    what usually fails, a missing C++ compiler on the CPU or a missing Triton on CUDA, before the model's
+    first call would raise it.
+    """
+    device = torch.device(device)
+    key = (device.type, backend)
+    if key not in _COMPILE_PROBES:
+        try:
+            probe = torch.compile(lambda x: torch.relu(x) * 2 + 1, backend=backend, dynamic=False)
+            probe(torch.ones(8, device=device))
+            _COMPILE_PROBES[key] = None
+        except Exception as exc:  # any failure means: run eagerly
+            lines = str(exc).strip().splitlines()
+            _COMPILE_PROBES[key] = f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"
+    return _COMPILE_PROBES[key]
 
 
 # ----------------------------------------------------------------------------------------------------------

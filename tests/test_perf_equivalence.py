@@ -1,6 +1,7 @@
 """Every fast-path switch leaves the results unchanged: the background encoder and the decode prefetch give
 the same frames as the foreground code, errors still arrive in order and nothing is left behind; the
-compiled generator gives the eager numbers (float32, up to rounding) or falls back to eager."""
+compiled generator gives the eager numbers (float32, up to rounding) or falls back to eager; bfloat16 and
+float16 runs stay within the documented distance of float32."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from golden_checks import generator as generator_checks
+from golden_checks import taehv as taehv_checks
+from golden_checks import vae as vae_checks
+from golden_checks.common import GoldenCase, golden_path
 from inspatio_cli.errors import RuntimeFailure
 from inspatio_cli.generate import ChunkInput, StarSampler, star
 from inspatio_cli.models.dit import DiTConfig, random_generator
@@ -137,3 +142,35 @@ def test_compile_falls_back_to_eager_with_a_warning(tiny_dit, monkeypatch):
     assert sampler.compiled is None and model.compiled is None
     assert any("no C++ compiler" in w and "without it" in w for w in reporter.warnings)
     assert torch.equal(out, _generate(model, text, chunks[:1])[0])
+
+
+PRECISION_BOUNDS = {torch.bfloat16: 0.03, torch.float16: 0.005}
+"""Documented bounds (benchmarks/README.md) on the relative RMS error ``||x - x_fp32|| / ||x_fp32||`` of a
+model run in half precision; measured: bf16 0.4-2 %, fp16 0.04-0.25 % (benchmarks/bench_precision.py)."""
+
+
+def _relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    a, b = actual.detach().double(), expected.detach().double()
+    return ((a - b).norm() / b.norm()).item()
+
+
+HALF_PRECISION_CASES = {
+    "generator_dit_block": ("output.flow_pred", lambda c, d: generator_checks._call(
+        generator_checks._model(c).to(d), c, "input.", None)),
+    "taehv_decode": ("output.video", lambda c, d: taehv_checks.build(c).to(d).decode(c["input.latent"]) * 0.5 + 0.5),
+    "vae_decode": ("output.video", lambda c, d: vae_checks.build(c).to(d).decode(c["input.latent"])),
+}
+
+
+@pytest.mark.parametrize("dtype", PRECISION_BOUNDS, ids=["bf16", "fp16"])
+@pytest.mark.parametrize("name", HALF_PRECISION_CASES)
+def test_half_precision_stays_within_the_documented_bound_of_the_float32_golden_output(name, dtype):
+    path = golden_path(f"{name}.safetensors")
+    if path is None:
+        pytest.skip(f"golden case {name} not available (set INSPATIO_GOLDEN_DIR)")
+    case = GoldenCase(path)
+    key, run = HALF_PRECISION_CASES[name]
+    with torch.no_grad():
+        out = run(case, dtype)
+    assert out.shape == case[key].shape and torch.isfinite(out).all()
+    assert _relative_error(out, case[key]) < PRECISION_BOUNDS[dtype]

@@ -7,7 +7,13 @@ allocated GPU memory above the model, on CPU the peak resident memory above the 
 ``ru_maxrss``). "cache" is the streams' per-layer state, which stays constant however long the clip is.
 The dtypes default to production (VAE bfloat16, TAEHV float16) on CUDA and float32 on CPU.
 
-Run: ``python benchmarks/bench_autoencoders.py [--latents 6] [--size 480 832] [--threads 2] [--devices cpu cuda]``.
+``--channels-last`` stores the convolution weights channels-last (4-D ``channels_last``, 5-D
+``channels_last_3d``), so the convolutions run in that layout: to measure whether it pays on a GPU. On the
+2-core CPU it changed little (Conv3d 96 channels at 96x160: 164 -> 138 ms, small ones slower) and moves
+float32 results by up to ~1e-3 (another summation order), so the models do not use it by default.
+
+Run: ``python benchmarks/bench_autoencoders.py [--latents 6] [--size 480 832] [--threads 2] [--devices cpu cuda]
+[--channels-last]``.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from inspatio_cli.models.vae import WanVAE, frame_count
 PRODUCTION = {"vae": torch.bfloat16, "tae": torch.float16}
 
 
-def build(name: str, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+def build(name: str, device: torch.device, dtype: torch.dtype, channels_last: bool = False) -> torch.nn.Module:
     """The release-width model with random weights of a moderate spread."""
     with torch.device("meta"):
         model = WanVAE() if name == "vae" else TAEHV()
@@ -33,6 +39,9 @@ def build(name: str, device: torch.device, dtype: torch.dtype) -> torch.nn.Modul
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0, 1 / (p[0].numel() if p.ndim > 1 else 10) ** 0.5)
+            if channels_last and p.ndim in (4, 5):
+                layout = torch.channels_last if p.ndim == 4 else torch.channels_last_3d
+                p.data = p.data.contiguous(memory_format=layout)
     return model
 
 
@@ -55,11 +64,11 @@ def _peak_end(device: torch.device, start: int) -> int:
 
 
 def measure(name: str, op: str, device_name: str, dtype_name: str, latents: int, size: tuple[int, int],
-            threads: int, warmup: bool) -> tuple[float, int, int, int]:
+            threads: int, warmup: bool, channels_last: bool = False) -> tuple[float, int, int, int]:
     """(seconds, frames, peak bytes, cache bytes) of one streamed encode or decode, in this process."""
     torch.set_num_threads(threads)
     device, dtype = torch.device(device_name), getattr(torch, dtype_name)
-    model = build(name, device, dtype)
+    model = build(name, device, dtype, channels_last)
     frames = frame_count(latents)
     torch.manual_seed(0)
     video = torch.rand(1, 3, frames, *size, device=device) * 2 - 1
@@ -98,6 +107,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["vae", "tae"], choices=["vae", "tae"])
     parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when present")
     parser.add_argument("--float32", action="store_true", help="float32 on CUDA too")
+    parser.add_argument("--channels-last", action="store_true", help="convolution weights channels-last")
     args = parser.parse_args()
     devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     context = multiprocessing.get_context("spawn")
@@ -108,7 +118,7 @@ def main() -> None:
                 with context.Pool(1) as pool:
                     seconds, frames, peak, cache = pool.apply(measure, (
                         name, op, device, str(dtype).removeprefix("torch."), args.latents, tuple(args.size),
-                        args.threads, device == "cuda"))
+                        args.threads, device == "cuda", args.channels_last))
                 print(f"{device:4s} {name} {str(dtype).removeprefix('torch.'):8s} {op:6s} {frames:3d} frames "
                       f"{args.size[0]}x{args.size[1]}: {frames / seconds:7.2f} frames/s ({seconds:6.2f} s), "
                       f"peak {peak / 2**20:8.0f} MiB, cache {cache / 2**20:6.1f} MiB", flush=True)

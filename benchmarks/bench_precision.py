@@ -85,7 +85,7 @@ def random_generator_table(chunks: int) -> None:
     for dtype in DTYPES:
         sampler = StarSampler(random_generator(cfg, dtype=dtype), text, seed=0)
         outs[dtype] = [sampler.step(c).float() for c in inputs]
-    print(f"\nrandom generator 'small' (4 layers, dim 512), 16x26 latent, against our float32, per chunk:")
+    print("\nrandom generator 'small' (4 layers, dim 512), 16x26 latent, against our float32, per chunk:")
     for dtype in DTYPES[1:]:
         figures = ", ".join(f"{errors(a, b)[1]:.3g}" for a, b in zip(outs[dtype], outs[torch.float32]))
         print(f"  {str(dtype).removeprefix('torch.'):9s} rel {figures}")

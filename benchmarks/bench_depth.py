@@ -21,7 +21,7 @@ import time
 import numpy as np
 import torch
 
-from inspatio_cli.depth.checkpoints import depth_model
+from inspatio_cli.depth.catalog import depth_model
 from inspatio_cli.depth.da3 import build
 from inspatio_cli.depth.estimate import estimate_depth, resolve_precision
 from inspatio_cli.video import MODEL_SIZE, Fit

@@ -18,7 +18,7 @@ import torch
 
 from inspatio_cli import batch as batch_api
 from inspatio_cli import caption, rerender
-from inspatio_cli.batch import (InvalidJobs, JobDefaults, Row, output_is_folder, parse_shard, plan_inputs,
+from inspatio_cli.batch import (InvalidJobs, JobDefaults, output_is_folder, parse_shard, plan_inputs,
                                 plan_jobs, read_manifest, run_jobs, select_shard)
 from inspatio_cli.cameras import CameraOptions
 from inspatio_cli.depth import estimate

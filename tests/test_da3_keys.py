@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from inspatio_cli.depth.checkpoints import DA3_CHECKPOINTS, DEPTH_MODELS, identify, ignored_prefixes, load_state
+from inspatio_cli.depth.catalog import DA3_CHECKPOINTS, DEPTH_MODELS
+from inspatio_cli.depth.checkpoints import identify, ignored_prefixes, load_state
 from inspatio_cli.depth.da3 import CONFIGS, build, config_from_dict, parameter_count
 from inspatio_cli.weights import key_mismatch
 

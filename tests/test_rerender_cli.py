@@ -72,6 +72,19 @@ def test_missing_weights_one_line_with_the_download_command(tmp_path, capsys):
     assert not any(tmp_path.glob("o.*"))
 
 
+def test_missing_weights_fail_before_pytorch_is_imported(tmp_path):
+    """Without weights the command fails at once: a fresh interpreter reports the missing files without
+    importing PyTorch (whose import alone takes seconds), with the exit code of missing weights."""
+    script = ("import sys\nfrom inspatio_cli.cli import main\ntry:\n    main(sys.argv[1:])\n"
+              "except SystemExit as stop:\n    print('torch' in sys.modules, stop.code)")
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    env.pop("INSPATIO_WEIGHTS_DIR", None)
+    done = subprocess.run([sys.executable, "-c", script, "rerender", str(EXAMPLE), "-t", "orbit_left", "-o",
+                           str(tmp_path / "o.mp4")], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.split() == ["False", "4"], done.stderr
+    assert "InSpatio-World-1.3B.safetensors" in done.stderr and "inspatio models download" in done.stderr
+
+
 @pytest.mark.parametrize("value,message", [("48", "HxW"), ("50x80", "multiples of 16")])
 def test_bad_size(tmp_path, capsys, value, message):
     code, _, err = run(capsys, "rerender", EXAMPLE, "-t", "orbit_left", "-o", tmp_path / "o.mp4", "--size", value)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from inspatio_cli.cameras import EXPORTS, TimeControl, list_presets, load_trajectory, write_trajectory
+from inspatio_cli.cameras import TimeControl, list_presets, load_trajectory, write_trajectory
+from inspatio_cli.choices import EXPORTS
 from inspatio_cli.cameras import se3
 from inspatio_cli.errors import TrajectoryError, UsageError
 

@@ -14,10 +14,11 @@ stays fast (torch is imported only when one of them is used)::
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import Any
+
+from .lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -32,18 +33,7 @@ _EXPORTS = {
 """Public name -> the module (relative to this package) that defines it."""
 
 __all__ = ["__version__", *_EXPORTS]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 class _Package(types.ModuleType):

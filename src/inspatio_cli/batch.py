@@ -45,20 +45,18 @@ import torch
 from . import caption as captioning
 from . import registry
 from .cameras import CameraOptions, TimeControl, chunk_plan
+from .choices import DEFAULT_NAME, check_size
 from .errors import InputError, InspatioError, Interrupted, ManifestError, UsageError, out_of_memory
 from .files import TEMP_MARK
 from .pipeline import depth_weights_needed, padded_length, resolve_depth
 from .progress import Reporter
-from .rerender import OUTPUT_SUFFIXES, SIDECAR_FORMAT, Rerenderer, RerenderResult, check_size
+from .rerender import OUTPUT_SUFFIXES, SIDECAR_FORMAT, Rerenderer, RerenderResult
 from .text import read_prompt_file, resolve_text_device
 from .video import FIT_MODES, probe
 from .weights import read_header
 
 MANIFEST_KINDS = ("jsonl", "csv", "list")
 NAME_FIELDS = ("video", "trajectory", "seed", "index")
-DEFAULT_NAME = "{video}__{trajectory}"
-"""Default output name; ``__{seed}`` is added when the jobs use more than one seed, ``.mp4`` when the
-pattern gives no video suffix."""
 MAX_CRF = 51
 SEED_RANGE = (-(2 ** 63), 2 ** 64 - 1)
 """Seeds ``torch.Generator.manual_seed`` accepts."""
@@ -487,29 +485,26 @@ class _Inputs:
     prompts: dict[Path, str] = field(default_factory=dict)
 
     def probe(self, video: Path):
-        key = video.resolve()
-        if key not in self.probes:
-            try:
-                self.probes[key] = probe(video)
-            except InspatioError as exc:
-                self.probes[key] = exc
-        found = self.probes[key]
-        if isinstance(found, InspatioError):
-            raise found
-        return found
+        return _once(self.probes, video.resolve(), lambda: probe(video))
 
     def trajectory(self, reference: str, camera: CameraOptions):
         key = (reference, camera.fmt, camera.convention, camera.direction, camera.scale, camera.anchor,
                camera.rotation_only, camera.resample)
-        if key not in self.sources:
-            try:
-                self.sources[key] = camera.load(reference)
-            except InspatioError as exc:
-                self.sources[key] = exc
-        found = self.sources[key]
-        if isinstance(found, InspatioError):
-            raise found
-        return found
+        return _once(self.sources, key, lambda: camera.load(reference))
+
+
+def _once(store: dict, key: Any, read: Callable[[], Any]) -> Any:
+    """``read()`` the first time ``key`` is asked for, its result (or its :class:`InspatioError`, raised
+    again) remembered in ``store`` for the other jobs that name the same input."""
+    if key not in store:
+        try:
+            store[key] = read()
+        except InspatioError as exc:
+            store[key] = exc
+    found = store[key]
+    if isinstance(found, InspatioError):
+        raise found
+    return found
 
 
 def _under(base: Path | None, value: str) -> Path:

@@ -83,7 +83,7 @@ def depth_weights_needed(video: str | Path, depth: str | Path | None = None, *, 
     Reads no weights (lets a command check every file it needs before building anything)."""
     if depth is not None or find_sidecar(video) is not None:
         return []
-    from .depth.checkpoints import DA3_CHECKPOINTS, DEFAULT_MODEL, depth_model
+    from .depth.catalog import DA3_CHECKPOINTS, DEFAULT_MODEL, depth_model
     from .depth.estimate import DepthSettings, cache_path
 
     info = probe(video)

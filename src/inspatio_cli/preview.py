@@ -27,15 +27,13 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .cameras import CameraOptions, TrajectorySource
+from .choices import COVERAGE_THRESHOLD, LAYOUTS
 from .errors import UsageError
 from .pipeline import ConditionWriter, WarpedChunk, open_scene, warped_chunks
 from .progress import Reporter
 from .video import VideoInfo, VideoWriter, lost_frames_warning, to_uint8
 from .warp import coverage, mask_to_video
 
-LAYOUTS = ("side", "warped", "mask", "grid")
-COVERAGE_THRESHOLD = 0.5
-"""Default coverage below which a frame is reported: the generator must invent more than half of it."""
 WORST_FRAMES = 5
 HOLE_COLOUR = (255, 0, 64)
 

@@ -14,7 +14,8 @@ missing file with its size and the exact ``inspatio models download`` command. `
 ``HF_HUB_OFFLINE`` and resumes interrupted downloads (huggingface_hub does it).
 
 This module is separate from :mod:`.weights` (safe reading and strict loading), which the model modules
-import; the registry imports the model modules to verify files, so keeping them apart avoids a cycle.
+import; the registry imports the model modules to verify files, so keeping them apart avoids a cycle. It
+imports PyTorch only to verify files, so commands can check for missing weights without loading it.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ import os
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
-
-import torch
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 from .errors import InspatioError, WeightsError
 from .files import atomic_output, cache_dir
-from .weights import read_header
+
+if TYPE_CHECKING:
+    import torch
 
 GB = 1_000_000_000
 MB = 1_000_000
@@ -113,7 +114,7 @@ DEFAULT_GROUPS = ("generator", "vae", "text", "depth")
 def all_files() -> list[WeightFile]:
     """Every registered file: the entries above plus the Depth-Anything-3 checkpoints (owned by the depth
     stage, which lists its repos and licences in one place)."""
-    from .depth.checkpoints import weight_files
+    from .depth.catalog import weight_files
 
     return [*FILES, *weight_files()]
 
@@ -122,7 +123,7 @@ def commands_for(item: WeightFile) -> str:
     """The commands (or depth models) that need ``item``."""
     if item.group in GROUP_COMMANDS:
         return GROUP_COMMANDS[item.group]
-    from .depth.checkpoints import DA3_CHECKPOINTS, DEPTH_MODELS
+    from .depth.catalog import DA3_CHECKPOINTS, DEPTH_MODELS
 
     users = [m.name for m in DEPTH_MODELS.values()
              if any(DA3_CHECKPOINTS[c].group == item.group for c in m.checkpoints)]
@@ -248,6 +249,10 @@ def human_size(size: int) -> str:
 def meta_state(path: str | Path) -> dict[str, torch.Tensor]:
     """The checkpoint's keys as meta tensors of the stored shapes and dtypes, without reading the data:
     the safetensors header, or a ``.pth`` opened with ``mmap=True`` and ``weights_only=True``."""
+    import torch
+
+    from .weights import read_header
+
     p = Path(path)
     if p.suffix == ".safetensors":
         dtypes = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,

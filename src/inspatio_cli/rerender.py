@@ -51,6 +51,7 @@ import torch
 from . import __version__, registry
 from . import caption as captioning
 from .cameras import CameraOptions, TrajectorySource, chunk_plan
+from .choices import DECODERS, check_size
 from .errors import UsageError, WeightsError, out_of_memory
 from .files import atomic_output, fingerprint_file
 from .depth import find_sidecar
@@ -58,22 +59,18 @@ from .generate.scheduler import FlowMatchScheduler
 from .generate.star import FRAMES_PER_CHUNK, ChunkInput, StarSampler
 from .meter import StageMeter
 from .models import dit, tae, vae
-from .models.dit import CausalWanDiT
+from .models.dit import DTYPES, CausalWanDiT
 from .models.vae import StreamingAutoencoder
 from .pipeline import (ConditionWriter, Scene, WarpedChunk, depth_weights_needed, open_scene, padded_length,
                        warped_chunks)
 from .progress import Reporter
 from .text import (NO_PROMPT_WARNING, PromptEmbedder, find_cached_embedding, read_prompt_file, resolve_prompt,
                    resolve_text_device)
-from .video import MODEL_SIZE, VideoWriter, lost_frames_warning, probe
+from .video import VideoWriter, lost_frames_warning, probe
 from .warp import coverage, mask_to_latent_channels
 
-DECODERS = ("wan", "tae")
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 TEXT_DTYPE = torch.bfloat16
 """The text encoder always runs in bfloat16, as the official pipeline does (its embeddings are cached)."""
-SIZE_MULTIPLE = 16
-"""Canvas sides must be multiples of 16: 8x autoencoder compression times the DiT's 2x2 patches."""
 OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 SIDECAR_FORMAT = "inspatio-rerender/1"
 
@@ -167,16 +164,6 @@ def resolve_dtype(name: str, device: torch.device) -> str:
     if name not in DTYPES:
         raise UsageError(f"unknown dtype {name!r} (choose auto, {', '.join(DTYPES)})")
     return name
-
-
-def check_size(size: Sequence[int] | None) -> tuple[int, int]:
-    """The canvas (H, W), default the model size 480x832; :class:`UsageError` unless both sides are
-    positive multiples of 16."""
-    h, w = MODEL_SIZE if size is None else (int(size[0]), int(size[1]))
-    if h <= 0 or w <= 0 or h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
-        raise UsageError(f"--size {h}x{w}: height and width must be positive multiples of {SIZE_MULTIPLE} "
-                         f"(the model was trained at {MODEL_SIZE[0]}x{MODEL_SIZE[1]})")
-    return h, w
 
 
 def _digest(value: Any) -> str:

@@ -34,14 +34,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .choices import FIT_MODES, MODEL_SIZE
 from .errors import InputError, RuntimeFailure, UsageError, VideoError
 from .files import AtomicFile
 
 log = logging.getLogger(__name__)
 
-MODEL_SIZE = (480, 832)
 FitMode = Literal["stretch", "crop", "pad"]
-FIT_MODES: tuple[str, ...] = ("stretch", "crop", "pad")
 PAD_VALUE = -1.0
 """Letterbox value for ``pad`` in model range [-1, 1] (black)."""
 

@@ -9,20 +9,20 @@ Typical use::
     for chunk in traj.chunks(): ...
 """
 
-from .lint import Issue, LintReport, check_trajectory
-from .loader import EXPORTS, FORMATS, export_text, list_presets, load_trajectory, preset_dir, write_trajectory
-from .official import OrbitKeyframes, foreground_depth_min, orbit_poses, recenter_K, reference_target_w2c
-from .options import CameraOptions
-from .render import RenderCameras, render_cameras
-from .source import PoseSequence, TrajectorySource
-from .timecontrol import (EXTEND_MODES, Freeze, Reverse, Slow, TimeControl, bounce_indices,
-                          official_adaptive_indices)
-from .trajectory import Chunk, ChunkPlan, Trajectory, chunk_plan
+from ..lazy import lazy_exports
 
-__all__ = [
-    "CameraOptions", "Chunk", "ChunkPlan", "EXPORTS", "EXTEND_MODES", "FORMATS", "Freeze", "Issue", "LintReport",
-    "OrbitKeyframes", "PoseSequence", "RenderCameras", "Reverse", "Slow", "TimeControl", "Trajectory",
-    "TrajectorySource", "bounce_indices", "check_trajectory", "chunk_plan", "export_text", "foreground_depth_min",
-    "list_presets", "load_trajectory", "official_adaptive_indices", "orbit_poses", "preset_dir", "recenter_K",
-    "reference_target_w2c", "render_cameras", "write_trajectory",
-]
+_EXPORTS = {
+    "Issue": "lint", "LintReport": "lint", "check_trajectory": "lint",
+    "export_text": "loader", "list_presets": "loader", "load_trajectory": "loader", "preset_dir": "loader",
+    "write_trajectory": "loader",
+    "OrbitKeyframes": "official", "foreground_depth_min": "official", "orbit_poses": "official",
+    "recenter_K": "official", "reference_target_w2c": "official",
+    "CameraOptions": "options",
+    "RenderCameras": "render", "render_cameras": "render",
+    "PoseSequence": "source", "TrajectorySource": "source",
+    "Freeze": "timecontrol", "Reverse": "timecontrol", "Slow": "timecontrol", "TimeControl": "timecontrol",
+    "bounce_indices": "timecontrol", "official_adaptive_indices": "timecontrol",
+    "Chunk": "trajectory", "ChunkPlan": "trajectory", "Trajectory": "trajectory", "chunk_plan": "trajectory",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

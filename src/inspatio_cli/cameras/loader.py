@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..choices import EXPORTS, FORMATS
 from ..errors import TrajectoryError, UsageError
 from ..files import atomic_output
 from . import se3
@@ -43,8 +44,6 @@ from .formats.re10k import looks_like_re10k, parse_re10k
 from .source import ANCHORS, TrajectorySource
 from .trajectory import Trajectory
 
-FORMATS = ("orbit", "matrices", "tcw", "npy", "keyframes", "re10k", "nerfstudio")
-EXPORTS = ("tcw", "c2w", "npy", "json", "nerfstudio")
 _DEFAULTS = {"matrices": ("opencv", "c2w"), "tcw": ("opencv", "w2c"), "npy": ("opencv", None),
              "keyframes": ("opencv", "c2w"), "re10k": ("opencv", "w2c"), "nerfstudio": ("opengl", "c2w")}
 PRESET_SUFFIXES = (".txt", ".json")

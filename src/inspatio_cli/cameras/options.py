@@ -1,16 +1,19 @@
 """One object for every option that says how a trajectory is read and applied, so ``preview``,
-``rerender``, ``batch`` and ``trajectory`` share identical flags (see ``cli.trajectory.camera_options``)."""
+``rerender``, ``batch`` and ``trajectory`` share identical flags (see ``cli.trajectory.camera_options``).
+Light to import (the command line builds it first): the parsing code is imported by its methods."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..video import MODEL_SIZE
-from .loader import load_trajectory
-from .source import TrajectorySource
+from ..choices import MODEL_SIZE
 from .timecontrol import TimeControl
-from .trajectory import Trajectory
+
+if TYPE_CHECKING:
+    from .source import TrajectorySource
+    from .trajectory import Trajectory
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,8 @@ class CameraOptions:
 
     def load(self, source: str | Path) -> TrajectorySource:
         """Parse ``source`` (a file or a preset name) with these options."""
+        from .loader import load_trajectory
+
         return load_trajectory(source, fmt=self.fmt, convention=self.convention, direction=self.direction,
                                scale=self.scale, anchor=self.anchor, rotation_only=self.rotation_only,
                                resample=self.resample)

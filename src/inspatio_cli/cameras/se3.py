@@ -23,13 +23,14 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 from scipy.spatial.transform import Rotation, RotationSpline, Slerp
 
+from ..choices import CONVENTIONS
+
 _BASIS = {
     "opencv": np.eye(3),
     "opengl": np.diag([1.0, -1.0, -1.0]),
     "unreal": np.array([[0.0, 1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]]),
 }
 _ALIASES = {"blender": "opengl", "cv": "opencv", "colmap": "opencv", "gl": "opengl", "ue": "unreal"}
-CONVENTIONS = ("opencv", "opengl", "blender", "unreal")
 
 
 def canonical_convention(name: str) -> str:

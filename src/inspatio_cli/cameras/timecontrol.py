@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..choices import EXTEND_MODES
 from ..errors import UsageError
 
-EXTEND_MODES = ("none", "pingpong", "loop", "hold", "official")
 OFFICIAL_MIN_FRAMES = 121
 OFFICIAL_MIN_DEG_PER_FRAME = 0.3
 OFFICIAL_MAX_DEG_PER_FRAME = 0.8

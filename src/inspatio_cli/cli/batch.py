@@ -3,23 +3,24 @@ sharding, failure isolation and ``--dry-run``."""
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from ..batch import (InvalidJobs, Job, JobDefaults, check_weights, estimate, is_finished, parse_shard, plan_jobs,
-                     read_manifest, run_jobs, select_shard)
-from ..cameras import CameraOptions
 from ..progress import Reporter
 from ..registry import human_size
-from ..rerender import Rerenderer
 from .app import JsonOpt, QuietOpt, SkipBadFramesOpt, app, parse_size, print_error, print_table, reporter
 from .models import WeightsDirOpt
 from .rerender import (DEFAULT_SIZE, CompileOpt, CrfOpt, DecoderOpt, DeviceOpt, DtypeOpt, FitOpt, NameOpt,
                        NoAudioOpt, PromptFileOpt, PromptOpt, SaveConditionOpt, SeedsOpt, SizeOpt, TextDeviceOpt,
                        TrajectoriesOpt)
 from .trajectory import camera_options
+
+if TYPE_CHECKING:
+    from ..batch import Job
+    from ..cameras import CameraOptions
+    from ..rerender import Rerenderer
 
 RUN_PANEL = "Batch options"
 
@@ -73,6 +74,10 @@ def batch(
     (output plus a sidecar with the same settings) are skipped unless --force; a failing job is reported
     and the others go on (exit 1 if any failed). --json: one event per line on stdout.
     """
+    from ..batch import (InvalidJobs, JobDefaults, check_weights, parse_shard, plan_jobs, read_manifest, run_jobs,
+                         select_shard)
+    from ..rerender import Rerenderer
+
     out = reporter(json_mode, quiet)
     defaults = JobDefaults(tuple(trajectories or ()), tuple(seeds or (0,)), prompt, prompt_file, camera, None, fit,
                            parse_size(size), crf, not no_audio, skip_bad_frames, save_condition)
@@ -103,6 +108,8 @@ def batch(
 def _show_plan(jobs: list[Job], mine: list[Job], renderer: Rerenderer, force: bool, out: Reporter) -> list[Job]:
     """The dry run's listing: the jobs of this shard (finished or to render) and the estimate; returns the
     jobs to render."""
+    from ..batch import estimate, is_finished
+
     pending = []
     table = Table("job", "line", "video", "trajectory", "seed", "frames", "chunks", "output", "status")
     for job in mine:

@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ..caption import Captioner
 from ..errors import InputError, UsageError
 from .app import JsonOpt, QuietOpt, app, exit_for, print_error, print_table, reporter
 from .models import WeightsDirOpt
@@ -32,6 +31,8 @@ def caption(
     Captions the middle frame with the <MORE_DETAILED_CAPTION> task; captions are cached by video content.
     Needs the optional extra: pip install "inspatio-cli\\[caption]".
     """
+    from ..caption import Captioner
+
     table = Table("video", "frame", "caption")
     failures = []
     with Captioner(weights_dir=weights_dir, device=device, cache=not no_cache,

@@ -8,9 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..depth.checkpoints import DEFAULT_MODEL, DEPTH_MODELS
-from ..depth.estimate import get_depth
-from ..video import FIT_MODES, MODEL_SIZE
+from ..depth.catalog import DEFAULT_MODEL, DEPTH_MODELS
+from ..choices import FIT_MODES, MODEL_SIZE
 from .app import JsonOpt, QuietOpt, SkipBadFramesOpt, app, parse_size, reporter
 from .models import WeightsDirOpt
 
@@ -53,6 +52,8 @@ def depth(
     without a depth file, reuses them.
     """
     rep = reporter(json_mode, quiet)
+    from ..depth.estimate import get_depth
+
     result = get_depth(video, model=model, weights=weights, weights_dir=weights_dir, fit=fit, size=parse_size(size),
                        window=window, precision=precision, device=device, cache=not no_cache,
                        skip_bad_frames=skip_bad_frames, reporter=rep)

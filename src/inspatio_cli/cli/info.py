@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from ..errors import InspatioError
-from ..video import probe
 from .app import JsonOpt, QuietOpt, app, exit_for, print_error, print_table
 
 
@@ -21,6 +20,8 @@ def info(
     quiet: QuietOpt = False,
 ) -> None:
     """Show size, fps, frame count, duration, rotation, audio and codec of videos."""
+    from ..video import probe
+
     table = Table("file", "size", "fps", "frames", "duration", "rotation", "audio", "codec")
     failures = []
     for path in videos:

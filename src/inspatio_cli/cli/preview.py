@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..cameras import CameraOptions
-from ..preview import COVERAGE_THRESHOLD, LAYOUTS, preview as run_preview
-from ..video import FIT_MODES
+from ..choices import COVERAGE_THRESHOLD, FIT_MODES, LAYOUTS
 from .app import JsonOpt, QuietOpt, SkipBadFramesOpt, app, reporter
 from .trajectory import camera_options
+
+if TYPE_CHECKING:
+    from ..cameras import CameraOptions
 
 
 @app.command()
@@ -44,6 +45,8 @@ def preview(
 
     No generator, no weights, no GPU. Low coverage = large holes the generator will have to invent.
     """
+    from ..preview import preview as run_preview
+
     run_preview(video, trajectory, output, depth=depth, layout=layout, save_condition=save_condition,
                 camera=camera, fit=fit, threshold=threshold, device=device, skip_bad_frames=skip_bad_frames,
                 reporter=reporter(json_mode, quiet))

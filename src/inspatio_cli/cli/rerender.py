@@ -8,17 +8,20 @@ and runner as ``inspatio batch``). The options shared with ``inspatio batch`` ar
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..batch import DEFAULT_NAME, JobDefaults, plan_inputs, run_jobs
-from ..cameras import CameraOptions
-from ..rerender import DECODERS, DTYPES, Rerenderer
-from ..video import FIT_MODES, MODEL_SIZE
+from .. import registry
+from ..choices import DECODERS, DEFAULT_NAME, DTYPE_NAMES, FIT_MODES, MODEL_SIZE, check_size
+from ..depth.catalog import DA3_CHECKPOINTS, DEFAULT_MODEL, depth_model
+from ..depth.sidecar import find_sidecar
 from .app import JsonOpt, QuietOpt, SkipBadFramesOpt, app, parse_size, reporter
 from .models import WeightsDirOpt
 from .trajectory import camera_options
+
+if TYPE_CHECKING:
+    from ..cameras import CameraOptions
 
 MODEL_PANEL = "Model options"
 
@@ -42,7 +45,7 @@ DecoderOpt = Annotated[str, typer.Option(
     "decodes, as the official --use_tae).", rich_help_panel=MODEL_PANEL)]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...", rich_help_panel=MODEL_PANEL)]
 DtypeOpt = Annotated[str, typer.Option(
-    "--dtype", help=f"auto (bf16 on GPUs, fp32 on the CPU), {', '.join(DTYPES)}.", rich_help_panel=MODEL_PANEL)]
+    "--dtype", help=f"auto (bf16 on GPUs, fp32 on the CPU), {', '.join(DTYPE_NAMES)}.", rich_help_panel=MODEL_PANEL)]
 TextDeviceOpt = Annotated[str, typer.Option(
     "--text-device", help="Where the text encoder runs: auto (the GPU when it has room), cpu, cuda, ...",
     rich_help_panel=MODEL_PANEL)]
@@ -59,6 +62,24 @@ NoAudioOpt = Annotated[bool, typer.Option(
     "--no-audio", help="Do not copy the source audio (it is copied when every source frame is shown once, in order).")]
 CrfOpt = Annotated[int, typer.Option("--crf", help="H.264 quality of the output, 0 (lossless) to 51.")]
 DEFAULT_SIZE = "x".join(map(str, MODEL_SIZE))
+
+
+def check_core_weights(videos: list[Path], decoder: str, depth: Path | None, weights_dir: Path | None) -> None:
+    """Fail in a fraction of a second, before PyTorch is even imported, when the files every rerender needs
+    (the generator and the autoencoder) are missing, listing with them the text encoder and the depth model
+    when those are missing too (they are not needed when the prompt's embedding, or the depth, is cached).
+    The exact check runs later, before any model is built."""
+    if decoder not in DECODERS:
+        return
+    core = ["generator", "vae" if decoder == "wan" else "tae"]
+    if all(registry.locate(registry.entry(n), weights_dir) is not None for n in core):
+        return
+    others = ["text-encoder", "tokenizer"]
+    if depth is None and any(find_sidecar(video) is None for video in videos):
+        others += [DA3_CHECKPOINTS[c].group for c in depth_model(DEFAULT_MODEL).checkpoints]
+    others = [n for n in others if registry.locate(registry.entry(n), weights_dir) is None]
+    note = " (the text encoder is not needed for a cached prompt, nor the depth model for a cached depth)"
+    registry.resolve(core + others, weights_dir, purpose="for rerender" + (note if others else ""))
 
 
 @app.command()
@@ -102,8 +123,13 @@ def rerender(
     """
     if not trajectories:
         raise typer.BadParameter("give at least one trajectory", param_hint="'--trajectory' / '-t'")
+    canvas = check_size(parse_size(size))
+    check_core_weights(videos, decoder, depth, weights_dir)
+    from ..batch import JobDefaults, plan_inputs, run_jobs
+    from ..rerender import Rerenderer
+
     defaults = JobDefaults(tuple(trajectories), tuple(seeds or (0,)), prompt, prompt_file, camera, depth, fit,
-                           parse_size(size), crf, not no_audio, skip_bad_frames, save_condition)
+                           canvas, crf, not no_audio, skip_bad_frames, save_condition)
     renderer = Rerenderer(weights_dir, device=device, dtype=dtype, decoder=decoder, text_device=text_device,
                           compile=compile_dit)
     jobs = plan_inputs(videos, defaults, output, name)

@@ -16,17 +16,17 @@ import functools
 import inspect
 import json
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, Optional
 
 import typer
 from rich.console import Console
 
-from ..cameras import EXPORTS, EXTEND_MODES, FORMATS, CameraOptions, TimeControl, check_trajectory, list_presets
-from ..cameras.commands import convert_trajectory, show_trajectory
-from ..cameras.loader import preset_description
-from ..cameras.se3 import CONVENTIONS
-from ..depth.result import DepthResult
+from ..choices import CONVENTIONS, EXPORTS, EXTEND_MODES, FORMATS
 from .app import JsonOpt, QuietOpt, app
+
+if TYPE_CHECKING:
+    from ..cameras import CameraOptions
+    from ..depth.result import DepthResult
 
 PANEL = "Trajectory options"
 TIME_PANEL = "Time options"
@@ -74,15 +74,20 @@ def build_camera_options(fmt: str | None = None, convention: str | None = None, 
                          slow: list[str] | None = None, reverse: list[str] | None = None, extend: str = "none",
                          min_frames: int = 0) -> CameraOptions:
     """:class:`CameraOptions` from the values of the shared flags (validated: bad values are usage errors)."""
+    from ..cameras import CameraOptions, TimeControl
+
     time = TimeControl.from_options(freeze, slow, reverse, extend, min_frames)
     return CameraOptions(fmt, convention, direction, scale, anchor, rotation_only, resample, relative_to_source, time)
 
 
 def camera_options(func: Callable) -> Callable:
     """Decorator for a Typer command: adds the shared trajectory/time/convention flags and passes them
-    to the command as its ``camera: CameraOptions`` parameter."""
-    signature = inspect.signature(func, eval_str=True)
-    own = [p for p in signature.parameters.values() if p.name != "camera"]
+    to the command as its ``camera: CameraOptions`` parameter. The other parameters' annotations are
+    evaluated here (``camera``'s is not: the cameras code is imported only when a command runs)."""
+    signature = inspect.signature(func)
+    own = [p.replace(annotation=eval(p.annotation, func.__globals__) if isinstance(p.annotation, str)
+                     else p.annotation)
+           for p in signature.parameters.values() if p.name != "camera"]
     if len(own) == len(signature.parameters):
         raise TypeError(f"{func.__name__} must take a 'camera: CameraOptions' parameter")
     added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
@@ -113,6 +118,8 @@ app.add_typer(group)
 
 
 def _depth(path: Path | None) -> DepthResult | None:
+    from ..depth.result import DepthResult
+
     return None if path is None else DepthResult.load(path)
 
 
@@ -128,6 +135,8 @@ def show(
     quiet: QuietOpt = False,
 ) -> None:
     """Draw the camera path: top and side views with frustums, start/end, and a timing panel."""
+    from ..cameras.commands import show_trajectory
+
     out = show_trajectory(trajectory, output, options=camera, num_frames=frames, depth=_depth(depth), fps=fps)
     if not quiet:
         Console(stderr=True).print(f"wrote {out}", highlight=False)
@@ -145,6 +154,8 @@ def check(
     quiet: QuietOpt = False,
 ) -> None:
     """Lint a trajectory for a video: exit 0 when usable, 1 when it has errors."""
+    from ..cameras import check_trajectory
+
     report = check_trajectory(trajectory, options=camera, num_frames=frames, depth=_depth(depth), fps=fps)
     if json_mode:
         typer.echo(json.dumps(report.as_dict()))
@@ -178,6 +189,8 @@ def convert(
     quiet: QuietOpt = False,
 ) -> None:
     """Write the resolved per-frame cameras (OpenCV, relative to the first source camera) to another format."""
+    from ..cameras.commands import convert_trajectory
+
     traj = convert_trajectory(trajectory, output, to, options=camera, num_frames=frames, depth=_depth(depth), fps=fps)
     if not quiet:
         Console(stderr=True).print(f"wrote {output} ({len(traj)} cameras, {to})", highlight=False)
@@ -186,6 +199,9 @@ def convert(
 @group.command()
 def presets(json_mode: JsonOpt = False) -> None:
     """List the bundled trajectory presets (usable by name, e.g. '-t orbit_left')."""
+    from ..cameras import list_presets
+    from ..cameras.loader import preset_description
+
     items = {name: {"path": str(path), "description": preset_description(path)}
              for name, path in list_presets().items()}
     if json_mode:

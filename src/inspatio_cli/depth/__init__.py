@@ -6,9 +6,13 @@ overlapping windows chained by Sim(3) (:mod:`.windows`), post-processes like the
 (``--model``), their weights and licences.
 """
 
-from .result import DepthResult, find_sidecar
-from .checkpoints import DEFAULT_MODEL, DEPTH_MODELS, DepthModel, load_model
-from .estimate import DepthSettings, estimate_depth, get_depth
+from ..lazy import lazy_exports
 
-__all__ = ["DEFAULT_MODEL", "DEPTH_MODELS", "DepthModel", "DepthResult", "DepthSettings", "estimate_depth",
-           "find_sidecar", "get_depth", "load_model"]
+_EXPORTS = {
+    "DEFAULT_MODEL": "catalog", "DEPTH_MODELS": "catalog", "DepthModel": "catalog",
+    "load_model": "checkpoints",
+    "DepthSettings": "estimate", "estimate_depth": "estimate", "get_depth": "estimate",
+    "DepthResult": "result", "find_sidecar": "sidecar",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -29,7 +29,8 @@ from ..errors import RuntimeFailure, UsageError, VideoError
 from ..files import cache_dir, fingerprint_file
 from ..progress import Reporter
 from ..video import MODEL_SIZE, Fit, iter_frames, lost_frames_warning, probe
-from .checkpoints import DEFAULT_MODEL, DepthModel, depth_model, load_model
+from .catalog import DEFAULT_MODEL, DepthModel, depth_model
+from .checkpoints import load_model
 from .da3 import HEAD_PIXELS, DA3Config, DA3Net, NestedConfig, NestedDA3Net
 from .postprocess import (SMOOTH_SIGMA, intrinsics_to_canvas, maps_to_canvas, normalize_to_first,
                           processed_to_canvas, smooth_poses, w2c_to_c2w)

@@ -31,8 +31,10 @@ from safetensors.torch import save as save_bytes
 
 from ..errors import DepthError
 from ..files import atomic_output
+from .sidecar import find_sidecar
 
-SIDECAR_SUFFIXES = (".depth.safetensors", ".depth.safetensors.gz")
+__all__ = ["DepthResult", "find_sidecar"]
+
 
 FORMAT = "inspatio-depth"
 FORMAT_VERSION = "1"
@@ -159,13 +161,3 @@ def _header_metadata(data: bytes) -> dict[str, str]:
     """The ``__metadata__`` of a safetensors byte string (8-byte little-endian header size, JSON header)."""
     (size,) = struct.unpack("<Q", data[:8])
     return dict(json.loads(data[8:8 + size]).get("__metadata__") or {})
-
-
-def find_sidecar(video: str | Path) -> Path | None:
-    """The sidecar depth file of ``video`` (``<stem>.depth.safetensors[.gz]`` beside it), if present."""
-    v = Path(video)
-    for suffix in SIDECAR_SUFFIXES:
-        candidate = v.with_name(v.stem + suffix)
-        if candidate.is_file():
-            return candidate
-    return None

@@ -1,6 +1,10 @@
 """Sampling: the flow-matching scheduler and the STAR chunk loop that drives the generator."""
 
-from .scheduler import FlowMatchScheduler
-from .star import ChunkInput, ReplayNoise, SeededNoise, StarSampler, generate
+from ..lazy import lazy_exports
 
-__all__ = ["ChunkInput", "FlowMatchScheduler", "ReplayNoise", "SeededNoise", "StarSampler", "generate"]
+_EXPORTS = {
+    "FlowMatchScheduler": "scheduler",
+    "ChunkInput": "star", "ReplayNoise": "star", "SeededNoise": "star", "StarSampler": "star", "generate": "star",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

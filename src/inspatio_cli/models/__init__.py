@@ -1,14 +1,15 @@
 """The networks, plain PyTorch with the official checkpoint key names: text encoder (umT5) and its
 tokenizer, autoencoders, the causal DiT."""
 
-from .dit import CausalWanDiT, DiTConfig, load_generator
-from .t5 import T5Config, T5Encoder, load_t5
-from .tae import TAEHV, TAEConfig, load_tae
-from .tokenizer import PromptTokenizer, TokenizedPrompts, clean_prompt
-from .vae import (StreamDecoder, StreamEncoder, StreamingAutoencoder, VAEConfig, WanVAE, frame_count, latent_count,
-                  load_vae)
+from ..lazy import lazy_exports
 
-__all__ = ["CausalWanDiT", "DiTConfig", "PromptTokenizer", "T5Config", "T5Encoder", "TokenizedPrompts", "clean_prompt",
-           "load_generator", "load_t5",
-           "StreamDecoder", "StreamEncoder", "StreamingAutoencoder", "TAEConfig", "TAEHV", "VAEConfig", "WanVAE",
-           "frame_count", "latent_count", "load_tae", "load_vae"]
+_EXPORTS = {
+    "CausalWanDiT": "dit", "DiTConfig": "dit", "load_generator": "dit",
+    "T5Config": "t5", "T5Encoder": "t5", "load_t5": "t5",
+    "TAEConfig": "tae", "TAEHV": "tae", "load_tae": "tae",
+    "PromptTokenizer": "tokenizer", "TokenizedPrompts": "tokenizer", "clean_prompt": "tokenizer",
+    "StreamDecoder": "vae", "StreamEncoder": "vae", "StreamingAutoencoder": "vae", "VAEConfig": "vae",
+    "WanVAE": "vae", "frame_count": "vae", "latent_count": "vae", "load_vae": "vae",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -53,6 +53,7 @@ CHECKPOINT_PREFIX = "model."
 BASE_FILTER = ("img_emb.", "cross_attn.k_img", "cross_attn.v_img", "cross_attn.norm_k_img", "patch_embedding")
 WAN_HEAD_DIM = 128
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+"""Torch dtypes by the names of :data:`inspatio_cli.choices.DTYPE_NAMES`."""
 SDPA_BACKENDS = (SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
                  SDPBackend.MATH)
 """CUDA kernels of ``scaled_dot_product_attention``, in the order they are tried (the first that supports

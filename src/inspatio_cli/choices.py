@@ -1,0 +1,47 @@
+"""The named choices and defaults that the API validates and the command line offers.
+
+They live here, in a module that imports nothing heavy, so the ``inspatio`` command can build its options,
+print help and reject bad input without loading PyTorch; each stage module re-exports the ones it owns.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .errors import UsageError
+
+MODEL_SIZE = (480, 832)
+"""The generator's training resolution (H, W)."""
+SIZE_MULTIPLE = 16
+"""Canvas sides must be multiples of 16: 8x autoencoder compression times the DiT's 2x2 patches."""
+FIT_MODES = ("stretch", "crop", "pad")
+"""How frames fit the model canvas (:class:`inspatio_cli.video.Fit`)."""
+DECODERS = ("wan", "tae")
+"""Autoencoders of the rerender: the Wan2.1 VAE or TAEHV."""
+DTYPE_NAMES = ("bf16", "fp16", "fp32")
+"""Precisions a model can be cast to."""
+LAYOUTS = ("side", "warped", "mask", "grid")
+"""Preview layouts."""
+COVERAGE_THRESHOLD = 0.5
+"""Default coverage below which a preview frame is reported: the generator must invent more than half of it."""
+DEFAULT_NAME = "{video}__{trajectory}"
+"""Default output name of batch jobs; ``__{seed}`` is added when the jobs use more than one seed, ``.mp4``
+when the pattern gives no video suffix."""
+FORMATS = ("orbit", "matrices", "tcw", "npy", "keyframes", "re10k", "nerfstudio")
+"""Trajectory file formats."""
+EXPORTS = ("tcw", "c2w", "npy", "json", "nerfstudio")
+"""Formats ``inspatio trajectory convert`` writes."""
+CONVENTIONS = ("opencv", "opengl", "blender", "unreal")
+"""Camera axis conventions of pose files."""
+EXTEND_MODES = ("none", "pingpong", "loop", "hold", "official")
+"""How short clips are lengthened (:class:`inspatio_cli.cameras.TimeControl`)."""
+
+
+def check_size(size: Sequence[int] | None) -> tuple[int, int]:
+    """The canvas (H, W), default the model size 480x832; :class:`UsageError` unless both sides are
+    positive multiples of 16."""
+    h, w = MODEL_SIZE if size is None else (int(size[0]), int(size[1]))
+    if h <= 0 or w <= 0 or h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
+        raise UsageError(f"--size {h}x{w}: height and width must be positive multiples of {SIZE_MULTIPLE} "
+                         f"(the model was trained at {MODEL_SIZE[0]}x{MODEL_SIZE[1]})")
+    return h, w

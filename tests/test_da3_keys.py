@@ -3,28 +3,22 @@ built on the meta device: used keys match exactly, unused keys are covered by th
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
 
+from golden_checks.common import official_key_list
 from inspatio_cli.depth.catalog import DA3_CHECKPOINTS, DEPTH_MODELS
 from inspatio_cli.depth.checkpoints import identify, ignored_prefixes, load_state
 from inspatio_cli.depth.da3 import CONFIGS, build, config_from_dict, parameter_count
 from inspatio_cli.weights import key_mismatch
 
-FOLDER = Path(os.environ.get("INSPATIO_GOLDEN_DIR", Path(__file__).parent / "golden"))
 VARIANTS = ["small", "base", "large", "giant", "metric-large", "nested-giant-large"]
 
 
 def _keys(variant: str) -> dict:
-    path = FOLDER / f"da3_keys_{variant}.json"
-    if not path.is_file():
-        pytest.skip(f"{path.name} not found (set INSPATIO_GOLDEN_DIR to the shared golden folder)")
-    return json.loads(path.read_text())
+    return official_key_list(f"da3_keys_{variant}.json")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -4,8 +4,6 @@ contract, text-cache and preallocation flags, attention dispatch)."""
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,21 +11,15 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from golden_checks.common import official_key_list
 from inspatio_cli.errors import InputError, WeightsError
 from inspatio_cli.models import dit
 from inspatio_cli.models.dit import (CausalWanDiT, DiTConfig, build_generator, load_generator, random_generator,
                                      rope_table)
 from inspatio_cli.progress import Reporter
 
-KEYS_FILE = Path(os.environ.get("INSPATIO_GOLDEN_DIR", Path(__file__).parent / "golden")) / "generator_keys_1.3b.json"
 # head_dim 128 like every Wan model, so the head count is inferred from shapes alone
 TINY = DiTConfig(dim=128, ffn_dim=192, freq_dim=32, num_heads=1, num_layers=2, text_dim=24, text_len=8)
-
-
-def _official_keys() -> dict:
-    if not KEYS_FILE.exists():
-        pytest.skip(f"{KEYS_FILE} not found (set INSPATIO_GOLDEN_DIR)")
-    return json.loads(KEYS_FILE.read_text())
 
 
 def _meta_state(cfg: DiTConfig = DiTConfig()) -> dict[str, torch.Tensor]:
@@ -42,7 +34,7 @@ def test_full_size_key_count_and_parameter_count() -> None:
 
 
 def test_full_size_keys_and_shapes_match_the_release() -> None:
-    official = _official_keys()
+    official = official_key_list("generator_keys_1.3b.json")
     ours = {"model." + k: list(v.shape) for k, v in _meta_state().items()}
     assert ours == {k: list(v) for k, v in official["keys"].items()}
     assert official["num_params"] == 1_419_119_680

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
+from golden_checks.common import official_key_list
 from inspatio_cli.errors import WeightsError
 from inspatio_cli.models.t5 import T5Config, T5Encoder, load_t5, relative_position_buckets
 
-HERE = Path(__file__).parent
 TINY = T5Config(vocab_size=40, dim=32, dim_attn=24, dim_ffn=48, num_heads=3, encoder_layers=2)
 
 
@@ -28,23 +26,13 @@ def tiny_encoder(seed: int = 0, config: T5Config = TINY) -> T5Encoder:
     return model
 
 
-def _keys_file() -> Path | None:
-    for folder in (os.environ.get("INSPATIO_GOLDEN_DIR"), HERE / "golden"):
-        if folder and (Path(folder) / "t5_keys.json").is_file():
-            return Path(folder) / "t5_keys.json"
-    return None
-
-
 def _xxl_on_meta() -> T5Encoder:
     with torch.device("meta"):
         return T5Encoder(T5Config())
 
 
 def test_xxl_matches_the_official_key_and_shape_list() -> None:
-    keys_file = _keys_file()
-    if keys_file is None:
-        pytest.skip("t5_keys.json not available (set INSPATIO_GOLDEN_DIR)")
-    facts = json.loads(keys_file.read_text())
+    facts = official_key_list("t5_keys.json")
     expected = {k["key"]: tuple(k["shape"]) for k in facts["keys"]}
     ours = {k: tuple(v.shape) for k, v in _xxl_on_meta().state_dict().items()}
     assert ours == expected

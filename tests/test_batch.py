@@ -462,6 +462,29 @@ def test_manifest_errors_on_the_command_line_before_any_model(tiny_weights, tmp_
     assert not (tmp_path / "o.mp4").exists()
 
 
+def test_undecodable_prompts_are_refused_before_any_model(tiny_weights, tmp_path, capsys, monkeypatch):
+    """A prompt no encoder can read (command-line bytes that are not UTF-8, a lone surrogate escape in a
+    manifest) is a one-line input error found while validating: no model is loaded, no cache entry made."""
+    def no_models(self, *args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(Rerenderer, "load_models", no_models)
+    monkeypatch.setattr(Rerenderer, "embed_prompts", no_models)
+    monkeypatch.setenv("INSPATIO_CACHE_DIR", str(tmp_path / "cache"))
+    clips(tmp_path, "a")
+    trajectories(tmp_path)
+    undecodable = b"a caf\xe9".decode("utf-8", "surrogateescape")
+    code, stdout, err = run(capsys, "rerender", "a.mp4", "-t", "orbit.txt", "-o", "o.mp4", "--prompt", undecodable,
+                            "--weights-dir", tiny_weights, *FAST)
+    assert code == 3 and stdout == "" and len(err.splitlines()) == 1
+    assert "the prompt holds bytes that are not UTF-8 (at character 5)" in err
+    write(tmp_path / "jobs.jsonl", '{"video": "a.mp4", "trajectory": "orbit.txt", "output": "o.mp4", '
+                                   '"prompt": "a caf\\udce9"}\n')
+    code, stdout, err = run(capsys, "batch", "jobs.jsonl", "--weights-dir", tiny_weights, *FAST)
+    assert code == 3 and "jobs.jsonl:1: prompt: the prompt holds bytes that are not UTF-8" in err
+    assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "cache").exists()
+
+
 def test_dry_run_lists_jobs_and_estimates_without_models(tiny_weights, tmp_path, capsys, monkeypatch):
     manifest = _manifest(tmp_path, 20)
     args = ["batch", manifest, "-o", "out", "--weights-dir", tiny_weights, *FAST, "--prompt", "x"]

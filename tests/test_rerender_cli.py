@@ -85,6 +85,15 @@ def test_missing_weights_fail_before_pytorch_is_imported(tmp_path):
     assert "InSpatio-World-1.3B.safetensors" in done.stderr and "inspatio models download" in done.stderr
 
 
+def test_a_prompt_too_long_is_reported_once(tiny_weights, tmp_path, capsys):
+    files = scene_files(tmp_path, 12, 12)
+    code, _, err = run(capsys, "rerender", files["video"], "-t", files["traj"], "-o", tmp_path / "o.mp4",
+                       "--weights-dir", tiny_weights, "--size", "48x80", "--device", "cpu",
+                       "--prompt", " ".join(["cat"] * 600))
+    assert code == 0, err
+    assert err.count("tokens long; the text encoder reads at most 512") == 1, err
+
+
 @pytest.mark.parametrize("value,message", [("48", "HxW"), ("50x80", "multiples of 16")])
 def test_bad_size(tmp_path, capsys, value, message):
     code, _, err = run(capsys, "rerender", EXAMPLE, "-t", "orbit_left", "-o", tmp_path / "o.mp4", "--size", value)

@@ -88,6 +88,16 @@ def test_truncated_files_are_refused(tmp_path, files, name):
             LOADERS[name](path)
 
 
+@pytest.mark.parametrize("name", list(LOADERS))
+def test_a_file_that_is_no_checkpoint_is_called_so(tmp_path, name):
+    """Text or JSON under a weights name is not a pickle at all: no claim that it holds code."""
+    path = tmp_path / "tokenizer.pth"
+    path.write_text('{"model": {"type": "Unigram"}}')
+    with pytest.raises(WeightsError, match="not a PyTorch checkpoint") as info:
+        LOADERS[name](path)
+    assert str(path) in info.value.one_line()
+
+
 @pytest.mark.parametrize("name", [n for n in LOADERS if n != "depth"])
 def test_integer_weights_are_refused(tmp_path, files, name):
     path = _as_integers(files[name], tmp_path / f"int{files[name].suffix}")
@@ -120,6 +130,8 @@ def test_models_verify_reports_each_bad_file_in_one_line(tmp_path, files, capsys
     assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
     for path in bad.values():
         assert sum(str(path) in line for line in errors) == 1
+    assert any(str(bad["tae"]) in line and "refused to load: the pickle holds code" in line for line in errors)
+    assert any(str(bad["generator"]) in line and "unreadable safetensors header" in line for line in errors)
     assert not (tmp_path / "PAYLOAD-RAN").exists()
 
 

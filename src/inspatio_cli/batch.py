@@ -46,12 +46,12 @@ from . import caption as captioning
 from . import registry
 from .cameras import CameraOptions, TimeControl, chunk_plan
 from .choices import DEFAULT_NAME, check_size
-from .errors import InputError, InspatioError, Interrupted, ManifestError, UsageError, out_of_memory
+from .errors import InputError, InspatioError, Interrupted, ManifestError, PromptError, UsageError, out_of_memory
 from .files import TEMP_MARK
 from .pipeline import depth_weights_needed, padded_length, resolve_depth
 from .progress import Reporter
 from .rerender import OUTPUT_SUFFIXES, SIDECAR_FORMAT, Rerenderer, RerenderResult
-from .text import read_prompt_file, resolve_text_device
+from .text import check_prompt_text, read_prompt_file, resolve_text_device
 from .video import FIT_MODES, probe
 from .weights import read_header
 
@@ -107,7 +107,10 @@ def _float(value: Any, from_text: bool) -> float:
 def _prompt(value: Any, from_text: bool) -> str:
     if not isinstance(value, str):
         raise ValueError("expected a string")
-    return value
+    try:
+        return check_prompt_text(value)
+    except PromptError as exc:
+        raise ValueError(exc.message) from None
 
 
 def _bool(value: Any, from_text: bool) -> bool:
@@ -415,6 +418,8 @@ class JobDefaults:
             raise UsageError(f"--crf must be from 0 (lossless) to {MAX_CRF}, got {self.crf}")
         for seed in self.seeds:
             _check_seed(seed)
+        if self.prompt is not None:
+            check_prompt_text(self.prompt)
         if str(self.prompt_file) == "-":
             return replace(self, prompt=read_prompt_file("-"), prompt_file=None)
         if self.prompt_file is not None:

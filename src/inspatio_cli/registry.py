@@ -248,10 +248,10 @@ def human_size(size: int) -> str:
 
 def meta_state(path: str | Path) -> dict[str, torch.Tensor]:
     """The checkpoint's keys as meta tensors of the stored shapes and dtypes, without reading the data:
-    the safetensors header, or a ``.pth`` opened with ``mmap=True`` and ``weights_only=True``."""
+    the safetensors header, or a ``.pth`` memory-mapped through the safe reader of :mod:`.weights`."""
     import torch
 
-    from .weights import read_header
+    from .weights import read_header, read_state_dict
 
     p = Path(path)
     if p.suffix == ".safetensors":
@@ -259,14 +259,8 @@ def meta_state(path: str | Path) -> dict[str, torch.Tensor]:
                   "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "BOOL": torch.bool}
         return {k: torch.empty(shape, dtype=dtypes.get(dtype, torch.float32), device="meta")
                 for k, (shape, dtype) in read_header(p).items()}
-    try:
-        state = torch.load(str(p), map_location="cpu", mmap=True, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable pickle is reported as corrupt weights
-        raise WeightsError(f"unreadable checkpoint ({' '.join(str(exc).split())[:160]})", p) from None
-    if not isinstance(state, Mapping):
-        raise WeightsError("not a state dict", p)
-    return {k: torch.empty(v.shape, dtype=v.dtype, device="meta") for k, v in state.items()
-            if isinstance(v, torch.Tensor)}
+    return {k: torch.empty(v.shape, dtype=v.dtype, device="meta")
+            for k, v in read_state_dict(p, mmap=True).items()}
 
 
 @dataclass

@@ -64,8 +64,8 @@ from .models.vae import StreamingAutoencoder
 from .pipeline import (ConditionWriter, Scene, WarpedChunk, depth_weights_needed, open_scene, padded_length,
                        warped_chunks)
 from .progress import Reporter
-from .text import (NO_PROMPT_WARNING, PromptEmbedder, find_cached_embedding, read_prompt_file, resolve_prompt,
-                   resolve_text_device)
+from .text import (NO_PROMPT_WARNING, PromptEmbedder, check_prompt_text, clean_prompt, find_cached_embedding,
+                   read_prompt_file, resolve_prompt, resolve_text_device)
 from .video import VideoWriter, lost_frames_warning, probe
 from .warp import coverage, mask_to_latent_channels
 
@@ -259,6 +259,9 @@ class Rerenderer:
         self.track_memory = track_memory
         self.models = models or Models()
         self.reporter = reporter or Reporter("silent")
+        # cleaned prompts this renderer has embedded: their cache hit and any truncation warning were
+        # reported then (a batch embeds every prompt up front), so later lookups of them stay quiet
+        self._embedded: set[str] = set()
 
     # ------------------------------------------------------------------------------------------------
     # What a render needs
@@ -275,7 +278,7 @@ class Rerenderer:
         if prompt_file is not None:
             return read_prompt_file(prompt_file)
         if prompt is not None:
-            return prompt
+            return check_prompt_text(prompt)
         return None if self.can_caption() else ""
 
     def can_caption(self) -> bool:
@@ -398,9 +401,13 @@ class Rerenderer:
             if all(f is not None for f in found):
                 return found
         paths = registry.resolve(["text-encoder", "tokenizer"], self.weights_dir, purpose="for the prompt")
+        cleaned = {clean_prompt(p) for p in prompts}
+        told = cleaned <= self._embedded
         embedder = PromptEmbedder(paths["text-encoder"], paths["tokenizer"], device=self._text_device(),
-                                  dtype=TEXT_DTYPE, reporter=self.reporter)
-        return embedder.embed_many(prompts)
+                                  dtype=TEXT_DTYPE, reporter=Reporter("silent") if told else self.reporter)
+        embeddings = embedder.embed_many(prompts)
+        self._embedded |= cleaned
+        return embeddings
 
     def load_models(self, paths: dict[str, Path] | None = None) -> tuple[CausalWanDiT, StreamingAutoencoder]:
         """The generator and autoencoder, loaded now unless already held (``paths``: from

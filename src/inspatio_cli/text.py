@@ -72,6 +72,18 @@ def read_prompt_file(path: str | Path) -> str:
     return text
 
 
+def check_prompt_text(text: str) -> str:
+    """``text`` unchanged when it is valid Unicode; :class:`PromptError` when it holds characters no
+    encoder can read (command-line bytes that were not UTF-8, lone surrogates from a JSON ``\\udXXX``
+    escape). Called wherever a prompt enters, so bad text is refused before any model loads."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PromptError(f"the prompt holds bytes that are not UTF-8 (at character {exc.start})",
+                          hint="pass it as UTF-8 text, or use --prompt-file with a UTF-8 file") from None
+    return text
+
+
 def resolve_prompt(prompt: str | None, prompt_file: str | Path | None,
                    reporter: Reporter | None = None) -> str:
     """The prompt text for a run from ``--prompt`` / ``--prompt-file`` (or a manifest item's equivalents).
@@ -83,12 +95,7 @@ def resolve_prompt(prompt: str | None, prompt_file: str | Path | None,
     reporter = reporter or Reporter("silent")
     if prompt is not None and prompt_file is not None:
         raise UsageError("give either --prompt or --prompt-file, not both")
-    text = read_prompt_file(prompt_file) if prompt_file is not None else (prompt or "")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise PromptError(f"the prompt holds bytes that are not UTF-8 (at character {exc.start})",
-                          hint="pass it as UTF-8 text, or use --prompt-file with a UTF-8 file") from None
+    text = read_prompt_file(prompt_file) if prompt_file is not None else check_prompt_text(prompt or "")
     if not clean_prompt(text):
         reporter.warn(NO_PROMPT_WARNING)
     return text

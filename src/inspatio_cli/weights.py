@@ -20,15 +20,22 @@ from safetensors.torch import load_file
 from .errors import WeightsError
 
 _SHOW = 5
+_ZIP_MAGIC = b"PK\x03\x04"
+"""How a ``torch.save`` archive (the default format since PyTorch 1.6) starts."""
+_PICKLE_PROTOCOL = b"\x80"
+"""How a pickle of protocol 2 or newer starts (legacy ``torch.save`` files and plain pickles)."""
 
 
-def read_state_dict(path: str | Path, *, prefix: str = "", device: str = "cpu") -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | Path, *, prefix: str = "", device: str = "cpu",
+                    mmap: bool = False) -> dict[str, torch.Tensor]:
     """Read all tensors of a checkpoint file into a flat ``{key: tensor}`` dict.
 
     ``.safetensors`` is read with safetensors; anything else is treated as a PyTorch pickle and read with
     ``torch.load(weights_only=True)`` (a pickle that holds code is refused). A top-level ``state_dict`` or
     ``model`` entry is unwrapped. With ``prefix``, only keys starting with it are kept, prefix removed.
-    Raises :class:`WeightsError` naming the file for a missing, truncated or foreign file.
+    ``mmap`` maps a zip ``.pth`` instead of reading it (a tensor's data is read only when touched: enough
+    to check keys and shapes). Raises :class:`WeightsError` naming the file for a missing, truncated or
+    foreign file.
     """
     p = Path(path)
     if not p.is_file():
@@ -41,7 +48,7 @@ def read_state_dict(path: str | Path, *, prefix: str = "", device: str = "cpu") 
         except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
             raise WeightsError(f"unreadable safetensors file, truncated or corrupt ({_reason(exc)})", p) from None
     else:
-        state = _read_pickle(p, device)
+        state = _read_pickle(p, device, mmap)
     if prefix:
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     return state
@@ -55,11 +62,16 @@ def _is_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{"
 
 
-def _read_pickle(path: Path, device: str) -> dict[str, torch.Tensor]:
+def _read_pickle(path: Path, device: str, mmap: bool = False) -> dict[str, torch.Tensor]:
+    with path.open("rb") as fh:
+        head = fh.read(len(_ZIP_MAGIC))
+    zipped = head == _ZIP_MAGIC
+    if not zipped and not head.startswith(_PICKLE_PROTOCOL):
+        raise WeightsError("not a PyTorch checkpoint (neither a torch.save archive nor a pickle)", path)
     try:
         with warnings.catch_warnings():  # a plain (non-torch) pickle draws a protocol warning before the refusal
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            obj = torch.load(str(path), map_location=device, weights_only=True)
+            obj = torch.load(str(path), map_location=device, weights_only=True, mmap=mmap and zipped)
     except pickle.UnpicklingError:
         raise WeightsError("refused to load: the pickle holds code or objects other than tensors "
                            "(only plain state dicts are read, with torch.load(weights_only=True))", path) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -9,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from rich.console import Console
+
 from inspatio_cli import __version__
+from inspatio_cli.progress import Reporter
 from clirun import run
 from media import make_audio_only, make_clip, pattern
 
@@ -41,6 +45,24 @@ def test_info_table_and_json(tmp_path, capsys):
     lines = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and len(lines) == 2
     assert lines[0]["frame_count"] == 10 and lines[0]["fps_fraction"] == "30/1" and lines[0]["has_audio"]
+
+
+def test_names_with_brackets_are_shown_as_they_are(tmp_path, capsys):
+    """File names are text, not rich markup: ``[red]`` stays in the name and ``[/b]`` does not crash."""
+    (tmp_path / "x[").mkdir()
+    clips = [make_clip(tmp_path / "clip[red].mp4", pattern(4, 16, 16), 25),
+             make_clip(tmp_path / "x[" / "b].mp4", pattern(4, 16, 16), 25)]
+    code, out, err = run(capsys, "info", *clips)
+    assert code == 0, err
+    assert all(str(clip) in out for clip in clips)
+    console = Console(file=io.StringIO(), width=200)
+    reporter = Reporter("human", console=console)
+    with reporter.stage("depth [/b]", total=2) as stage:
+        stage.advance(2)
+    reporter.info(f"reading {clips[1]}")
+    reporter.warn(f"{clips[0]} has [bold]no[/bold] audio")
+    shown = console.file.getvalue()
+    assert f"reading {clips[1]}" in shown and f"warning: {clips[0]} has [bold]no[/bold] audio" in shown
 
 
 def _truncated(tmp_path: Path) -> Path:

@@ -89,7 +89,7 @@ class Reporter:
         if self.shows_progress:
             if self.progress is None:
                 self.progress = Progress(
-                    TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
                     TextColumn(unit), _RateColumn(), TaskProgressColumn(), TimeElapsedColumn(), TextColumn("ETA"),
                     TimeRemainingColumn(), console=self.console, transient=False)
                 self.progress.start()
@@ -112,13 +112,13 @@ class Reporter:
     def info(self, message: str) -> None:
         """A human message on stderr (not in quiet or json mode)."""
         if self.mode == "human":
-            self.console.print(message, highlight=False)
+            self.console.print(message, highlight=False, markup=False)
 
     def warn(self, message: str) -> None:
         """A warning: kept in :attr:`warnings` (for sidecars and JSON), shown on stderr unless quiet."""
         self.warnings.append(message)
         if self.mode in ("human", "json"):
-            self.console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+            self.console.print(Text.assemble(("warning:", "yellow"), " ", message), highlight=False)
         self.event("warning", message=message)
 
     def error(self, message: str) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Sequence
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .. import __version__
 from ..errors import InspatioError, UsageError
@@ -62,6 +63,12 @@ def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
     except ValueError:
         raise UsageError(f"{option} must be HxW (e.g. 480x832), got {text!r}") from None
     return h, w
+
+
+def add_plain_row(table: Table, *cells: object) -> None:
+    """Add a row of plain text: file names, prompts and captions may hold ``[...]``, which rich would
+    otherwise read as markup (and drop, or fail on)."""
+    table.add_row(*(Text(str(cell)) for cell in cells))
 
 
 def print_table(table: Table) -> None:

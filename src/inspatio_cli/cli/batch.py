@@ -10,7 +10,8 @@ from rich.table import Table
 
 from ..progress import Reporter
 from ..registry import human_size
-from .app import JsonOpt, QuietOpt, SkipBadFramesOpt, app, parse_size, print_error, print_table, reporter
+from .app import (JsonOpt, QuietOpt, SkipBadFramesOpt, add_plain_row, app, parse_size, print_error, print_table,
+                  reporter)
 from .models import WeightsDirOpt
 from .rerender import (DEFAULT_SIZE, CompileOpt, CrfOpt, DecoderOpt, DeviceOpt, DtypeOpt, FitOpt, NameOpt,
                        NoAudioOpt, PromptFileOpt, PromptOpt, SaveConditionOpt, SeedsOpt, SizeOpt, TextDeviceOpt,
@@ -118,8 +119,8 @@ def _show_plan(jobs: list[Job], mine: list[Job], renderer: Rerenderer, force: bo
         if not finished:
             pending.append(job)
         out.event("job_planned", **job.describe(), status="finished" if finished else "pending")
-        table.add_row(str(job.number), "" if job.line is None else str(job.line), str(job.video), job.trajectory,
-                      str(job.seed), str(job.frames), str(job.chunks), str(job.output), status)
+        add_plain_row(table, job.number, "" if job.line is None else job.line, job.video, job.trajectory, job.seed,
+                      job.frames, job.chunks, job.output, status)
     cost = estimate(pending, renderer, near=mine)
     out.event("plan", total_jobs=len(jobs), shard_jobs=len(mine), finished=len(mine) - len(pending),
               estimate=cost.as_dict())

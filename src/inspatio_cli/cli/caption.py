@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..errors import InputError, UsageError
-from .app import JsonOpt, QuietOpt, app, exit_for, print_error, print_table, reporter
+from .app import JsonOpt, QuietOpt, add_plain_row, app, exit_for, print_error, print_table, reporter
 from .models import WeightsDirOpt
 
 
@@ -44,7 +44,7 @@ def caption(
                 failures.append(exc)
                 print_error(exc.one_line())
                 continue
-            table.add_row(str(path), str(result.frame), result.text)
+            add_plain_row(table, path, result.frame, result.text)
     if not json_mode and not quiet and table.row_count:
         print_table(table)
     exit_for(failures)

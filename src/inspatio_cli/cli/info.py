@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..errors import InspatioError
-from .app import JsonOpt, QuietOpt, app, exit_for, print_error, print_table
+from .app import JsonOpt, QuietOpt, add_plain_row, app, exit_for, print_error, print_table
 
 
 @app.command()
@@ -36,9 +36,8 @@ def info(
             continue
         audio = f"{facts.audio_codec} {facts.audio_sample_rate} Hz" if facts.has_audio else "none"
         fps = f"{facts.fps:.3f}".rstrip("0").rstrip(".") + (" (VFR)" if facts.variable_frame_rate else "")
-        table.add_row(str(path), f"{facts.width}x{facts.height}", fps, str(facts.frame_count),
-                      f"{facts.duration:.2f} s", f"{facts.rotation}°", audio,
-                      f"{facts.codec} {facts.pix_fmt}")
+        add_plain_row(table, path, f"{facts.width}x{facts.height}", fps, facts.frame_count, f"{facts.duration:.2f} s",
+                      f"{facts.rotation}°", audio, f"{facts.codec} {facts.pix_fmt}")
     if not json_mode and not quiet and table.row_count:
         print_table(table)
     exit_for(failures)

@@ -45,7 +45,7 @@ def list_(weights_dir: WeightsDirOpt = None, only: OnlyOpt = None, json_mode: Js
         return
     table = Table("name", "needed by", "size", "licence", "status", "source")
     for row in rows:
-        status = f"[green]present[/green] {row['path']}" if row["present"] else "[red]missing[/red]"
+        status = f"[green]present[/green] {escape(str(row['path']))}" if row["present"] else "[red]missing[/red]"
         table.add_row(row["name"], escape(row["needed_by"]), registry.human_size(row["size"]), row["licence"],
                       status, row["source"])
     print_table(table)

@@ -139,7 +139,7 @@ def show(
 
     out = show_trajectory(trajectory, output, options=camera, num_frames=frames, depth=_depth(depth), fps=fps)
     if not quiet:
-        Console(stderr=True).print(f"wrote {out}", highlight=False)
+        Console(stderr=True).print(f"wrote {out}", highlight=False, markup=False)
 
 
 @group.command()
@@ -193,7 +193,7 @@ def convert(
 
     traj = convert_trajectory(trajectory, output, to, options=camera, num_frames=frames, depth=_depth(depth), fps=fps)
     if not quiet:
-        Console(stderr=True).print(f"wrote {output} ({len(traj)} cameras, {to})", highlight=False)
+        Console(stderr=True).print(f"wrote {output} ({len(traj)} cameras, {to})", highlight=False, markup=False)
 
 
 @group.command()

@@ -241,7 +241,9 @@ def test_without_a_prompt_the_video_is_captioned(tiny_weights, models, clip, tmp
     assert calls == [clip["video"]]
     assert result.prompt["source"] == "caption" and result.prompt["text"] == "a cat sits on the mat in a park"
     assert result.prompt["caption"]["frame"] == 10
-    assert json.loads(result.sidecar.read_text())["prompt"]["caption"]["model"] == "florence-test"
+    sidecar = json.loads(result.sidecar.read_text())
+    assert sidecar["prompt"]["caption"]["model"] == "florence-test"
+    assert sidecar["inputs"]["prompt"] is None  # the user gave none: the caption is in "prompt"
 
 
 def test_without_a_prompt_or_the_caption_extra_the_empty_prompt_is_used_with_a_warning(tiny_weights, models, clip,

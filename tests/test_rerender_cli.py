@@ -48,6 +48,8 @@ def test_example_json_output_is_the_sidecar(tiny_weights, tmp_path, capsys):
     assert result.pop("event") == "result"
     assert result == json.loads(out.with_suffix(".json").read_text())
     assert result["settings"]["decoder"] == "tae" and result["settings"]["seed"] == 5
+    assert set(result["setup_seconds"]) == {"depth", "prompts", "load"} and result["setup_seconds"]["load"] > 0
+    assert result["seconds"]["load"] < result["setup_seconds"]["load"]  # loaded once, before the render
     assert {w["name"] for w in result["weights"]} == {"generator", "tae", "text-encoder", "tokenizer"}
     assert any(e["event"] == "progress" and e.get("chunk") == 5 for e in events)
 

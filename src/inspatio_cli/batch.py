@@ -49,6 +49,7 @@ from .choices import DEFAULT_NAME, check_size
 from .errors import InputError, InspatioError, Interrupted, ManifestError, PromptError, UsageError, out_of_memory
 from .files import TEMP_MARK
 from .pipeline import depth_weights_needed, padded_length, resolve_depth
+from .meter import StageMeter
 from .progress import Reporter
 from .rerender import OUTPUT_SUFFIXES, SIDECAR_FORMAT, Rerenderer, RerenderResult
 from .text import check_prompt_text, read_prompt_file, resolve_text_device
@@ -1009,13 +1010,17 @@ def run_jobs(jobs: Sequence[Job], renderer: Rerenderer, *, force: bool = False, 
                 run.tell("job_skipped", job, f"skipped {job.output}: finished with the same settings",
                          reason="finished")
         todo = run.pending()
+        renderer.setup = StageMeter(renderer.device)
         if todo:
             check_weights(todo, renderer)
-            _prepare_depth(run, renderer)
-            _prepare_prompts(run, renderer)
+            with renderer.setup("depth"):
+                _prepare_depth(run, renderer)
+            with renderer.setup("prompts"):
+                _prepare_prompts(run, renderer)
             if run.pending():
                 renderer.reporter = run.for_job(None)
-                renderer.load_models()
+                with renderer.setup("load"):
+                    renderer.load_models()
         for job in run.pending():
             if run.stopped:
                 break

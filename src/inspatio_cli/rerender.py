@@ -115,6 +115,7 @@ class RerenderResult:
     coverage: dict[str, float]
     condition_dir: Path | None = None
     lost_frames: int = 0
+    setup_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def frames_per_second(self) -> float:
@@ -126,16 +127,19 @@ class RerenderResult:
         """The sidecar ``OUT.json`` (also the ``--json`` result): format, tool version, output facts, the
         inputs, the scene (sizes, depth origin, trajectory), resolved settings and their fingerprint, prompt (and
         caption), weight files with sizes and fingerprints, per-stage seconds, peak memory, warp coverage
-        and warnings."""
+        and warnings. ``setup_seconds`` is the work done before the render for all the jobs of a run at once
+        (depth estimates, captions and prompt embeddings, model loading: see :func:`batch.run_jobs`)."""
         return {
             "format": SIDECAR_FORMAT, "version": __version__, "output": str(self.output),
             "frames": self.frames, "fps": self.fps, "size": list(self.size), "chunks": self.chunks,
             "padded_frames": self.padded_frames, "audio": self.audio, "lost_frames": self.lost_frames,
             "condition_dir": None if self.condition_dir is None else str(self.condition_dir),
             "inputs": {"video": self.scene["video"], "trajectory": self.settings["trajectory"]["source"],
-                       "depth": self.scene["depth"], "prompt": self.prompt["text"]},
+                       "depth": self.scene["depth"],
+                       "prompt": self.prompt["text"] if self.prompt["source"] != "caption" else None},
             "scene": self.scene, "settings": self.settings, "fingerprint": self.fingerprint,
             "prompt": self.prompt, "weights": self.weights, "seconds": self.seconds,
+            "setup_seconds": self.setup_seconds,
             "frames_per_second": round(self.frames_per_second, 4), "peak_memory": self.peak_memory,
             "coverage": self.coverage, "warnings": list(self.warnings),
         }
@@ -259,6 +263,9 @@ class Rerenderer:
         self.track_memory = track_memory
         self.models = models or Models()
         self.reporter = reporter or Reporter("silent")
+        # seconds of the work a run of jobs does once, before its renders (depth, prompts, load: see
+        # batch.run_jobs); every sidecar of the run reports them as setup_seconds
+        self.setup = StageMeter(self.device)
         # cleaned prompts this renderer has embedded: their cache hit and any truncation warning were
         # reported then (a batch embeds every prompt up front), so later lookups of them stay quiet
         self._embedded: set[str] = set()
@@ -584,7 +591,8 @@ class Rerenderer:
             prompt=prompt, settings=resolved, fingerprint=self.fingerprint_of(settings), scene=scene.describe(),
             weights=weights, coverage={"min": round(min(coverages), 6),
                                        "mean": round(sum(coverages) / len(coverages), 6)},
-            condition_dir=None if save_condition is None else Path(save_condition), lost_frames=lost_frames)
+            condition_dir=None if save_condition is None else Path(save_condition), lost_frames=lost_frames,
+            setup_seconds=self.setup.report()["seconds"])
 
     @staticmethod
     def _steps() -> list[float]:

@@ -12,8 +12,9 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
-from golden_checks.common import GoldenCase
+from golden_checks.common import GoldenCase, assert_close
 
 HERE = Path(__file__).parent
 
@@ -50,3 +51,12 @@ def test_golden_dir_is_readable() -> None:
     if not folder:
         pytest.skip("INSPATIO_GOLDEN_DIR is not set")
     assert any(Path(folder).glob("*.safetensors")), f"no golden files in {folder}"
+
+
+def test_comparison_refuses_nan_and_infinity_unless_expected() -> None:
+    """A NaN is never 'close' (``NaN > 0`` is False, so a plain excess test would let it through)."""
+    nan, inf = float("nan"), float("inf")
+    assert_close("same", torch.tensor([1.0, inf, nan]), torch.tensor([1.0, inf, nan]), 1e-5, 0)
+    for got, expected in (([nan, 1.0], [0.0, 1.0]), ([inf, 1.0], [0.0, 1.0]), ([1.0, 1.0], [nan, 1.0])):
+        with pytest.raises(AssertionError, match="1 of 2 values out of tolerance"):
+            assert_close("x", torch.tensor(got), torch.tensor(expected), 1e-5, 0)

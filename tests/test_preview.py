@@ -121,6 +121,16 @@ def test_bundled_example(tmp_path, capsys):
     assert facts.frame_count == source.frame_count and facts.fps == source.fps
 
 
+def test_a_camera_turning_too_fast_is_warned_about(tmp_path, capsys):
+    """The official bound of 0.8 deg/frame is checked on every preview (not only by ``trajectory check``)."""
+    code, stdout, err = run(capsys, "preview", EXAMPLE, "-t", "x_y_circle_cycle", "-o", tmp_path / "p.mp4", "--json")
+    assert code == 0, err
+    summary = json.loads(stdout.splitlines()[-1])
+    assert any("deg/frame" in w and "official bound of 0.8" in w for w in summary["warnings"])
+    code, stdout, err = run(capsys, "preview", EXAMPLE, "-t", "orbit_left", "-o", tmp_path / "q.mp4", "--json")
+    assert code == 0 and not any("deg/frame" in w for w in json.loads(stdout.splitlines()[-1])["warnings"])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["coffee_martini_1352x760_30fps.mp4", "coffee_pour_1920x900_25fps_audio.mp4"])
 def test_real_videos_with_a_planar_depth(tmp_path, capsys, name):

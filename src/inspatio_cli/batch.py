@@ -45,13 +45,13 @@ import torch
 from . import caption as captioning
 from . import registry
 from .cameras import CameraOptions, TimeControl, chunk_plan
-from .choices import DEFAULT_NAME, check_size
+from .choices import DEFAULT_NAME, VIDEO_SUFFIXES, check_size
 from .errors import InputError, InspatioError, Interrupted, ManifestError, PromptError, UsageError, out_of_memory
 from .files import TEMP_MARK
 from .pipeline import depth_weights_needed, padded_length, resolve_depth
 from .meter import StageMeter
 from .progress import Reporter
-from .rerender import OUTPUT_SUFFIXES, SIDECAR_FORMAT, Rerenderer, RerenderResult
+from .rerender import SIDECAR_FORMAT, Rerenderer, RerenderResult
 from .text import check_prompt_text, read_prompt_file, resolve_text_device
 from .video import FIT_MODES, probe
 from .weights import read_header
@@ -547,7 +547,7 @@ def _name_pattern(name: str | None, seeds: Iterable[int]) -> str:
 
 def _output_name(pattern: str, video: Path, trajectory: str, seed: int, number: int) -> str:
     name = pattern.format(video=video.stem, trajectory=Path(trajectory).stem, seed=seed, index=number)
-    return name if Path(name).suffix.lower() in OUTPUT_SUFFIXES else name + ".mp4"
+    return name if Path(name).suffix.lower() in VIDEO_SUFFIXES else name + ".mp4"
 
 
 @dataclass
@@ -672,8 +672,8 @@ def _job(number: int, draft: _Draft, defaults: JobDefaults, inputs: _Inputs, bas
         target = Path(output)
     else:
         target = Path(output) / _output_name(pattern, video, trajectory, draft.seed, number)
-    if target.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise UsageError(f"the output must be a video file ({', '.join(OUTPUT_SUFFIXES)})", target)
+    if target.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UsageError(f"the output must be a video file ({', '.join(VIDEO_SUFFIXES)})", target)
     target.exists()  # raises OSError for a name the file system refuses, reported as a problem by plan_jobs
     if "save_condition" in values:
         condition = _under(base, values["save_condition"])

@@ -6,6 +6,7 @@ print help and reject bad input without loading PyTorch; each stage module re-ex
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 from .errors import UsageError
@@ -35,6 +36,24 @@ CONVENTIONS = ("opencv", "opengl", "blender", "unreal")
 """Camera axis conventions of pose files."""
 EXTEND_MODES = ("none", "pingpong", "loop", "hold", "official")
 """How short clips are lengthened (:class:`inspatio_cli.cameras.TimeControl`)."""
+
+
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
+"""Output video names: containers that hold the H.264 stream every command writes."""
+
+
+def check_video_output(output: str | Path, source: str | Path | None = None) -> Path:
+    """``output`` as a Path when it can name a video we write; :class:`UsageError` for a folder, another
+    suffix (.avi, .webm, .gif... cannot hold our H.264 stream, or are not videos), or the ``source`` video
+    itself. Cheap: commands call it before any work."""
+    path = Path(output)
+    if path.is_dir():
+        raise UsageError(f"the output is a folder; give a video file name ({', '.join(VIDEO_SUFFIXES)})", path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UsageError(f"the output must be a video file named {', '.join(VIDEO_SUFFIXES)}", path)
+    if source is not None and path.resolve() == Path(source).resolve():
+        raise UsageError("the output would overwrite the source video", path)
+    return path
 
 
 def check_size(size: Sequence[int] | None) -> tuple[int, int]:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .cameras import CameraOptions, RenderCameras, Trajectory, TrajectorySource, chunk_plan, render_cameras
+from .cameras.lint import speed_warning
 from .depth import DepthResult, find_sidecar
 from .depth.postprocess import intrinsics_to_canvas, maps_to_canvas
 from .errors import DepthError, UsageError, VideoError, WeightsError
@@ -259,6 +260,9 @@ def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource, *,
     scene = Scene.make(info, depth_result, depth_origin, source, camera=camera, fit=fit, size=size,
                        resample=resample_depth)
     reporter.event("scene", **scene.describe())
+    too_fast = speed_warning(scene.trajectory)
+    if too_fast:
+        reporter.warn(too_fast)
     return scene
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .cameras import CameraOptions, TrajectorySource
-from .choices import COVERAGE_THRESHOLD, LAYOUTS
+from .choices import COVERAGE_THRESHOLD, LAYOUTS, check_video_output
 from .errors import UsageError
 from .pipeline import ConditionWriter, WarpedChunk, open_scene, warped_chunks
 from .progress import Reporter
@@ -98,9 +98,9 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
         raise UsageError(f"unknown layout {layout!r} (choose {', '.join(LAYOUTS)})")
     if not 0.0 <= threshold <= 1.0:
         raise UsageError(f"the coverage threshold must be within 0..1, got {threshold}")
-    if Path(output).resolve() == Path(video).resolve():
-        raise UsageError("the output would overwrite the source video", output)
+    output = check_video_output(output, video)
     reporter = reporter or Reporter("silent")
+    first_warning = len(reporter.warnings)
     scene = open_scene(video, trajectory, camera=camera, depth=depth, fit=fit, skip_bad_frames=skip_bad_frames,
                        reporter=reporter)
     info = scene.video
@@ -124,13 +124,14 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
                 conditions.write(chunk.warped, chunk.mask)
     result = PreviewResult(Path(output), scene.num_frames, float(rate), painter.output_size, layout, per_frame,
                            threshold, audio, condition, decoding["lost_frames"])
-    _report(result, reporter, info)
+    _report(result, reporter, info, first_warning)
     return result
 
 
-def _report(result: PreviewResult, reporter: Reporter, source: VideoInfo) -> None:
-    """Coverage summary on stderr, warnings for lost source frames, empty warps and low coverage (kept in
-    ``result.warnings``)."""
+def _report(result: PreviewResult, reporter: Reporter, source: VideoInfo, first_warning: int) -> None:
+    """Coverage summary on stderr, warnings for lost source frames, empty warps and low coverage; every
+    warning of the run (from ``reporter.warnings[first_warning:]``, e.g. the camera's speed) is kept in
+    ``result.warnings``."""
     summary = result.summary()["coverage"]
     worst = ", ".join(f"{w['frame']} ({w['coverage']:.1%})" for w in summary["worst"])
     reporter.info(f"wrote {result.output} ({result.frames} frames, {result.fps:g} fps, layout {result.layout}"
@@ -146,7 +147,7 @@ def _report(result: PreviewResult, reporter: Reporter, source: VideoInfo) -> Non
                         f"invent most of the picture: {_frame_list(low)}")
     for message in messages:
         reporter.warn(message)
-    result.warnings.extend(messages)
+    result.warnings.extend(reporter.warnings[first_warning:])
     reporter.event("summary", **result.summary())
 
 

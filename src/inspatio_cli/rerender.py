@@ -51,7 +51,7 @@ import torch
 from . import __version__, registry
 from . import caption as captioning
 from .cameras import CameraOptions, TrajectorySource, chunk_plan
-from .choices import DECODERS, check_size
+from .choices import DECODERS, check_size, check_video_output
 from .errors import UsageError, WeightsError, out_of_memory
 from .files import atomic_output, fingerprint_file
 from .depth import find_sidecar
@@ -71,7 +71,6 @@ from .warp import coverage, mask_to_latent_channels
 
 TEXT_DTYPE = torch.bfloat16
 """The text encoder always runs in bfloat16, as the official pipeline does (its embeddings are cached)."""
-OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 SIDECAR_FORMAT = "inspatio-rerender/1"
 
 
@@ -522,10 +521,7 @@ class Rerenderer:
 
     @staticmethod
     def _check_paths(video: str | Path, output: Path) -> None:
-        if output.suffix.lower() not in OUTPUT_SUFFIXES:
-            raise UsageError(f"the output must be a video file ({', '.join(OUTPUT_SUFFIXES)})", output)
-        if output.resolve() == Path(video).resolve():
-            raise UsageError("the output would overwrite the source video", output)
+        check_video_output(output, video)
         if output.with_suffix(".json").resolve() == Path(video).resolve():
             raise UsageError("the output's sidecar would overwrite the source video", output)
 

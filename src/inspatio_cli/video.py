@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .choices import FIT_MODES, MODEL_SIZE
+from .choices import FIT_MODES, MODEL_SIZE, check_video_output
 from .errors import InputError, RuntimeFailure, UsageError, VideoError
 from .files import AtomicFile
 
@@ -613,13 +613,10 @@ class VideoWriter:
         self._encoder: _EncodeThread | None = None
 
     def __enter__(self) -> "VideoWriter":
-        if self.path.is_dir():
-            raise UsageError("the output is a folder; give a video file name (.mp4, .mov or .mkv)", self.path)
+        check_video_output(self.path)
         self._target = AtomicFile(self.path)
         try:
             self._container = av.open(str(self._target.tmp), mode="w", format=_format_for(self.path))
-        except ValueError:  # FFmpeg knows no container for this file name
-            raise UsageError("cannot tell the video format from this name; use .mp4, .mov or .mkv", self.path) from None
         except av.error.FFmpegError as exc:
             raise InputError(f"cannot write the output here ({_ffmpeg_reason(exc)})", self.path) from None
         return self

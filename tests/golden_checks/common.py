@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -98,7 +99,8 @@ class GoldenCase:
 
 
 def assert_close(name: str, actual: torch.Tensor, expected: torch.Tensor, atol: float, rtol: float) -> None:
-    """Elementwise ``|actual - expected| <= atol + rtol*|expected|``; the failure names the worst element."""
+    """Elementwise ``|actual - expected| <= atol + rtol*|expected|``; the failure names the worst element.
+    A NaN or infinity passes only where the expected value is the same one (a NaN never passes as close)."""
     actual = torch.as_tensor(actual).detach().cpu()
     expected = torch.as_tensor(expected).detach().cpu()
     assert tuple(actual.shape) == tuple(expected.shape), f"{name}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
@@ -107,7 +109,9 @@ def assert_close(name: str, actual: torch.Tensor, expected: torch.Tensor, atol: 
         assert mismatch == 0, f"{name}: {mismatch} of {expected.numel()} integer values differ"
         return
     a, e = actual.double(), expected.double()
-    excess = (a - e).abs() - (atol + rtol * e.abs())
+    same_special = ~torch.isfinite(e) & ((a == e) | (a.isnan() & e.isnan()))
+    excess = ((a - e).abs() - (atol + rtol * e.abs())).nan_to_num(nan=math.inf)
+    excess[same_special] = -1.0
     worst = int(excess.argmax()) if excess.numel() else 0
     if excess.numel() and excess.flatten()[worst] > 0:
         index = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), e.shape))

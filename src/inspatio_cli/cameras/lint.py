@@ -125,18 +125,33 @@ def _check_orbit(report: LintReport, orbit: OrbitKeyframes, n: int) -> None:
 
 
 def _check_speed(report: LintReport, traj: Trajectory) -> None:
+    steps = _turn_steps(traj)
+    report.summary.update(total_deg=round(float(steps.sum()), 4),
+                          max_deg_per_frame=round(float(steps.max(initial=0.0)), 4))
+    warning = speed_warning(traj, steps)
+    if warning:
+        report.add("warning", "speed", warning)
+
+
+def _turn_steps(traj: Trajectory) -> np.ndarray:
+    """Degrees the camera turns between consecutive output frames, ``(T-1,)``."""
     R = traj.rel_c2w.numpy()[:, :3, :3]
-    steps = se3.rotation_angle_deg(R[:-1], R[1:]) if len(R) > 1 else np.zeros(0)
-    total = float(steps.sum())
-    report.summary.update(total_deg=round(total, 4), max_deg_per_frame=round(float(steps.max(initial=0.0)), 4))
-    if len(steps) and steps.max() > OFFICIAL_MAX_DEG_PER_FRAME:
-        k = int(steps.argmax())
-        fast = int((steps > OFFICIAL_MAX_DEG_PER_FRAME).sum())
-        needed = math.ceil(len(steps) * steps.max() / OFFICIAL_MAX_DEG_PER_FRAME) + 1
-        report.add("warning", "speed",
-                   f"the camera turns up to {steps.max():.2f} deg/frame (frames {k}->{k + 1}; {fast} steps above the "
-                   f"official bound of {OFFICIAL_MAX_DEG_PER_FRAME} deg/frame): expect smearing; use a longer clip "
-                   f"(about {needed} frames, e.g. --slow or --extend pingpong --min-frames {needed}) or smaller angles")
+    return se3.rotation_angle_deg(R[:-1], R[1:]) if len(R) > 1 else np.zeros(0)
+
+
+def speed_warning(traj: Trajectory, steps: np.ndarray | None = None) -> str | None:
+    """The warning for a camera that turns faster than the official 0.8 deg/frame bound (the generator
+    smears such motion), with how many frames would keep it under the bound; None when it does not.
+    ``trajectory check`` lists it; preview and rerender print it and record it with their warnings."""
+    steps = _turn_steps(traj) if steps is None else steps
+    if not len(steps) or steps.max() <= OFFICIAL_MAX_DEG_PER_FRAME:
+        return None
+    k = int(steps.argmax())
+    fast = int((steps > OFFICIAL_MAX_DEG_PER_FRAME).sum())
+    needed = math.ceil(len(steps) * steps.max() / OFFICIAL_MAX_DEG_PER_FRAME) + 1
+    return (f"the camera turns up to {steps.max():.2f} deg/frame (frames {k}->{k + 1}; {fast} steps above the "
+            f"official bound of {OFFICIAL_MAX_DEG_PER_FRAME} deg/frame): expect smearing; use a longer clip "
+            f"(about {needed} frames, e.g. --slow or --extend pingpong --min-frames {needed}) or smaller angles")
 
 
 def _check_chunks(report: LintReport, traj: Trajectory) -> None:

@@ -6,10 +6,12 @@ Every reader raises :class:`~inspatio_cli.errors.TrajectoryError` naming the fil
 
 from __future__ import annotations
 
+import bisect
 import json
 import json.decoder
 import json.scanner
 import math
+import re
 from pathlib import Path
 
 from ...errors import TrajectoryError
@@ -95,12 +97,13 @@ def load_json(path: str | Path) -> object:
     """Parse a JSON file; every object becomes a :class:`JsonObject` carrying its line number, so
     schema errors can point at the offending entry. Syntax errors name the line too."""
     text = read_text(path)
+    line_ends = [m.start() for m in re.finditer("\n", text)]
 
     def parse_object(s_and_end, *args, **kwargs):
-        s, start = s_and_end
+        start = s_and_end[1]
         obj, end = json.decoder.JSONObject(s_and_end, *args, **kwargs)
         tagged = JsonObject(obj)
-        tagged.line = s.count("\n", 0, start) + 1
+        tagged.line = bisect.bisect_left(line_ends, start) + 1
         return tagged, end
 
     decoder = json.JSONDecoder()

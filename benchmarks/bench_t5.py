@@ -54,9 +54,9 @@ def main() -> None:
             for length in args.lengths:
                 mask = (torch.arange(512, device=device) < length).long()[None]
                 ids = torch.randint(2, 1024, (1, 512), device=device) * mask
-                trimmed = timed(lambda: model.encode_ids(ids, mask), device, args.repeats)
+                trimmed = timed(lambda m=model: m.encode_ids(ids, mask), device, args.repeats)
                 with torch.no_grad():
-                    full = timed(lambda: model(ids, mask), device, args.repeats)
+                    full = timed(lambda m=model: m(ids, mask), device, args.repeats)
                 per24 = 24 / args.layers
                 print(f"{device.type:4s} {str(dtype).removeprefix('torch.'):8s} tokens {length:3d}: encode_ids "
                       f"{trimmed * 1e3:8.1f} ms, full 512 forward {full * 1e3:8.1f} ms for {args.layers} layers "

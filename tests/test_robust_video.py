@@ -141,7 +141,7 @@ def test_preview_over_the_corpus(corpus, capsys, tmp_path):
             tally["fails"] += 1
             continue
         output = tmp_path / f"{case.path.name}.preview.mp4"
-        args = ["preview", str(case.path), "-t", "orbit_left", "-o", str(output), "--depth", depth, "--layout", "warped"]
+        args = ["preview", str(case.path), "-t", "static", "-o", str(output), "--depth", depth, "--layout", "warped"]
         code, out, err = _cli(capsys, *args, "--json")
         assert "Traceback" not in err and code in (0, 3), (case.name, code, err)
         if code == 0:

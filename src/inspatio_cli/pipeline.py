@@ -99,14 +99,16 @@ def resample_depth(depth: DepthResult, source_hw: tuple[int, int], size: tuple[i
     """``depth`` (made on another canvas of the same video and fit) moved onto the canvas ``size`` (H, W):
     maps by nearest neighbour (as the depth stage resizes), ``K`` through the same pixel mapping (the
     official corner convention, :meth:`Fit.pixel_transform`); letterbox pixels of ``pad`` get the frame's
-    largest depth and confidence 0, as the depth stage fills them. Poses are unchanged."""
+    largest depth and confidence 0, as the depth stage fills them. Poses are unchanged. The resampled maps
+    are held in memory (the memory-mapped file is not: keep depth made on the run's canvas for long clips)."""
     old = Fit.make(source_hw, depth.size, fit).pixel_transform()
     new = Fit.make(source_hw, size, fit).pixel_transform()
     transform = new @ torch.linalg.inv(old)
-    far = depth.depth.flatten(1).amax(1)
-    confidence = None if depth.confidence is None else maps_to_canvas(depth.confidence, transform, size, 0.0)
+    maps = depth.depth.float()
+    far = maps.flatten(1).amax(1)
+    confidence = None if depth.confidence is None else maps_to_canvas(depth.confidence.float(), transform, size, 0.0)
     meta = {**depth.meta, "resampled_from": f"{depth.size[0]}x{depth.size[1]}"}
-    return DepthResult(maps_to_canvas(depth.depth, transform, size, far), intrinsics_to_canvas(depth.K, transform),
+    return DepthResult(maps_to_canvas(maps, transform, size, far), intrinsics_to_canvas(depth.K, transform),
                        depth.c2w, confidence, meta)
 
 
@@ -199,7 +201,7 @@ class Scene:
     def _inputs(self, frames: range, device: str) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """Clipped depth (n, H, W) of the source frames shown and (source_w2c, target_w2c, K, K_target)."""
         c, sl = self.cameras, slice(frames.start, frames.stop)
-        depth = to_device(self.depth.depth[c.source_index[sl]].clamp(*DEPTH_RANGE), device)
+        depth = to_device(self.depth.depth[c.source_index[sl]].float().clamp(*DEPTH_RANGE), device)
         return depth, tuple(m[sl].to(device) for m in (c.source_w2c, c.target_w2c, c.K, c.target_K))
 
     def describe(self) -> dict:

@@ -71,7 +71,7 @@ class Reporter:
         if mode not in MODES:
             raise ValueError(f"unknown reporter mode {mode!r}")
         self.mode = mode
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, soft_wrap=True)  # a message is one line, even in a log file
         self.stdout = stdout or sys.stdout
         self.progress: Progress | None = None
         self.warnings: list[str] = []

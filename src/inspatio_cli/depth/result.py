@@ -5,6 +5,9 @@ A :class:`DepthResult` is what the depth stage produces and what the warp consum
 metadata) so previews and reruns with other trajectories never run the depth model again. A path ending in
 ``.safetensors.gz`` holds the same bytes gzip-compressed (depth maps of synthetic or smooth scenes shrink
 many times; the bundled example uses it), and depth may be stored as float16 (relative precision 5e-4).
+An uncompressed file is memory-mapped when loaded: a frame's depth is read from disk when the warp uses
+it, so the depth of a long video costs no memory (a ``.gz`` file is decompressed into memory: keep those
+for short clips).
 
 Next to a video ``clip.mp4``, a file ``clip.depth.safetensors`` (or ``.safetensors.gz``) is its sidecar
 depth: :func:`find_sidecar` finds it, and preview/rerender use it when no depth file is given.
@@ -21,9 +24,12 @@ from pathlib import Path
 
 import gzip
 import json
+import math
 import struct
 import zlib
+from typing import Iterator
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_bytes
@@ -38,11 +44,18 @@ __all__ = ["DepthResult", "find_sidecar"]
 
 FORMAT = "inspatio-depth"
 FORMAT_VERSION = "1"
+BLOCK_FRAMES = 16
+"""Frames checked at a time by :meth:`DepthResult.validate` and :meth:`DepthResult.describe`."""
+DESCRIBE_FRAMES = 16
+"""Frames whose depth values give the median in :meth:`DepthResult.describe`."""
+_NUMPY_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16}
+"""Safetensors dtypes an uncompressed depth file may hold; anything else is not a depth file."""
 
 
 @dataclass
 class DepthResult:
-    """Depth ``(T, H, W)`` float32 > 0, ``K (T, 3, 3)``, source ``c2w (T, 4, 4)`` and metadata.
+    """Depth ``(T, H, W)`` > 0 (float32, or float16 as stored in a file), ``K (T, 3, 3)``, source
+    ``c2w (T, 4, 4)`` and metadata.
 
     ``meta`` keys used by the tool: ``model`` (depth model name), ``units`` (``"metric"`` or
     ``"relative"``), ``video_hash`` (see :func:`inspatio_cli.files.fingerprint_file`), ``fit``
@@ -79,13 +92,16 @@ class DepthResult:
         for name, tensor in (("depth", d), ("K", K), ("c2w", c2w)):
             if not tensor.is_floating_point():
                 raise DepthError(f"{name} must be floating point, got {tensor.dtype}", path)
-            bad = (~torch.isfinite(tensor)).nonzero()
-            if len(bad):
-                raise DepthError(f"{name} has non-finite values (first at frame {int(bad[0, 0])})", path)
-        nonpos = (d <= 0).nonzero()
-        if len(nonpos):
-            raise DepthError(f"depth must be positive; {len(nonpos)} value(s) <= 0 (first at frame "
-                             f"{int(nonpos[0, 0])})", path)
+            for start, block in _blocks(tensor):
+                bad = (~torch.isfinite(block)).nonzero()
+                if len(bad):
+                    raise DepthError(f"{name} has non-finite values (first at frame {start + int(bad[0, 0])})",
+                                     path)
+        nonpos = [(start, (block <= 0).nonzero()) for start, block in _blocks(d)]
+        nonpos = [(start + int(found[0, 0]), len(found)) for start, found in nonpos if len(found)]
+        if nonpos:
+            raise DepthError(f"depth must be positive; {sum(n for _, n in nonpos)} value(s) <= 0 (first at frame "
+                             f"{nonpos[0][0]})", path)
         if (K[:, 0, 0] <= 0).any() or (K[:, 1, 1] <= 0).any():
             raise DepthError("K has a non-positive focal length", path)
         last = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=c2w.dtype)
@@ -124,16 +140,17 @@ class DepthResult:
 
     @classmethod
     def load(cls, path: str | Path) -> "DepthResult":
-        """Read and validate a depth cache file; every problem is a one-line :class:`DepthError`."""
+        """Read and validate a depth cache file; every problem is a one-line :class:`DepthError`. The
+        maps of an uncompressed file stay on disk (memory-mapped, in their stored precision) until used."""
         p = Path(path)
         if not p.is_file():
             raise DepthError("no such depth file" if not p.exists() else "not a file", p)
         try:
-            data = p.read_bytes()
             if _compressed(p):
-                data = gzip.decompress(data)
-            tensors = load_bytes(data)
-            meta = _header_metadata(data)
+                data = gzip.decompress(p.read_bytes())
+                tensors, meta = load_bytes(data), _header_metadata(data)
+            else:
+                tensors, meta = _map_safetensors(p)
         except (SafetensorError, OSError, ValueError, EOFError, zlib.error, struct.error) as exc:
             raise DepthError(f"not a readable depth file ({' '.join(str(exc).split())[:160]})", p) from None
         missing = [k for k in ("depth", "K", "c2w") if k not in tensors]
@@ -141,20 +158,60 @@ class DepthResult:
             raise DepthError(f"missing tensor(s) {', '.join(missing)}; expected depth, K, c2w", p)
         if meta.get("format", FORMAT) != FORMAT:
             raise DepthError(f"unknown format {meta.get('format')!r}", p)
-        result = cls(depth=tensors["depth"].float(), K=tensors["K"].float(), c2w=tensors["c2w"].float(),
-                     confidence=tensors["confidence"].float() if "confidence" in tensors else None,
+        result = cls(depth=tensors["depth"], K=tensors["K"].float(), c2w=tensors["c2w"].float(),
+                     confidence=tensors.get("confidence"),
                      meta={k: v for k, v in meta.items() if k not in ("format", "format_version")})
         return result.validate(p)
 
     def describe(self) -> dict:
-        """Summary for ``--json`` and logs."""
+        """Summary for ``--json`` and logs: frames, size, depth range and the median depth of up to
+        :data:`DESCRIBE_FRAMES` evenly spaced frames (the whole clip is never held at once), metadata."""
         d = self.depth
-        return {"frames": self.num_frames, "size": list(self.size), "depth_min": float(d.min()),
-                "depth_median": float(d.median()), "depth_max": float(d.max()), **self.meta}
+        low, high = zip(*((float(b.min()), float(b.max())) for _, b in _blocks(d)))
+        sample = d[torch.linspace(0, self.num_frames - 1, min(self.num_frames, DESCRIBE_FRAMES)).round().long()]
+        return {"frames": self.num_frames, "size": list(self.size), "depth_min": min(low),
+                "depth_median": float(sample.float().median()), "depth_max": max(high), **self.meta}
 
 
 def _compressed(path: str | Path) -> bool:
     return str(path).endswith(".gz")
+
+
+def _blocks(maps: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
+    """``(first frame, maps[first:first + BLOCK_FRAMES])``: checks over a clip without full-size temporaries."""
+    for start in range(0, maps.shape[0], BLOCK_FRAMES):
+        yield start, maps[start:start + BLOCK_FRAMES]
+
+
+def _map_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors of an uncompressed safetensors file over a copy-on-write memory map (nothing is read
+    until used; writing to them never changes the file), and its metadata. Raises ValueError (and the
+    errors of reading the header) for a file that does not hold what its header says."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        (header_size,) = struct.unpack("<Q", fh.read(8))
+        if header_size > size - 8:
+            raise ValueError(f"the header claims {header_size} bytes of a {size}-byte file")
+        header = json.loads(fh.read(header_size))
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    meta = header.pop("__metadata__", None) or {}
+    tensors = {}
+    for name, info in header.items():
+        try:
+            dtype, shape, (start, end) = _NUMPY_DTYPES[info["dtype"]], tuple(info["shape"]), info["data_offsets"]
+            if not all(type(n) is int for n in (*shape, start, end)):
+                raise TypeError
+            count = math.prod(shape)
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"tensor {name!r}: a malformed or unsupported entry {str(info)[:80]}") from None
+        if min(shape, default=0) < 0 or not 0 <= start <= end or end - start != count * np.dtype(dtype).itemsize \
+                or 8 + header_size + end > size:
+            raise ValueError(f"tensor {name!r}: offsets {start}..{end} do not hold its shape {list(shape)}")
+        array = (np.zeros(shape, dtype) if count == 0 else
+                 np.memmap(path, dtype=dtype, mode="c", offset=8 + header_size + start, shape=shape))
+        tensors[name] = torch.from_numpy(array)
+    return tensors, {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
 
 
 def _header_metadata(data: bytes) -> dict[str, str]:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from fuzzing import EXAMPLES, fuzz, json_inputs, text_inputs
 from inspatio_cli.batch import JobDefaults, plan_jobs, read_manifest
-from inspatio_cli.rerender import OUTPUT_SUFFIXES
+from inspatio_cli.choices import VIDEO_SUFFIXES
 from media import make_clip, pattern
 from test_preview_pipeline import ORBIT
 
@@ -50,7 +50,7 @@ def folder(tmp_path_factory) -> Path:
 def _check(jobs) -> None:
     outputs = [job.output.resolve() for job in jobs]
     assert len(set(outputs)) == len(outputs)
-    assert all(job.output.suffix.lower() in OUTPUT_SUFFIXES and job.frames > 0 and job.chunks > 0 for job in jobs)
+    assert all(job.output.suffix.lower() in VIDEO_SUFFIXES and job.frames > 0 and job.chunks > 0 for job in jobs)
 
 
 @pytest.mark.parametrize("name, strategy", [

@@ -120,6 +120,8 @@ def test_time_edit_errors():
         TimeControl(reverses=(Reverse(5, 2),)).edited_map(10)
     with pytest.raises(UsageError, match="min-frames"):
         TimeControl(min_frames=10)
+    with pytest.raises(UsageError, match="--extend pingpong needs --min-frames N"):
+        TimeControl(extend="pingpong")  # it would do nothing: say so instead
     with pytest.raises(UsageError, match="FRAME:COUNT"):
         TimeControl.from_options(freeze=["12"])
     with pytest.raises(UsageError, match="not a whole number"):
@@ -252,7 +254,7 @@ def test_render_cameras_against_warp_pipeline_golden(path):
 
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(1, 60), frame=st.integers(0, 59), count=st.integers(0, 20), factor=st.floats(0.25, 4.0),
-       mode=st.sampled_from(["none", "pingpong", "loop", "hold"]), min_frames=st.integers(0, 150))
+       mode=st.sampled_from(["none", "pingpong", "loop", "hold"]), min_frames=st.integers(1, 150))
 def test_time_map_properties(n, frame, count, factor, mode, min_frames):
     frame = frame % n
     slow = (Slow(frame + 1, n - 1, factor),) if frame + 1 < n else ()

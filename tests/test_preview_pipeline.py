@@ -13,7 +13,9 @@ from inspatio_cli import pipeline
 from inspatio_cli.cameras import CameraOptions, TimeControl
 from inspatio_cli.depth import DepthResult
 from inspatio_cli.errors import DepthError, WeightsError
+from inspatio_cli.files import fingerprint_file
 from inspatio_cli.pipeline import open_scene, resolve_depth, warped_chunks
+from inspatio_cli.progress import Reporter
 from inspatio_cli.video import Fit, read_video
 from media import make_clip, pattern
 
@@ -71,6 +73,19 @@ def test_depth_must_match_the_video(clip, tmp_path):
     result.save(cropped)
     with pytest.raises(DepthError, match="fit 'crop'"):
         open_scene(clip["video"], clip["traj"], depth=cropped)
+
+
+def test_depth_of_another_video_is_warned_about(clip, tmp_path):
+    """The depth stage records the video's fingerprint; a file made from another video (same frame count
+    and size, so nothing else can tell) gives a warning naming both files."""
+    for made_from, warned in ((fingerprint_file(clip["video"]), False), ("0123456789abcdef", True)):
+        result = planar_depth(20)
+        result.meta["video_hash"] = made_from
+        path = result.save(tmp_path / "depth.safetensors")
+        reporter = Reporter("silent")
+        open_scene(clip["video"], clip["traj"], depth=path, reporter=reporter)
+        assert [w for w in reporter.warnings if "was made from another video" in w and str(path) in w] == (
+            [reporter.warnings[0]] if warned else [])
 
 
 def test_scene_facts(clip):

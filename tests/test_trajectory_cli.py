@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import shutil
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from inspatio_cli.cameras import CameraOptions, check_trajectory, list_presets, load_trajectory
+from inspatio_cli.cameras.loader import export_losses
 from inspatio_cli.depth.result import DepthResult
 from clirun import run
 
@@ -40,6 +42,14 @@ def test_show_with_depth_and_time_edits(capsys, tmp_path, room_depth):
     code, _, err = run(capsys, "trajectory", "show", "orbit_left", "--depth", str(room_depth), "--freeze", "20:8",
                        "--reverse", "30:40", "-o", str(out))
     assert code == 0 and out.exists() and "wrote" in err
+
+
+def test_show_writes_the_format_its_name_asks_for(capsys, tmp_path):
+    for name, magic in (("path.jpg", b"\xff\xd8\xff"), ("path.svg", b"<?xml"), ("path.pdf", b"%PDF")):
+        code, _, err = run(capsys, "trajectory", "show", "orbit_left", "-n", "20", "-o", str(tmp_path / name), "-q")
+        assert code == 0 and (tmp_path / name).read_bytes().startswith(magic), err
+    code, _, err = run(capsys, "trajectory", "show", "orbit_left", "-n", "20", "-o", str(tmp_path / "path.txt"))
+    assert code == 2 and "use png, jpg" in err and not (tmp_path / "path.txt").exists()
 
 
 def test_check_exit_codes_and_json(capsys, tmp_path):
@@ -97,6 +107,16 @@ def test_convert_round_trip_through_the_cli(capsys, tmp_path, to, suffix):
     assert np.allclose(back.rel_c2w.numpy(), original.rel_c2w.numpy(), atol=1e-6)
 
 
+def test_convert_says_which_intrinsics_a_format_cannot_keep(capsys, tmp_path):
+    source = tmp_path / "path.json"
+    source.write_text('{"keyframes": [{"at": 0, "position": [0, 0, 0], "fov": 60}, '
+                      '{"at": 1, "position": [0.1, 0, 0], "fov": 60}]}')
+    for to, name, lost in (("tcw", "a.txt", "hold poses only"), ("npy", "a.npy", "hold poses only"),
+                           ("npy", "a.npz", None), ("json", "a.json", None), ("nerfstudio", "n.json", None)):
+        code, _, err = run(capsys, "trajectory", "convert", source, "-n", "9", "--to", to, "-o", tmp_path / name)
+        assert code == 0 and (lost in err if lost else "warning" not in err), (to, err)
+
+
 def test_convert_keyframes_need_a_length(capsys, tmp_path):
     code, _, err = run(capsys, "trajectory", "convert", "orbit_left", "--to", "tcw", "-o", str(tmp_path / "x.txt"))
     assert code == 2 and "--frames" in err
@@ -123,3 +143,15 @@ def test_bad_options_are_usage_errors(capsys):
     for args in (["--freeze", "3"], ["--extend", "bounce"], ["--direction", "w2c"], ["--slow", "5:2:2"]):
         code, _, err = run(capsys, "trajectory", "check", "orbit_left", "-n", "20", *args)
         assert code == 2 and err.startswith("error:"), (args, err)
+
+
+def test_nerfstudio_export_names_an_off_centre_principal_point(tmp_path):
+    source = tmp_path / "path.json"
+    source.write_text('{"keyframes": [{"at": 0, "position": [0, 0, 0], "fov": 60}, '
+                      '{"at": 1, "position": [0.1, 0, 0], "fov": 60}]}')
+    traj = load_trajectory(source).resolve(9)
+    assert export_losses(traj, "nerfstudio", "n.json") is None
+    shifted = traj.K.clone()
+    shifted[:, 0, 2] += 12.0
+    lost = export_losses(dataclasses.replace(traj, K=shifted), "nerfstudio", "n.json")
+    assert lost is not None and "12.0 px off centre" in lost

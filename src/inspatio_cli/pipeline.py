@@ -33,6 +33,7 @@ from .cameras.lint import speed_warning
 from .depth import DepthResult, find_sidecar
 from .depth.postprocess import intrinsics_to_canvas, maps_to_canvas
 from .errors import DepthError, UsageError, VideoError, WeightsError
+from .files import fingerprint_file
 from .progress import Reporter
 from .video import MODEL_SIZE, Fit, Prefetch, VideoInfo, VideoWriter, iter_frames, probe
 from .warp import forward_warp, log_depth_max, mask_to_video
@@ -251,7 +252,9 @@ def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource, *,
     a depth estimate.
 
     Raises :class:`DepthError` when the depth is missing or does not match the video (frame count, size,
-    fit) and :class:`TrajectoryError` / :class:`UsageError` for bad trajectory or time options.
+    fit) and :class:`TrajectoryError` / :class:`UsageError` for bad trajectory or time options. Warns when
+    the depth file records another video than this one, and when the camera turns faster than the
+    official 0.8 deg/frame.
     """
     reporter = reporter or Reporter("silent")
     info = probe(video)
@@ -262,6 +265,10 @@ def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource, *,
     scene = Scene.make(info, depth_result, depth_origin, source, camera=camera, fit=fit, size=size,
                        resample=resample_depth)
     reporter.event("scene", **scene.describe())
+    made_from = depth_result.meta.get("video_hash")
+    if made_from is not None and made_from != fingerprint_file(video):
+        reporter.warn(f"{depth_origin} was made from another video than {video} (or the video has changed "
+                      "since): the warp will use that depth as it is; make the depth again if this is a mistake")
     too_fast = speed_warning(scene.trajectory)
     if too_fast:
         reporter.warn(too_fast)

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..depth.result import DepthResult
+from ..progress import Reporter
 from ..video import MODEL_SIZE
-from .loader import write_trajectory
+from .loader import export_losses, write_trajectory
 from .options import CameraOptions
 from .plot import plot_trajectory
 from .source import frame_count
@@ -35,13 +36,17 @@ def show_trajectory(source: str | Path, out: str | Path, *, options: CameraOptio
 
 
 def convert_trajectory(source: str | Path, out: str | Path, to: str, *, options: CameraOptions | None = None,
-                       num_frames: int | None = None, depth: DepthResult | None = None, fps: float | None = None
-                       ) -> Trajectory:
+                       num_frames: int | None = None, depth: DepthResult | None = None, fps: float | None = None,
+                       reporter: Reporter | None = None) -> Trajectory:
     """Write the resolved per-frame cameras of ``source`` to ``out`` as ``to`` (see
     :func:`write_trajectory`); keyframe trajectories need ``num_frames`` or ``depth``. The depth
-    file's first K gives the nerfstudio field of view when the trajectory has no intrinsics."""
+    file's first K gives the nerfstudio field of view when the trajectory has no intrinsics. Warns (on
+    ``reporter``) when the format cannot keep the trajectory's intrinsics (:func:`export_losses`)."""
     options = options or CameraOptions()
     traj = resolve_for(source, options, num_frames=num_frames, depth=depth, fps=fps)
     write_trajectory(traj, out, to, fallback_K=None if depth is None else depth.K[0].double().numpy(),
                      fps=fps or 24.0)
+    lost = export_losses(traj, to, out)
+    if lost and reporter is not None:
+        reporter.warn(lost)
     return traj

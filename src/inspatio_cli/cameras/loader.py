@@ -210,6 +210,26 @@ def write_trajectory(trajectory: Trajectory, path: str | Path, to: str, *, fallb
     return path
 
 
+def export_losses(trajectory: Trajectory, to: str, path: str | Path) -> str | None:
+    """What an export to ``to`` (at ``path``) cannot keep of ``trajectory``'s intrinsics, or None: ``tcw``,
+    ``c2w`` and ``.npy`` hold poses only; ``nerfstudio`` holds one vertical field of view per frame, so
+    a principal point off the centre or ``fx != fy`` is lost."""
+    K = trajectory.K
+    if K is None:
+        return None
+    if to in ("tcw", "c2w") or (to == "npy" and Path(path).suffix.lower() != ".npz"):
+        return f"{to} files hold poses only: the per-frame intrinsics (K) are not written (use json or .npz)"
+    if to == "nerfstudio":
+        h, w = trajectory.size
+        off = (K[:, 0, 2] - w / 2).abs().max().item(), (K[:, 1, 2] - h / 2).abs().max().item()
+        skew = ((K[:, 0, 0] - K[:, 1, 1]).abs() / K[:, 1, 1]).max().item()
+        if max(off) > 0.5 or skew > 1e-6:
+            return ("nerfstudio keeps a vertical field of view per frame: the principal point (up to "
+                    f"{max(off):.1f} px off centre) and fx != fy (up to {skew:.1%}) are not written "
+                    "(use json or .npz to keep K)")
+    return None
+
+
 def export_text(trajectory: Trajectory, to: str, *, fallback_K: np.ndarray | None = None, fps: float = 24.0) -> str:
     """The text of a ``tcw``, ``c2w``, ``json`` or ``nerfstudio`` export (see :func:`write_trajectory`)."""
     c2w = trajectory.rel_c2w.numpy()

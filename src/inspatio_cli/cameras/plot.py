@@ -15,11 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from ..depth.result import DepthResult
+from ..errors import UsageError
 from ..files import atomic_output
 from . import se3
 from .render import render_cameras
 from .source import fov_to_intrinsics
 from .trajectory import Trajectory
+
+PICTURE_SUFFIXES = ("png", "jpg", "jpeg", "svg", "pdf")
+"""Picture formats of ``trajectory show`` (matplotlib writes each from its suffix)."""
 
 DEFAULT_FOV_DEG = 55.0
 FRUSTUMS = 8
@@ -39,10 +43,15 @@ def _frustum(c2w: np.ndarray, K: np.ndarray, size: tuple[int, int], depth: float
 
 def plot_trajectory(traj: Trajectory, out: str | Path, *, depth: DepthResult | None = None,
                     relative_to_source: bool = False, title: str | None = None) -> Path:
-    """Draw ``traj`` (and the source cameras of ``depth``) to the PNG ``out`` (written atomically)."""
+    """Draw ``traj`` (and the source cameras of ``depth``) to the picture ``out`` (written atomically), in
+    the format its suffix names (:data:`PICTURE_SUFFIXES`; :class:`UsageError` for another)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    out = Path(out)
+    kind = out.suffix.lower().lstrip(".")
+    if kind not in PICTURE_SUFFIXES:
+        raise UsageError(f"cannot tell the picture format from this name; use {', '.join(PICTURE_SUFFIXES)}", out)
     n = len(traj)
     if depth is not None:
         cams = render_cameras(traj, depth.c2w, depth.K[0], relative_to_source=relative_to_source,
@@ -106,9 +115,8 @@ def plot_trajectory(traj: Trajectory, out: str | Path, *, depth: DepthResult | N
     timing.legend(loc="upper left", fontsize=8)
     fig.suptitle(title or traj.meta.get("source") or "trajectory")
     fig.tight_layout()
-    out = Path(out)
     with atomic_output(out) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format=kind)
     return out
 
 

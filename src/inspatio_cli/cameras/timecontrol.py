@@ -141,6 +141,8 @@ class TimeControl:
             raise UsageError(f"--min-frames {self.min_frames}: at most {MAX_OUTPUT_FRAMES} output frames")
         if self.min_frames and self.extend in ("none", "official"):
             raise UsageError(f"--min-frames needs --extend pingpong|loop|hold (got --extend {self.extend})")
+        if not self.min_frames and self.extend in ("pingpong", "loop", "hold"):
+            raise UsageError(f"--extend {self.extend} needs --min-frames N (the number of output frames to reach)")
         for f in self.freezes:
             if f.count < 0:
                 raise UsageError(f"--freeze count must be >= 0, got {f.count}")

@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 
 from ..choices import CONVENTIONS, EXPORTS, EXTEND_MODES, FORMATS
-from .app import JsonOpt, QuietOpt, app
+from .app import JsonOpt, QuietOpt, app, reporter
 
 if TYPE_CHECKING:
     from ..cameras import CameraOptions
@@ -128,7 +128,7 @@ def _depth(path: Path | None) -> DepthResult | None:
 def show(
     trajectory: TrajectoryArg,
     camera: CameraOptions,
-    output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Picture to write: .png, .jpg, .svg or .pdf.", show_default=False)],
     frames: FramesOpt = None,
     depth: DepthOpt = None,
     fps: FpsOpt = None,
@@ -191,9 +191,10 @@ def convert(
     """Write the resolved per-frame cameras (OpenCV, relative to the first source camera) to another format."""
     from ..cameras.commands import convert_trajectory
 
-    traj = convert_trajectory(trajectory, output, to, options=camera, num_frames=frames, depth=_depth(depth), fps=fps)
-    if not quiet:
-        Console(stderr=True).print(f"wrote {output} ({len(traj)} cameras, {to})", highlight=False, markup=False)
+    out = reporter(False, quiet)
+    traj = convert_trajectory(trajectory, output, to, options=camera, num_frames=frames, depth=_depth(depth), fps=fps,
+                              reporter=out)
+    out.info(f"wrote {output} ({len(traj)} cameras, {to})")
 
 
 @group.command()

@@ -27,13 +27,12 @@ import json
 import math
 import struct
 import zlib
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_bytes
-from safetensors.torch import save as save_bytes
 
 from ..errors import DepthError
 from ..files import atomic_output
@@ -48,6 +47,8 @@ BLOCK_FRAMES = 16
 """Frames checked at a time by :meth:`DepthResult.validate` and :meth:`DepthResult.describe`."""
 DESCRIBE_FRAMES = 16
 """Frames whose depth values give the median in :meth:`DepthResult.describe`."""
+_SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float16: "F16"}
+"""How a depth file stores its tensors."""
 _NUMPY_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16}
 """Safetensors dtypes an uncompressed depth file may hold; anything else is not a depth file."""
 
@@ -123,19 +124,22 @@ class DepthResult:
 
     def save(self, path: str | Path, *, depth_dtype: torch.dtype = torch.float32) -> Path:
         """Validate and write atomically to ``path`` (``.safetensors``, or ``.safetensors.gz`` for a
-        gzip-compressed file). ``depth_dtype=torch.float16`` halves the depth maps' size."""
+        gzip-compressed file). ``depth_dtype=torch.float16`` halves the depth maps' size. The maps are
+        written a block of frames at a time: saving makes no full-size copy of them."""
         self.validate(path)
-        if depth_dtype not in (torch.float32, torch.float16):
+        if depth_dtype not in _SAFETENSORS_DTYPES:
             raise ValueError(f"depth can be stored as float32 or float16, not {depth_dtype}")
-        tensors = {"depth": self.depth.to(depth_dtype).contiguous(), "K": self.K.float().contiguous(),
-                   "c2w": self.c2w.float().contiguous()}
+        tensors = {"depth": (self.depth, depth_dtype), "K": (self.K, torch.float32), "c2w": (self.c2w, torch.float32)}
         if self.confidence is not None:
-            tensors["confidence"] = self.confidence.to(depth_dtype).contiguous()
+            tensors["confidence"] = (self.confidence, depth_dtype)
         meta = {str(k): str(v) for k, v in self.meta.items()}
         meta.update(format=FORMAT, format_version=FORMAT_VERSION)
-        data = save_bytes(tensors, metadata=meta)
-        with atomic_output(path) as tmp:
-            tmp.write_bytes(gzip.compress(data, 6, mtime=0) if _compressed(path) else data)
+        with atomic_output(path) as tmp, open(tmp, "wb") as raw:
+            if _compressed(path):
+                with gzip.GzipFile(filename="", mode="wb", compresslevel=6, fileobj=raw, mtime=0) as packed:
+                    _write_safetensors(packed, tensors, meta)
+            else:
+                _write_safetensors(raw, tensors, meta)
         return Path(path)
 
     @classmethod
@@ -181,6 +185,27 @@ def _blocks(maps: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
     """``(first frame, maps[first:first + BLOCK_FRAMES])``: checks over a clip without full-size temporaries."""
     for start in range(0, maps.shape[0], BLOCK_FRAMES):
         yield start, maps[start:start + BLOCK_FRAMES]
+
+
+def _write_safetensors(out: BinaryIO, tensors: dict[str, tuple[torch.Tensor, torch.dtype]],
+                       meta: dict[str, str]) -> None:
+    """Write ``name -> (tensor, dtype to store)`` and ``meta`` in the safetensors layout (little-endian
+    header size, JSON header padded to 8 bytes, then each tensor's bytes in header order), converting and
+    writing :data:`BLOCK_FRAMES` frames at a time."""
+    header: dict[str, object] = {}
+    offset = 0
+    for name, (tensor, dtype) in sorted(tensors.items()):
+        size = tensor.numel() * dtype.itemsize
+        header[name] = {"dtype": _SAFETENSORS_DTYPES[dtype], "shape": list(tensor.shape),
+                        "data_offsets": [offset, offset + size]}
+        offset += size
+    header["__metadata__"] = meta
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    out.write(struct.pack("<Q", len(text)) + text)
+    for _, (tensor, dtype) in sorted(tensors.items()):
+        for _, block in _blocks(tensor):
+            out.write(block.to(dtype).contiguous().numpy().tobytes())  # little-endian hosts, as safetensors
 
 
 def _map_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -18,6 +18,7 @@ from inspatio_cli.depth.da3 import BackboneConfig, DA3Config, HeadConfig, Nested
 from inspatio_cli.errors import WeightsError
 from inspatio_cli.video import Fit
 from media import make_clip, pattern
+from memory import anonymous_memory, needs_linux_glibc
 
 HERE = Path(__file__).parent
 
@@ -218,6 +219,27 @@ def test_peak_memory_is_bounded_by_the_window_not_the_video_length() -> None:
         assert result.num_frames == length
         assert seen["views"] <= 8, f"{length} frames: a call saw {seen['views']} views"
         assert seen["alive"] <= 8 + 2, f"{length} frames: {seen['alive']} decoded frames alive at once"
+
+
+@needs_linux_glibc
+def test_spilled_canvas_maps_cost_disk_not_memory(tmp_path) -> None:
+    """With ``spill``, the canvas maps of a 48-frame estimate at 480x832 (153 MB of depth and confidence)
+    go to an unnamed file as each window finishes: the result is the same, and private memory grows by a
+    small fraction of it (the maps stay memory-mapped, read when used)."""
+    net = tiny_net(width=32)
+    fit = Fit.make((56, 56), (480, 832), "stretch")
+    video = [np.random.default_rng(k).integers(0, 256, (56, 56, 3), dtype=np.uint8) for k in range(48)]
+    kept = estimate.estimate_depth(iter(video), net, fit, window=8, overlap=2, process_res=56)
+    expected = kept.depth[[0, 47]].clone(), kept.confidence[[5]].clone()
+    del kept
+    before = anonymous_memory()
+    spilled = estimate.estimate_depth(iter(video), net, fit, window=8, overlap=2, process_res=56, spill=tmp_path)
+    grown = anonymous_memory() - before
+    assert grown < 40e6, f"{grown / 1e6:.0f} MB held by a spilled estimate"
+    assert torch.equal(spilled.depth[[0, 47]], expected[0]) and torch.equal(spilled.confidence[[5]], expected[1])
+    assert not list(tmp_path.iterdir())  # the spill files have no names: nothing is left behind
+    spilled.save(tmp_path / "clip.depth.safetensors")
+    assert anonymous_memory() - before < 40e6  # saving streams too
 
 
 def _save_checkpoint(folder: Path, net: torch.nn.Module, model_name: str) -> Path:

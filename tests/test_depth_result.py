@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import ctypes
 import math
-import platform
-from pathlib import Path
 
 import pytest
 import torch
 
 from inspatio_cli.depth import DepthResult, find_sidecar
 from inspatio_cli.errors import DepthError
+from memory import anonymous_memory, needs_linux_glibc
 
 
 def _result(frames: int = 3, size: tuple[int, int] = (8, 12)) -> DepthResult:
@@ -37,16 +35,7 @@ def test_round_trip(tmp_path, name, dtype, atol):
     assert [p.name for p in tmp_path.iterdir()] == [name]
 
 
-def _anonymous_memory() -> int:
-    """Bytes of this process's private (not file-backed) resident memory, after glibc has returned its
-    free heap memory to the system (else freed temporaries stay counted)."""
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("RssAnon"))
-    return int(line.split()[1]) * 1024
-
-
-@pytest.mark.skipif(not Path("/proc/self/status").is_file() or platform.libc_ver()[0] != "glibc",
-                    reason="needs Linux /proc and glibc")
+@needs_linux_glibc
 def test_a_long_depth_file_is_read_from_disk_not_held_in_memory(tmp_path):
     """An uncompressed depth file is memory-mapped: loading, validating and describing 64 frames at
     480x832 (102 MB of float32 depth) allocates a small fraction of that; frames are read when indexed."""
@@ -56,10 +45,10 @@ def test_a_long_depth_file_is_read_from_disk_not_held_in_memory(tmp_path):
     DepthResult(depth, K, torch.eye(4).repeat(frames, 1, 1)).save(tmp_path / "long.depth.safetensors")
     expected = depth[[3, 40]].clone()
     del depth
-    before = _anonymous_memory()
+    before = anonymous_memory()
     loaded = DepthResult.load(tmp_path / "long.depth.safetensors")
     summary = loaded.describe()
-    grown = _anonymous_memory() - before
+    grown = anonymous_memory() - before
     assert grown < 30e6, f"{grown / 1e6:.0f} MB held after loading a 102 MB depth file"
     assert summary["frames"] == frames and 0.5 <= summary["depth_min"] < summary["depth_max"] <= 1.5
     assert torch.equal(loaded.depth[[3, 40]], expected)

@@ -18,6 +18,7 @@ another trajectory) loads it instead of building the model.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -173,14 +174,16 @@ def estimate_depth(frames: Iterable[np.ndarray], net: DA3Net | NestedDA3Net, fit
                    window: int = MAX_WINDOW, overlap: int = DEFAULT_OVERLAP, process_res: int = PROCESS_RES,
                    smooth_sigma: float = SMOOTH_SIGMA, precision: str = "float32",
                    device: str | torch.device | None = None, reporter: Reporter | None = None,
-                   total: int | None = None) -> DepthResult:
+                   total: int | None = None, spill: str | Path | None = None) -> DepthResult:
     """Depth, K and poses of a frame sequence on the canvas of ``fit``.
 
     ``frames``: uint8 ``(H0, W0, 3)`` RGB frames of size ``fit.src_hw`` (any iterable; consumed once, only a
     window is held). ``net``: a loaded DA3 network on ``device``. ``window``/``overlap``: frames per call
     and frames shared by consecutive calls (see the module doc). Returns depth ``(T, H, W)`` and confidence
     on the canvas, ``K (T, 3, 3)`` in canvas pixels and smoothed camera-to-world poses normalised to frame
-    0. ``total`` only sizes the progress bar.
+    0. ``total`` only sizes the progress bar. ``spill``: a folder where the canvas maps are written as
+    they are made (unnamed temporary files, memory-mapped in the result), so the estimate of a long video
+    costs disk rather than memory (3.2 MB a frame at 480x832); None keeps them in memory.
     """
     reporter = reporter or Reporter("silent")
     if window < 2:
@@ -190,7 +193,8 @@ def estimate_depth(frames: Iterable[np.ndarray], net: DA3Net | NestedDA3Net, fit
     proc_hw = process_sizes(fit.src_hw, process_res)[1]
     transform = processed_to_canvas(fit, proc_hw)
     poses: list[np.ndarray] = []
-    Ks, canvas_depth, canvas_conf = [], [], []
+    Ks: list[torch.Tensor] = []
+    canvas_depth, canvas_conf = _Maps(spill), _Maps(spill)
     buffer: list[np.ndarray] = []
     held: _Window | None = None
 
@@ -228,8 +232,33 @@ def estimate_depth(frames: Iterable[np.ndarray], net: DA3Net | NestedDA3Net, fit
     if not poses:
         raise VideoError("no frames to estimate depth from")
     c2w = smooth_poses(normalize_to_first(np.concatenate(poses)), smooth_sigma)
-    return DepthResult(depth=torch.cat(canvas_depth), K=torch.cat(Ks), c2w=torch.from_numpy(c2w).float(),
-                       confidence=torch.cat(canvas_conf), meta={"process_size": f"{proc_hw[0]}x{proc_hw[1]}"})
+    return DepthResult(depth=canvas_depth.stacked(), K=torch.cat(Ks), c2w=torch.from_numpy(c2w).float(),
+                       confidence=canvas_conf.stacked(), meta={"process_size": f"{proc_hw[0]}x{proc_hw[1]}"})
+
+
+class _Maps:
+    """Per-frame float32 maps ``(n, H, W)`` appended window by window, then :meth:`stacked` into one
+    ``(T, H, W)`` tensor: in memory, or written to an unnamed temporary file in the folder ``spill`` and
+    memory-mapped (the file disappears with the last reference to the result)."""
+
+    def __init__(self, spill: str | Path | None):
+        self.parts: list[torch.Tensor] = []
+        self.file = tempfile.TemporaryFile(dir=spill) if spill is not None else None
+        self.frames, self.size = 0, (0, 0)
+
+    def append(self, maps: torch.Tensor) -> None:
+        if self.file is None:
+            self.parts.append(maps)
+        else:
+            self.file.write(maps.float().contiguous().numpy().tobytes())
+        self.frames, self.size = self.frames + len(maps), tuple(maps.shape[1:])
+
+    def stacked(self) -> torch.Tensor:
+        if self.file is None:
+            return torch.cat(self.parts)
+        self.file.flush()
+        with self.file:
+            return torch.from_numpy(np.memmap(self.file, dtype=np.float32, mode="c", shape=(self.frames, *self.size)))
 
 
 def _cache_key(video: Path, settings: DepthSettings, weights: Sequence[str | Path] | None) -> str:
@@ -288,7 +317,7 @@ def get_depth(video: str | Path, *, model: str | DepthModel = DEFAULT_MODEL,
     frames = (frame for _, frame in iter_frames(video, skip_bad_frames=skip_bad_frames, stats=decoding))
     result = estimate_depth(frames, net, video_fit, window=win, overlap=overlap, process_res=process_res,
                             smooth_sigma=smooth_sigma, precision=prec, device=dev, reporter=reporter,
-                            total=info.frame_count)
+                            total=info.frame_count, spill=path.parent)
     result.meta.update(model=spec.name, units="metric" if spec.metric else "relative", licence=spec.licence,
                        video_hash=fingerprint_file(video), fit=fit, settings=settings.describe(),
                        window=str(win), precision=prec)

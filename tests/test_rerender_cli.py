@@ -72,6 +72,11 @@ def test_missing_weights_one_line_with_the_download_command(tmp_path, capsys):
     assert "InSpatio-World-1.3B.safetensors" in err and "Wan2.1_VAE.pth" in err
     assert f"inspatio models download --only generator,text,vae --weights-dir {empty}" in err
     assert not any(tmp_path.glob("o.*"))
+    code, stdout, err = run(capsys, "rerender", EXAMPLE, "-t", "orbit_left", "-o", tmp_path / "o.mp4",
+                            "--weights-dir", empty, "--prompt", "a room", "--json")
+    event = json.loads(stdout.splitlines()[-1])  # --json: why there is no result, on stdout too
+    assert code == 4 and event["event"] == "error" and event["exit_code"] == 4
+    assert event["message"] == " ".join(err.removeprefix("error: ").split())
 
 
 def test_missing_weights_fail_before_pytorch_is_imported(tmp_path):

@@ -6,6 +6,7 @@ entry point (``inspatio``) and turns every error into one line on stderr.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -52,9 +53,14 @@ def install_signal_handlers() -> None:
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
 
 
-def _fail(message: str, code: int) -> int:
+def _fail(message: str, code: int, json_mode: bool) -> int:
+    """Print the error line on stderr (and, under ``--json``, an ``error`` event on stdout, so a program
+    reading the JSON lines learns why there is no result); return the exit code."""
     print_error(message)
+    if json_mode:
+        print(json.dumps({"event": "error", "message": " ".join(message.split()), "exit_code": code}), flush=True)
     return code
+
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("INSPATIO_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]
     quiet = "--quiet" in args or "-q" in args
+    json_mode = "--json" in args
     configure_logging(quiet=quiet, debug=debug)
     install_signal_handlers()
     command = typer.main.get_command(app)
@@ -71,20 +78,20 @@ def main(argv: list[str] | None = None) -> None:
         result = command.main(args=args, prog_name="inspatio", standalone_mode=False)
         code = result if isinstance(result, int) else 0
         if code == 130:  # recent Typer turns Ctrl-C into a returned exit code 130, without a message
-            code = _fail("interrupted by SIGINT", 130)
+            code = _fail("interrupted by SIGINT", 130, json_mode)
     except typer.Exit as exc:
         code = exc.exit_code
     except _USAGE as exc:
         where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        code = _fail(exc.format_message() + where, 2)
+        code = _fail(exc.format_message() + where, 2, json_mode)
     except (KeyboardInterrupt, typer.Abort):
         if debug:
             raise
-        code = _fail("interrupted by SIGINT", 130)
+        code = _fail("interrupted by SIGINT", 130, json_mode)
     except InspatioError as exc:
         if debug:
             raise
-        code = _fail(exc.one_line(), exc.exit_code)
+        code = _fail(exc.one_line(), exc.exit_code, json_mode)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 141
@@ -93,11 +100,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         failure = out_of_memory(exc)  # from any stage: one line with advice, exit 5
         if failure is not None:
-            code = _fail(failure.one_line(), failure.exit_code)
+            code = _fail(failure.one_line(), failure.exit_code, json_mode)
         elif isinstance(exc, OSError):  # the system refused: disk full, permissions, a file gone meanwhile
             where = f"{exc.filename}: " if exc.filename else ""
-            code = _fail(f"{where}{exc.strerror or exc}", RuntimeFailure.exit_code)
+            code = _fail(f"{where}{exc.strerror or exc}", RuntimeFailure.exit_code, json_mode)
         else:
             code = _fail(f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the "
-                         "traceback, and please report it)", 1)
+                         "traceback, and please report it)", 1, json_mode)
     sys.exit(code)

@@ -460,6 +460,12 @@ def test_manifest_errors_on_the_command_line_before_any_model(tiny_weights, tmp_
     assert "missing.mp4: no such file" in lines[0] and "also job 2's (line 3)" in lines[1]
     assert "missing 'trajectory' (a column, or -t on the command line)" in lines[2]
     assert not (tmp_path / "o.mp4").exists()
+    write(tmp_path / "jobs.csv", "video,trajectory,output,steps\na.mp4,orbit.txt,o.mp4,4\nmissing.mp4,orbit.txt,p.mp4,4\n")
+    write(tmp_path / "jobs.jsonl", '{"video": "missing.mp4", "trajectory": "nope", "output": "q.mp4", "speed": 2}\n')
+    for manifest, expected in (("jobs.csv", ["1", "3"]), ("jobs.jsonl", ["1", "1"])):
+        code, _, err = run(capsys, "batch", manifest, "--weights-dir", tiny_weights)
+        lines = err.splitlines()  # an unknown column or key does not hide the rows' other problems
+        assert code == 3 and [line.split(":")[2] for line in lines[:-1]] == expected, err
 
 
 def test_undecodable_prompts_are_refused_before_any_model(tiny_weights, tmp_path, capsys, monkeypatch):

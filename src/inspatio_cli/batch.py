@@ -314,7 +314,8 @@ def _bad(manifest: Manifest, line: int, message: str) -> None:
 
 
 def _keep(manifest: Manifest, line: int, values: dict[str, Any], from_text: bool) -> None:
-    """Add a row after checking its keys (unknown keys are problems; the row is kept only without them)."""
+    """Add a row after checking its keys: unknown or repeated keys are problems, and the row's other values
+    are still checked (nothing runs while the manifest has a problem, so every one is found at once)."""
     normal: dict[str, Any] = {}
     for name, value in values.items():
         key = _key(name)
@@ -324,8 +325,7 @@ def _keep(manifest: Manifest, line: int, values: dict[str, Any], from_text: bool
             _bad(manifest, line, f"{key!r} is given twice")
         else:
             normal[key] = value
-    if len(normal) == len(values):
-        manifest.rows.append(Row(line, normal, from_text))
+    manifest.rows.append(Row(line, normal, from_text))
 
 
 def _read_jsonl(manifest: Manifest, lines: list[str], delimiter: str | None) -> None:
@@ -362,20 +362,21 @@ def _read_csv(manifest: Manifest, lines: list[str], delimiter: str | None) -> No
         return
     (header_line, header), body = rows[0], rows[1:]
     names = [_key(h) for h in header]
-    unknown = [h for h, n in zip(header, names) if n not in ALL_KEYS]
-    for name in unknown:
+    for name in (h for h, n in zip(header, names) if n not in ALL_KEYS):
         _bad(manifest, header_line, _unknown_key(name, "column"))
-    for name in sorted({n for n in names if names.count(n) > 1}):
+    twice = sorted({n for n in names if names.count(n) > 1})
+    for name in twice:
         _bad(manifest, header_line, f"column {name!r} appears twice in the header")
     if "video" not in names:
         _bad(manifest, header_line, "missing column 'video' in the header")
-    if manifest.problems:
-        return
+    if twice or "video" not in names:
+        return  # the rows cannot be read: which cell is which is unclear
+    known = [i for i, n in enumerate(names) if n in ALL_KEYS]  # an unknown column is reported once, above
     for number, cells in body:
         if len(cells) != len(names):
             _bad(manifest, number, f"{len(cells)} cells, but the header has {len(names)} columns")
             continue
-        _keep(manifest, number, {n: c for n, c in zip(names, cells) if c.strip()}, True)
+        _keep(manifest, number, {names[i]: cells[i] for i in known if cells[i].strip()}, True)
 
 
 def _read_list(manifest: Manifest, lines: list[str], delimiter: str | None) -> None:

@@ -44,7 +44,7 @@ __all__ = ["DepthResult", "find_sidecar"]
 FORMAT = "inspatio-depth"
 FORMAT_VERSION = "1"
 BLOCK_FRAMES = 16
-"""Frames checked at a time by :meth:`DepthResult.validate` and :meth:`DepthResult.describe`."""
+"""Frames checked, converted or written at a time (validate, describe, save): no full-size temporaries."""
 DESCRIBE_FRAMES = 16
 """Frames whose depth values give the median in :meth:`DepthResult.describe`."""
 _SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float16: "F16"}
@@ -94,15 +94,16 @@ class DepthResult:
             if not tensor.is_floating_point():
                 raise DepthError(f"{name} must be floating point, got {tensor.dtype}", path)
             for start, block in _blocks(tensor):
-                bad = (~torch.isfinite(block)).nonzero()
-                if len(bad):
-                    raise DepthError(f"{name} has non-finite values (first at frame {start + int(bad[0, 0])})",
-                                     path)
-        nonpos = [(start, (block <= 0).nonzero()) for start, block in _blocks(d)]
-        nonpos = [(start + int(found[0, 0]), len(found)) for start, found in nonpos if len(found)]
-        if nonpos:
-            raise DepthError(f"depth must be positive; {sum(n for _, n in nonpos)} value(s) <= 0 (first at frame "
-                             f"{nonpos[0][0]})", path)
+                bad = ~torch.isfinite(block)
+                if bad.any():
+                    raise DepthError(f"{name} has non-finite values (first at frame {start + _first(bad)})", path)
+        count, first = 0, 0
+        for start, block in _blocks(d):
+            bad = block <= 0
+            found = int(bad.sum())
+            first, count = (start + _first(bad) if found and not count else first), count + found
+        if count:
+            raise DepthError(f"depth must be positive; {count} value(s) <= 0 (first at frame {first})", path)
         if (K[:, 0, 0] <= 0).any() or (K[:, 1, 1] <= 0).any():
             raise DepthError("K has a non-positive focal length", path)
         last = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=c2w.dtype)
@@ -179,6 +180,11 @@ class DepthResult:
 
 def _compressed(path: str | Path) -> bool:
     return str(path).endswith(".gz")
+
+
+def _first(bad: torch.Tensor) -> int:
+    """Index of the first frame (along dim 0) of a boolean block that has a True value."""
+    return int(bad.flatten(1).any(1).nonzero()[0, 0])
 
 
 def _blocks(maps: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:

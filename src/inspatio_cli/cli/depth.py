@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..depth.catalog import DEFAULT_MODEL, DEPTH_MODELS
+from ..depth.catalog import DEFAULT_MODEL, DEPTH_MODELS, depth_model
 from ..choices import FIT_MODES, MODEL_SIZE
 from .app import JsonOpt, QuietOpt, SkipBadFramesOpt, app, parse_size, reporter
 from .models import WeightsDirOpt
@@ -52,6 +52,7 @@ def depth(
     without a depth file, reuses them.
     """
     rep = reporter(json_mode, quiet)
+    depth_model(model)  # an unknown --model is refused before PyTorch loads
     from ..depth.estimate import get_depth
 
     result = get_depth(video, model=model, weights=weights, weights_dir=weights_dir, fit=fit, size=parse_size(size),

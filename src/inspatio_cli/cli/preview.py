@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..choices import COVERAGE_THRESHOLD, FIT_MODES, LAYOUTS
+from ..choices import COVERAGE_THRESHOLD, FIT_MODES, LAYOUTS, check_video_output
 from .app import JsonOpt, QuietOpt, SkipBadFramesOpt, app, reporter
 from .trajectory import camera_options
 
@@ -45,6 +45,7 @@ def preview(
 
     No generator, no weights, no GPU. Low coverage = large holes the generator will have to invent.
     """
+    check_video_output(output, video)  # a bad output name is refused before PyTorch loads
     from ..preview import preview as run_preview
 
     run_preview(video, trajectory, output, depth=depth, layout=layout, save_condition=save_condition,

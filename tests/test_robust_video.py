@@ -99,6 +99,25 @@ def test_cut_off_end_is_an_error_unless_skipped(corpus):
     assert np.array_equal(video.frames[-1], video.frames[-1 - video.skipped_frames])
 
 
+def test_a_cut_off_index_first_file_is_recognised(corpus, capsys, tmp_path):
+    """An mp4 whose index comes first, cut in the middle (a partial download): the index still lists every
+    frame, the data holds fewer. info says so; preview refuses before any work unless --skip-bad-frames,
+    then uses the frames that are there and says how many the index lists."""
+    path = _by_name(corpus, "truncated-faststart-0.95.mp4").path
+    facts = probe(path)
+    assert facts.missing_frames > 0 and facts.frame_count + facts.missing_frames == 12
+    code, out, _ = _cli(capsys, "info", str(path))
+    assert code == 0 and f"{facts.frame_count} of 12 (cut off)" in out
+    depth = _depth_for(path, tmp_path)
+    args = ["preview", str(path), "-t", "static", "-o", str(tmp_path / "p.mp4"), "--depth", depth]
+    code, _, err = _cli(capsys, *args)
+    assert code == 3 and "the file is cut off: its index lists 12 frames" in err and "--skip-bad-frames" in err
+    assert not (tmp_path / "p.mp4").exists()
+    code, _, err = _cli(capsys, *args, "--skip-bad-frames")
+    assert code == 0 and f"using those {facts.frame_count} frames" in err
+    assert probe(tmp_path / "p.mp4").frame_count == facts.frame_count
+
+
 def test_healthy_files_lose_nothing(tmp_path):
     path = make_clip(tmp_path / "c.mp4", pattern(20, 32, 48), 25)
     stats: dict = {}
@@ -153,10 +172,12 @@ def test_preview_over_the_corpus(corpus, capsys, tmp_path):
         if "--skip-bad-frames" not in err:
             tally["fails"] += 1
             continue
+        cut_off = "the file is cut off" in err  # an index listing frames beyond the end: the rest is used
         code, out, err = _cli(capsys, *args, "--json", "--skip-bad-frames")
         assert code == 0 and output.exists(), (case.name, err)
         lost = json.loads(out.splitlines()[-1])["lost_frames"]
-        assert lost > 0 and f"{lost} of {probe(case.path).frame_count} frames could not be decoded" in " ".join(err.split())
+        told = f"{lost} of {probe(case.path).frame_count} frames could not be decoded" in " ".join(err.split())
+        assert (lost > 0 and told) or (cut_off and "using those" in err), (case.name, err)
         tally["works with --skip-bad-frames"] += 1
     print(f"preview over the broken-video corpus: {len(corpus)} files, " +
           ", ".join(f"{count} {kind}" for kind, count in tally.items()) + ", 0 tracebacks")

@@ -35,7 +35,7 @@ from .depth.postprocess import intrinsics_to_canvas, maps_to_canvas
 from .errors import DepthError, UsageError, VideoError, WeightsError
 from .files import fingerprint_file
 from .progress import Reporter
-from .video import MODEL_SIZE, Fit, Prefetch, VideoInfo, VideoWriter, iter_frames, probe
+from .video import MODEL_SIZE, Fit, Prefetch, VideoInfo, VideoWriter, cut_off_warning, iter_frames, probe
 from .warp import forward_warp, log_depth_max, mask_to_video
 
 DEPTH_RANGE = (1e-4, 1e4)
@@ -258,6 +258,9 @@ def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource, *,
     """
     reporter = reporter or Reporter("silent")
     info = probe(video)
+    cut_off = cut_off_warning(info, skip_bad_frames)
+    if cut_off:
+        reporter.warn(cut_off)
     depth_result, depth_origin = resolve_depth(video, depth, fit=fit, size=size, weights_dir=weights_dir,
                                                device=device, skip_bad_frames=skip_bad_frames, reporter=reporter)
     camera = camera or CameraOptions()

@@ -72,6 +72,9 @@ class VideoInfo:
     audio_sample_rate: int | None = None
     audio_channels: int | None = None
     fps_fraction: tuple[int, int] = field(default=(0, 1), repr=False)
+    missing_frames: int = 0
+    """Frames the container's index lists beyond the end of the file (a cut-off copy of a file whose index
+    comes first, e.g. an mp4 written for streaming): they are not in ``frame_count`` and cannot be decoded."""
 
     def as_dict(self) -> dict:
         """JSON-friendly dict (``fps_fraction`` as ``"num/den"``)."""
@@ -135,8 +138,10 @@ def probe(path: str | Path) -> VideoInfo:
         if not rate or rate <= 0:
             rate = Fraction(25, 1)
         pts: list[int] = []
+        stored = 0  # packets with data, shown or not: what an mp4's index counts
         try:
             for packet in container.demux(stream):
+                stored += bool(packet.size)
                 if _counts(packet):
                     pts.append(packet.pts)
         except av.error.FFmpegError as exc:
@@ -151,6 +156,9 @@ def probe(path: str | Path) -> VideoInfo:
         stamps = np.unique(np.asarray(pts, dtype=np.int64))
         vfr = _is_vfr(stamps, tb, float(rate))
         n = len(pts)
+        indexed = "mp4" in container.format.name.split(",")  # the index of mp4/mov counts every sample exactly
+        missing = max(0, int(stream.frames or 0) - stored) if indexed else 0
+        vfr = vfr and not missing  # the last packets of a cut-off file carry no reliable timing
         duration = _duration(stream, stamps, tb, n, float(rate))
         audio = container.streams.audio[0] if container.streams.audio else None
         actx = audio.codec_context if audio is not None else None
@@ -161,8 +169,21 @@ def probe(path: str | Path) -> VideoInfo:
             audio_codec=actx.name if actx is not None else None,
             audio_sample_rate=int(actx.sample_rate) if actx is not None and actx.sample_rate else None,
             audio_channels=int(actx.channels) if actx is not None and actx.channels else None,
-            fps_fraction=(rate.numerator, rate.denominator),
+            fps_fraction=(rate.numerator, rate.denominator), missing_frames=missing,
         )
+
+
+def cut_off_warning(info: VideoInfo, skip_bad_frames: bool = False) -> str | None:
+    """None for a complete video. For a cut-off one (:attr:`VideoInfo.missing_frames`): raises
+    :class:`VideoError` saying so, or with ``skip_bad_frames`` returns the warning to give while the
+    frames that are there are used."""
+    if not info.missing_frames:
+        return None
+    problem = (f"the file is cut off: its index lists {info.frame_count + info.missing_frames} frames but only the "
+               f"first {info.frame_count} are in it")
+    if not skip_bad_frames:
+        raise VideoError(problem, info.path, hint="use --skip-bad-frames to use the frames that are there")
+    return f"{info.path}: {problem}; using those {info.frame_count} frames"
 
 
 def _first_frame(container, stream, path) -> av.VideoFrame:

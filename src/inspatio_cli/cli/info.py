@@ -36,7 +36,9 @@ def info(
             continue
         audio = f"{facts.audio_codec} {facts.audio_sample_rate} Hz" if facts.has_audio else "none"
         fps = f"{facts.fps:.3f}".rstrip("0").rstrip(".") + (" (VFR)" if facts.variable_frame_rate else "")
-        add_plain_row(table, path, f"{facts.width}x{facts.height}", fps, facts.frame_count, f"{facts.duration:.2f} s",
+        frames = str(facts.frame_count) + (f" of {facts.frame_count + facts.missing_frames} (cut off)"
+                                           if facts.missing_frames else "")
+        add_plain_row(table, path, f"{facts.width}x{facts.height}", fps, frames, f"{facts.duration:.2f} s",
                       f"{facts.rotation}°", audio, f"{facts.codec} {facts.pix_fmt}")
     if not json_mode and not quiet and table.row_count:
         print_table(table)

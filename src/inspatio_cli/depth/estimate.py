@@ -29,7 +29,7 @@ import torch
 from ..errors import RuntimeFailure, UsageError, VideoError
 from ..files import cache_dir, fingerprint_file
 from ..progress import Reporter
-from ..video import MODEL_SIZE, Fit, iter_frames, lost_frames_warning, probe
+from ..video import MODEL_SIZE, Fit, cut_off_warning, iter_frames, lost_frames_warning, probe
 from .catalog import DEFAULT_MODEL, DepthModel, depth_model
 from .checkpoints import load_model
 from .da3 import HEAD_PIXELS, DA3Config, DA3Net, NestedConfig, NestedDA3Net
@@ -302,6 +302,9 @@ def get_depth(video: str | Path, *, model: str | DepthModel = DEFAULT_MODEL,
     if window is not None and window < 2:
         raise UsageError(f"--window must be at least 2 (windows are chained on shared frames), got {window}")
     info = probe(video)
+    cut_off = cut_off_warning(info, skip_bad_frames)
+    if cut_off:
+        reporter.warn(cut_off)
     video_fit = Fit.make((info.height, info.width), size, fit)
     settings = DepthSettings(spec.name, fit, video_fit.dst_hw, window, overlap, process_res, float(smooth_sigma),
                              precision)

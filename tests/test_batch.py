@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from inspatio_cli import batch as batch_api
-from inspatio_cli import caption, rerender
+from inspatio_cli import caption
+from inspatio_cli.render import rerender
 from inspatio_cli.batch import (InvalidJobs, JobDefaults, output_is_folder, parse_shard, plan_inputs,
                                 plan_jobs, read_manifest, run_jobs, select_shard)
 from inspatio_cli.cameras import CameraOptions
@@ -25,7 +26,7 @@ from inspatio_cli.depth import estimate
 from inspatio_cli.errors import ManifestError, TrajectoryError, UsageError, VideoError
 from inspatio_cli.files import TEMP_MARK, cleanup_stale_temps, host_tag, temp_path_for
 from inspatio_cli.models import dit
-from inspatio_cli.rerender import Rerenderer
+from inspatio_cli.render.rerender import Rerenderer
 from inspatio_cli.text import PromptEmbedder
 from inspatio_cli.video import probe
 from clirun import run

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from inspatio_cli.cameras import (Freeze, Reverse, Slow, TimeControl, bounce_indices, chunk_plan,
                                   official_adaptive_indices, orbit_poses, recenter_K, render_cameras)
-from inspatio_cli.cameras import se3
+from inspatio_cli.geometry import se3
 from inspatio_cli.cameras.formats.orbit import parse_orbit
 from inspatio_cli.cameras.official import interpolate_keys, sample_orbit
 from inspatio_cli.errors import UsageError

@@ -10,7 +10,7 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
-from inspatio_cli.cameras.se3 import make_pose, rotation_angle_deg
+from inspatio_cli.geometry.se3 import make_pose, rotation_angle_deg
 from inspatio_cli.depth.postprocess import (intrinsics_to_canvas, maps_to_canvas, normalize_to_first,
                                             processed_to_canvas, smooth_poses, w2c_to_c2w)
 from inspatio_cli.depth.preprocess import process_sizes

@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from inspatio_cli.cameras.se3 import invert, make_pose
+from inspatio_cli.geometry.se3 import invert, make_pose
 from inspatio_cli.depth.da3 import DA3Output
 from inspatio_cli.depth.estimate import estimate_depth
 from inspatio_cli.depth.preprocess import IMAGENET_MEAN, IMAGENET_STD

@@ -16,7 +16,7 @@ import torch
 from hypothesis import strategies as st
 
 from fuzzing import EXAMPLES, fuzz, garbage, json_inputs, mutated, number_token, text_inputs
-from inspatio_cli.cameras import se3
+from inspatio_cli.geometry import se3
 from inspatio_cli.cameras.loader import export_text, list_presets, load_trajectory
 from inspatio_cli.cameras.timecontrol import TimeControl
 from inspatio_cli.depth import DepthResult

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from inspatio_cli.cameras import CameraOptions, TimeControl
-from inspatio_cli.pipeline import open_scene, warped_chunks
-from inspatio_cli.preview import preview
+from inspatio_cli.scene import open_scene, warped_chunks
+from inspatio_cli.render.preview import preview
 from inspatio_cli.video import probe, read_video
 from inspatio_cli.warp import mask_from_video
 from clirun import run

@@ -1,4 +1,4 @@
-"""Scene preparation and streaming warp (``inspatio_cli.pipeline``): depth resolution and checks, chunked
+"""Scene preparation and streaming warp (``inspatio_cli.scene``): depth resolution and checks, chunked
 equals whole-clip, lazy decoding in output order with time edits."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from inspatio_cli import pipeline
+from inspatio_cli import scene as pipeline
 from inspatio_cli.cameras import CameraOptions, TimeControl
 from inspatio_cli.depth import DepthResult
 from inspatio_cli.errors import DepthError, WeightsError
 from inspatio_cli.files import fingerprint_file
-from inspatio_cli.pipeline import open_scene, resolve_depth, warped_chunks
+from inspatio_cli.scene import open_scene, resolve_depth, warped_chunks
 from inspatio_cli.progress import Reporter
 from inspatio_cli.video import Fit, read_video
 from media import make_clip, pattern

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from inspatio_cli import caption, rerender
+from inspatio_cli import caption
+from inspatio_cli.render import rerender
 from inspatio_cli.cameras import CameraOptions, TimeControl
 from inspatio_cli.errors import UsageError, VideoError, WeightsError
 from inspatio_cli.models import t5
-from inspatio_cli.pipeline import open_scene, padded_length
+from inspatio_cli.scene import open_scene, padded_length
 from inspatio_cli.progress import Reporter
-from inspatio_cli.rerender import Models, Rerenderer
+from inspatio_cli.render.rerender import Models, Rerenderer
 from inspatio_cli.text import NO_PROMPT_WARNING
 from inspatio_cli.video import Fit, probe, read_video, to_uint8
 from inspatio_cli.warp import mask_to_latent_channels

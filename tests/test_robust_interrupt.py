@@ -53,7 +53,7 @@ from inspatio_cli.cli import main
 main(sys.argv[4:])
 """
 
-DECODE = "inspatio_cli.pipeline:iter_frames"
+DECODE = "inspatio_cli.scene:iter_frames"
 GENERATE = "inspatio_cli.generate.star:StarSampler.step"
 ENCODE = "inspatio_cli.video:VideoWriter.write"
 FRAMES = 72

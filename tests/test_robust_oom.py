@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inspatio_cli import pipeline
+from inspatio_cli import scene as pipeline
 from inspatio_cli.cli import main
 from inspatio_cli.errors import OOM_ADVICE, RuntimeFailure, out_of_memory
 from test_preview_pipeline import scene_files

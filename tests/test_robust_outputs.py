@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from inspatio_cli import pipeline
+from inspatio_cli import scene as pipeline
 from inspatio_cli.cli import main
 from inspatio_cli.files import TEMP_MARK
 from test_preview_pipeline import scene_files

@@ -11,7 +11,7 @@ import torch
 
 from inspatio_cli.cameras import TimeControl, list_presets, load_trajectory, write_trajectory
 from inspatio_cli.choices import EXPORTS
-from inspatio_cli.cameras import se3
+from inspatio_cli.geometry import se3
 from inspatio_cli.errors import TrajectoryError, UsageError
 
 ROT_Y90 = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])

@@ -48,10 +48,10 @@ from .cameras import CameraOptions, TimeControl, chunk_plan
 from .choices import DEFAULT_NAME, VIDEO_SUFFIXES, check_size
 from .errors import InputError, InspatioError, Interrupted, ManifestError, PromptError, UsageError, out_of_memory
 from .files import TEMP_MARK
-from .pipeline import depth_weights_needed, padded_length, resolve_depth
+from .scene import depth_weights_needed, padded_length, resolve_depth
 from .meter import StageMeter
 from .progress import Reporter
-from .rerender import SIDECAR_FORMAT, Rerenderer, RerenderResult
+from .render.rerender import SIDECAR_FORMAT, Rerenderer, RerenderResult
 from .text import check_prompt_text, read_prompt_file, resolve_text_device
 from .video import FIT_MODES, probe
 from .weights import read_header

@@ -14,7 +14,7 @@ import torch
 
 from inspatio_cli.cameras import CameraOptions, Freeze, TimeControl
 from inspatio_cli.depth import DepthResult
-from inspatio_cli.pipeline import Scene
+from inspatio_cli.scene import Scene
 from inspatio_cli.video import VideoInfo, to_uint8
 from inspatio_cli.warp import forward_warp, mask_from_video, mask_to_latent_channels, mask_to_video
 
@@ -67,7 +67,7 @@ def _check_maskconv(case: GoldenCase) -> None:
 
 
 def _check_pipeline(case: GoldenCase) -> None:
-    """The render stage through :class:`inspatio_cli.pipeline.Scene`: depth-stage outputs in, trajectory
+    """The render stage through :class:`inspatio_cli.scene.Scene`: depth-stage outputs in, trajectory
     text and flags -> cameras -> one clip-wide warp -> encoder bytes -> what the dataset reads back."""
     cfg = case.config
     n, h, w = cfg["N"], cfg["height"], cfg["width"]

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..depth.result import DepthResult
 from ..errors import TrajectoryError
-from . import se3
+from ..geometry import se3
 from .official import OrbitKeyframes
 from .options import CameraOptions
 from .render import render_cameras

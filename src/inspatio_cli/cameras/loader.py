@@ -34,7 +34,7 @@ import numpy as np
 from ..choices import EXPORTS, FORMATS
 from ..errors import TrajectoryError, UsageError
 from ..files import atomic_output
-from . import se3
+from ..geometry import se3
 from .formats import comment_lines, data_lines, load_json, read_text
 from .formats.keyframes import keyframes_json, parse_keyframes
 from .formats.matrices import format_matrix_lines, parse_matrix_text, read_numpy, rows_to_poses

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.interpolate import UnivariateSpline
 
-from . import se3
+from ..geometry import se3
 from .source import TrajectorySource
 from ..video import MODEL_SIZE
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..depth.result import DepthResult
 from ..errors import UsageError
 from ..files import atomic_output
-from . import se3
+from ..geometry import se3
 from .render import render_cameras
 from .source import fov_to_intrinsics
 from .trajectory import Trajectory

@@ -24,7 +24,7 @@ import torch
 
 from ..errors import UsageError
 from ..video import MODEL_SIZE
-from . import se3
+from ..geometry import se3
 from .official import recenter_K
 from .trajectory import Trajectory
 

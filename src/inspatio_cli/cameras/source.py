@@ -15,7 +15,7 @@ import torch
 
 from ..errors import TrajectoryError, UsageError
 from ..video import MODEL_SIZE
-from . import se3
+from ..geometry import se3
 from .timecontrol import TimeControl, official_adaptive_indices
 from .trajectory import Trajectory
 

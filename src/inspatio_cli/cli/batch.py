@@ -21,7 +21,7 @@ from .trajectory import camera_options
 if TYPE_CHECKING:
     from ..batch import Job
     from ..cameras import CameraOptions
-    from ..rerender import Rerenderer
+    from ..render.rerender import Rerenderer
 
 RUN_PANEL = "Batch options"
 
@@ -77,7 +77,7 @@ def batch(
     """
     from ..batch import (InvalidJobs, JobDefaults, check_weights, parse_shard, plan_jobs, read_manifest, run_jobs,
                          select_shard)
-    from ..rerender import Rerenderer
+    from ..render.rerender import Rerenderer
 
     out = reporter(json_mode, quiet)
     defaults = JobDefaults(tuple(trajectories or ()), tuple(seeds or (0,)), prompt, prompt_file, camera, None, fit,

@@ -46,7 +46,7 @@ def preview(
     No generator, no weights, no GPU. Low coverage = large holes the generator will have to invent.
     """
     check_video_output(output, video)  # a bad output name is refused before PyTorch loads
-    from ..preview import preview as run_preview
+    from ..render.preview import preview as run_preview
 
     run_preview(video, trajectory, output, depth=depth, layout=layout, save_condition=save_condition,
                 camera=camera, fit=fit, threshold=threshold, device=device, skip_bad_frames=skip_bad_frames,

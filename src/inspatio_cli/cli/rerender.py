@@ -126,7 +126,7 @@ def rerender(
     canvas = check_size(parse_size(size))
     check_core_weights(videos, decoder, depth, weights_dir)
     from ..batch import JobDefaults, plan_inputs, run_jobs
-    from ..rerender import Rerenderer
+    from ..render.rerender import Rerenderer
 
     defaults = JobDefaults(tuple(trajectories), tuple(seeds or (0,)), prompt, prompt_file, camera, depth, fit,
                            canvas, crf, not no_audio, skip_bad_frames, save_condition)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter1d
 
-from ..cameras.se3 import invert, make_pose, matrix_to_quaternion, quaternion_to_matrix
+from ..geometry.se3 import invert, make_pose, matrix_to_quaternion, quaternion_to_matrix
 from ..video import Fit
 
 SMOOTH_SIGMA = 2.0

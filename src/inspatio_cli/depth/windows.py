@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..cameras.se3 import make_pose, orthonormalize
+from ..geometry.se3 import make_pose, orthonormalize
 
 
 @dataclass(frozen=True)

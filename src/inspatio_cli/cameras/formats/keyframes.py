@@ -35,7 +35,7 @@ from scipy.interpolate import CubicSpline
 
 from ...errors import TrajectoryError
 from ...video import MODEL_SIZE
-from .. import se3
+from ...geometry import se3
 from ..official import orbit_poses
 from ..source import TrajectorySource, fov_to_intrinsics, intrinsics_matrix, normalize_poses
 from ..trajectory import Trajectory

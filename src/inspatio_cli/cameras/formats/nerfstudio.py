@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .. import se3
+from ...geometry import se3
 from ..source import PoseSequence, normalize_poses
 from ..trajectory import Trajectory
 from . import MAX_POSES, json_number, json_vector, schema_error

@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .cameras import CameraOptions, TrajectorySource
-from .choices import COVERAGE_THRESHOLD, LAYOUTS, check_video_output
-from .errors import UsageError
-from .pipeline import ConditionWriter, WarpedChunk, open_scene, warped_chunks
-from .progress import Reporter
-from .video import VideoInfo, VideoWriter, lost_frames_warning, to_uint8
-from .warp import coverage, mask_to_video
+from ..cameras import CameraOptions, TrajectorySource
+from ..choices import COVERAGE_THRESHOLD, LAYOUTS, check_video_output
+from ..errors import UsageError
+from ..scene import ConditionWriter, WarpedChunk, open_scene, warped_chunks
+from ..progress import Reporter
+from ..video import VideoInfo, VideoWriter, lost_frames_warning, to_uint8
+from ..warp import coverage, mask_to_video
 
 WORST_FRAMES = 5
 HOLE_COLOUR = (255, 0, 64)
@@ -89,7 +89,7 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
 
     ``depth``: a depth cache file (default: the video's sidecar depth, else the depth stage's estimate); ``layout``: side|warped|mask|grid;
     ``save_condition``: a folder for ``warped.mp4`` and the lossless ``mask.mp4``; ``camera`` (trajectory
-    conventions, relative_to_source, time edits) and ``fit``: as :func:`inspatio_cli.pipeline.open_scene`;
+    conventions, relative_to_source, time edits) and ``fit``: as :func:`inspatio_cli.scene.open_scene`;
     ``threshold``: coverage below which frames are reported; ``chunk_size``: frames warped together;
     ``device``: where the warp runs; ``crf``: H.264 quality of the preview video; ``skip_bad_frames``: source
     frames that do not decode are replaced by the previous good one (counted in ``lost_frames``, warned about).

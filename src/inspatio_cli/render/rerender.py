@@ -48,26 +48,26 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from . import __version__, registry
-from . import caption as captioning
-from .cameras import CameraOptions, TrajectorySource, chunk_plan
-from .choices import DECODERS, check_size, check_video_output
-from .errors import UsageError, WeightsError, out_of_memory
-from .files import atomic_output, fingerprint_file
-from .depth import find_sidecar
-from .generate.scheduler import FlowMatchScheduler
-from .generate.star import FRAMES_PER_CHUNK, ChunkInput, StarSampler
-from .meter import StageMeter
-from .models import dit, tae, vae
-from .models.dit import DTYPES, CausalWanDiT
-from .models.vae import StreamingAutoencoder
-from .pipeline import (ConditionWriter, Scene, WarpedChunk, depth_weights_needed, open_scene, padded_length,
+from .. import __version__, registry
+from .. import caption as captioning
+from ..cameras import CameraOptions, TrajectorySource, chunk_plan
+from ..choices import DECODERS, check_size, check_video_output
+from ..errors import UsageError, WeightsError, out_of_memory
+from ..files import atomic_output, fingerprint_file
+from ..depth import find_sidecar
+from ..generate.scheduler import FlowMatchScheduler
+from ..generate.star import FRAMES_PER_CHUNK, ChunkInput, StarSampler
+from ..meter import StageMeter
+from ..models import dit, tae, vae
+from ..models.dit import DTYPES, CausalWanDiT
+from ..models.vae import StreamingAutoencoder
+from ..scene import (ConditionWriter, Scene, WarpedChunk, depth_weights_needed, open_scene, padded_length,
                        warped_chunks)
-from .progress import Reporter
-from .text import (NO_PROMPT_WARNING, PromptEmbedder, check_prompt_text, clean_prompt, find_cached_embedding,
+from ..progress import Reporter
+from ..text import (NO_PROMPT_WARNING, PromptEmbedder, check_prompt_text, clean_prompt, find_cached_embedding,
                    read_prompt_file, resolve_prompt, resolve_text_device)
-from .video import VideoWriter, lost_frames_warning, probe
-from .warp import coverage, mask_to_latent_channels
+from ..video import VideoWriter, lost_frames_warning, probe
+from ..warp import coverage, mask_to_latent_channels
 
 TEXT_DTYPE = torch.bfloat16
 """The text encoder always runs in bfloat16, as the official pipeline does (its embeddings are cached)."""

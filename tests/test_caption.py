@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from inspatio_cli import caption, registry
+from inspatio_cli import caption
 from inspatio_cli.errors import UsageError, WeightsError
 from inspatio_cli.progress import Reporter
+from inspatio_cli.weights import catalog
 from clirun import run
 from media import make_clip, pattern
 
-FOLDER = registry.entry(caption.WEIGHTS_ENTRY).folder
+FOLDER = catalog.entry(caption.WEIGHTS_ENTRY).folder
 IMAGE_SIDE = 64
 """The tiny processor's square input; the vision tower downsamples by 32, so 2x2 tokens plus one."""
 
@@ -111,7 +112,7 @@ def test_cli_captions_the_middle_frame_and_the_cache_answers_the_second_time(tin
     events = [json.loads(line) for line in out.splitlines()]
     captions = [e for e in events if e["event"] == "caption"]
     assert len(captions) == 1 and captions[0]["cached"] is True and captions[0]["frame"] == 4
-    assert captions[0]["video"] == str(clip) and captions[0]["model"].startswith(f"{registry.entry('captioner').repo}@")
+    assert captions[0]["video"] == str(clip) and captions[0]["model"].startswith(f"{catalog.entry('captioner').repo}@")
     text = captions[0]["text"]
     assert text.strip() and not any(token in text for token in ("<pad>", "<s>", "</s>"))
     assert {"event": "caption_cache", "hit": True, "path": str(next(cache.glob("*.json")))} in events
@@ -229,6 +230,6 @@ def test_florence_2_large_layout_matches_the_registry_entry():
     assert sum(p.numel() for p in model.parameters()) == 776_505_344
     stored = {k: v for k, v in model.state_dict().items() if k not in caption.TIED_KEYS}
     size = sum(v.numel() for v in stored.values()) * 2
-    entry = registry.entry(caption.WEIGHTS_ENTRY)
+    entry = catalog.entry(caption.WEIGHTS_ENTRY)
     assert abs(size - entry.size) < 0.01 * entry.size
     assert entry.licence == "MIT" and entry.group == "caption" and entry.filename == caption.WEIGHTS_FILE

@@ -12,7 +12,7 @@ from golden_checks.common import official_key_list
 from inspatio_cli.depth.catalog import DA3_CHECKPOINTS, DEPTH_MODELS
 from inspatio_cli.depth.checkpoints import identify, ignored_prefixes, load_state
 from inspatio_cli.depth.da3 import CONFIGS, build, config_from_dict, parameter_count
-from inspatio_cli.weights import key_mismatch
+from inspatio_cli.weights.io import key_mismatch
 
 VARIANTS = ["small", "base", "large", "giant", "metric-large", "nested-giant-large"]
 

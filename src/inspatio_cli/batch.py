@@ -43,7 +43,6 @@ from typing import Any, BinaryIO, Callable, Iterable, Sequence, TextIO
 import torch
 
 from . import caption as captioning
-from . import registry
 from .cameras import CameraOptions, TimeControl, chunk_plan
 from .choices import DEFAULT_NAME, VIDEO_SUFFIXES, check_size
 from .errors import InputError, InspatioError, Interrupted, ManifestError, PromptError, UsageError, out_of_memory
@@ -54,7 +53,8 @@ from .progress import Reporter
 from .render.rerender import SIDECAR_FORMAT, Rerenderer, RerenderResult
 from .text import check_prompt_text, read_prompt_file, resolve_text_device
 from .video import FIT_MODES, probe
-from .weights import read_header
+from .weights import catalog, hub
+from .weights.io import read_header
 
 MANIFEST_KINDS = ("jsonl", "csv", "list")
 NAME_FIELDS = ("video", "trajectory", "seed", "index")
@@ -857,10 +857,10 @@ def estimate(jobs: Sequence[Job], renderer: Rerenderer, *, near: Sequence[Job] =
     weights: dict[str, int] = {}
     for phase, names, dtype in (("render", ("generator", renderer.autoencoder_weights), renderer.dtype),
                                 ("text", ("text-encoder",), None)):
-        paths = [registry.locate(registry.entry(n), renderer.weights_dir) for n in names]
+        paths = [hub.locate(catalog.entry(n), renderer.weights_dir) for n in names]
         weights[phase] = sum(_resident_bytes(p, dtype) for p in paths if p is not None)
     needed = {n for job in jobs for n in depth_weights_needed(job.video, job.depth, fit=job.fit, size=job.canvas)}
-    depth_paths = [registry.locate(registry.entry(n), renderer.weights_dir) for n in sorted(needed)]
+    depth_paths = [hub.locate(catalog.entry(n), renderer.weights_dir) for n in sorted(needed)]
     weights["depth"] = sum(p.stat().st_size for p in depth_paths if p is not None)
     frames = sum(job.frames for job in jobs)
     rate = frames / seconds if seconds else None
@@ -1046,7 +1046,7 @@ def check_weights(jobs: Sequence[Job], renderer: Rerenderer) -> None:
         names.update(dict.fromkeys(renderer.required_weights(job.video, depth=job.depth, prompt=job.prompt,
                                                              prompt_file=job.prompt_file, fit=job.fit,
                                                              size=job.size)))
-    registry.resolve(list(names), renderer.weights_dir, purpose="for this batch")
+    hub.resolve(list(names), renderer.weights_dir, purpose="for this batch")
 
 
 def _prepare_depth(run: _Run, renderer: Rerenderer) -> None:

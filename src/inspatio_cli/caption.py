@@ -8,7 +8,7 @@ transformers 5 (no remote code), the optional ``caption`` extra, which is import
 actually computed.
 
 Weights: the transformers-native conversion ``florence-community/Florence-2-large`` (MIT, 0.78B
-parameters, ``model.safetensors`` 1.55 GB in float16), found offline through the weights registry (entry
+parameters, ``model.safetensors`` 1.55 GB in float16), found offline through the weights catalogue (entry
 ``captioner``, folder ``Florence-2-large-hf`` under ``--weights-dir``). The model is built from the whole
 repository folder: ``config.json``, the tokenizer and processor files lie beside the weights. The original
 ``microsoft/Florence-2-large`` layout (remote code, other key names) is refused with the repository to use.
@@ -37,13 +37,13 @@ import numpy as np
 import torch
 from huggingface_hub.constants import HF_HUB_CACHE
 
-from . import registry
 from .depth.estimate import resolve_device
 from .errors import RuntimeFailure, UsageError, VideoError, WeightsError
 from .files import atomic_output, cache_dir, fingerprint_file
 from .progress import Reporter
 from .video import iter_frames, probe
-from .weights import key_mismatch, read_header
+from .weights import catalog, hub
+from .weights.io import key_mismatch, read_header
 
 TASK = "<MORE_DETAILED_CAPTION>"
 MAX_NEW_TOKENS = 1024
@@ -125,7 +125,7 @@ def check_model_dir(folder: str | Path) -> Path:
     missing = [name for name in (WEIGHTS_FILE, *MODEL_FILES) if not (root / name).is_file()]
     if not any((root / name).is_file() for name in PROCESSOR_FILES):
         missing.append(" or ".join(PROCESSOR_FILES))
-    repo = registry.entry(WEIGHTS_ENTRY).repo
+    repo = catalog.entry(WEIGHTS_ENTRY).repo
     if missing:
         target = "" if root.resolve().is_relative_to(Path(HF_HUB_CACHE).resolve()) else f" --local-dir {root}"
         raise WeightsError(f"the captioner folder lacks {', '.join(missing)}: Florence-2 needs every file of "
@@ -187,7 +187,7 @@ class Captioner:
     miss and kept until :meth:`close` (or the end of a ``with`` block), so many videos cost one load.
 
     ``model_dir``: a folder with a transformers-native Florence-2 checkpoint (tests pass a tiny one);
-    without it the registry entry ``captioner`` is looked up offline in ``weights_dir`` / the Hugging Face
+    without it the catalogue entry ``captioner`` is looked up offline in ``weights_dir`` / the Hugging Face
     cache (:class:`WeightsError` with the download command if absent). ``device``: a torch device (default:
     CUDA when present, else the CPU); the model runs in float16 on CUDA and float32 on the CPU, as the
     official script does. ``cache=False`` neither reads nor writes the cache.
@@ -200,9 +200,9 @@ class Captioner:
         self._transformers = _transformers()
         self.reporter = reporter or Reporter("silent")
         if model_dir is None:
-            weights = registry.resolve([WEIGHTS_ENTRY], weights_dir)[WEIGHTS_ENTRY]
+            weights = hub.resolve([WEIGHTS_ENTRY], weights_dir)[WEIGHTS_ENTRY]
             self.model_dir = check_model_dir(weights.parent)
-            name = registry.entry(WEIGHTS_ENTRY).repo
+            name = catalog.entry(WEIGHTS_ENTRY).repo
         else:
             self.model_dir = check_model_dir(model_dir)
             name = self.model_dir.name

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from inspatio_cli.models.t5 import T5Config, T5Encoder
-from inspatio_cli.weights import load_strict
+from inspatio_cli.weights.io import load_strict
 
 from .common import GoldenCase, assert_close
 

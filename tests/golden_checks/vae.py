@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from inspatio_cli.models.vae import VAEConfig, WanVAE
-from inspatio_cli.weights import load_strict
+from inspatio_cli.weights.io import load_strict
 
 from .common import GoldenCase, assert_close
 

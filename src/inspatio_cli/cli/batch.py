@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..progress import Reporter
-from ..registry import human_size
+from ..weights.hub import human_size
 from .app import (JsonOpt, QuietOpt, SkipBadFramesOpt, add_plain_row, app, parse_size, print_error, print_table,
                   reporter)
 from .models import WeightsDirOpt

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .. import registry
+from ..weights import catalog, hub
 from .app import JsonOpt, QuietOpt, app, print_table, reporter
 
 group = typer.Typer(name="models", help="List, download and verify the model weights.", no_args_is_help=True)
@@ -25,9 +25,9 @@ OnlyOpt = Annotated[Optional[str], typer.Option(
          "Default for download: what a default rerender needs.")]
 
 
-def _selection(only: str | None, default_all: bool) -> list[registry.WeightFile]:
+def _selection(only: str | None, default_all: bool) -> list[catalog.WeightFile]:
     names = [n.strip() for n in only.split(",") if n.strip()] if only else (["all"] if default_all else None)
-    return registry.select(names)
+    return catalog.select(names)
 
 
 @group.command("list")
@@ -35,9 +35,9 @@ def list_(weights_dir: WeightsDirOpt = None, only: OnlyOpt = None, json_mode: Js
     """Show every weight file: what needs it, size, licence, and whether it is present."""
     rows = []
     for item in _selection(only, default_all=True):
-        path = registry.locate(item, weights_dir)
+        path = hub.locate(item, weights_dir)
         rows.append({"name": item.name, "group": item.group, "source": item.source, "size": item.size,
-                     "licence": item.licence, "needed_by": registry.commands_for(item), "purpose": item.purpose,
+                     "licence": item.licence, "needed_by": catalog.commands_for(item), "purpose": item.purpose,
                      "present": path is not None, "path": str(path) if path else None})
     if json_mode:
         for row in rows:
@@ -46,10 +46,10 @@ def list_(weights_dir: WeightsDirOpt = None, only: OnlyOpt = None, json_mode: Js
     table = Table("name", "needed by", "size", "licence", "status", "source")
     for row in rows:
         status = f"[green]present[/green] {escape(str(row['path']))}" if row["present"] else "[red]missing[/red]"
-        table.add_row(row["name"], escape(row["needed_by"]), registry.human_size(row["size"]), row["licence"],
+        table.add_row(row["name"], escape(row["needed_by"]), hub.human_size(row["size"]), row["licence"],
                       status, row["source"])
     print_table(table)
-    root = registry.weights_root(weights_dir)
+    root = hub.weights_root(weights_dir)
     typer.echo(f"looking in {root}" if root else "looking in the Hugging Face cache (HF_HOME)", err=True)
 
 
@@ -59,15 +59,15 @@ def download(weights_dir: WeightsDirOpt = None, only: OnlyOpt = None, json_mode:
     """Fetch missing weights from the Hugging Face hub (resumable) and GitHub (TAEHV)."""
     report = reporter(json_mode, quiet)
     items = _selection(only, default_all=False)
-    total = sum(i.size for i in items if registry.locate(i, weights_dir) is None)
-    report.info(f"{len(items)} file(s), up to {registry.human_size(total)} to download")
+    total = sum(i.size for i in items if hub.locate(i, weights_dir) is None)
+    report.info(f"{len(items)} file(s), up to {hub.human_size(total)} to download")
 
-    def on_file(item: registry.WeightFile, status: str) -> None:
+    def on_file(item: catalog.WeightFile, status: str) -> None:
         report.event("file", name=item.name, source=item.source, status=status)
         if status != "done":
-            report.info(f"{item.name}: {status} ({item.source}, {registry.human_size(item.size)})")
+            report.info(f"{item.name}: {status} ({item.source}, {hub.human_size(item.size)})")
 
-    paths = registry.download(items, weights_dir, on_file=on_file)
+    paths = hub.download(items, weights_dir, on_file=on_file)
     report.event("summary", files={k: str(v) for k, v in paths.items()})
     report.info(f"done: {len(paths)} file(s) ready")
 
@@ -76,7 +76,9 @@ def download(weights_dir: WeightsDirOpt = None, only: OnlyOpt = None, json_mode:
 def verify(weights_dir: WeightsDirOpt = None, only: OnlyOpt = None, json_mode: JsonOpt = False,
            quiet: QuietOpt = False) -> None:
     """Check present weight files against the model classes (keys and shapes, headers only)."""
-    checks = registry.verify(_selection(only, default_all=True), weights_dir)
+    from ..weights.checks import verify as check_files
+
+    checks = check_files(_selection(only, default_all=True), weights_dir)
     if json_mode:
         for c in checks:
             typer.echo(json.dumps({"name": c.item.name, "status": c.status, "path": str(c.path) if c.path else None,

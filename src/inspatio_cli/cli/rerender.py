@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .. import registry
 from ..choices import DECODERS, DEFAULT_NAME, DTYPE_NAMES, FIT_MODES, MODEL_SIZE, check_size
 from ..depth.catalog import DA3_CHECKPOINTS, DEFAULT_MODEL, depth_model
 from ..depth.sidecar import find_sidecar
+from ..weights import catalog, hub
 from .app import JsonOpt, QuietOpt, SkipBadFramesOpt, app, parse_size, reporter
 from .models import WeightsDirOpt
 from .trajectory import camera_options
@@ -72,14 +72,14 @@ def check_core_weights(videos: list[Path], decoder: str, depth: Path | None, wei
     if decoder not in DECODERS:
         return
     core = ["generator", "vae" if decoder == "wan" else "tae"]
-    if all(registry.locate(registry.entry(n), weights_dir) is not None for n in core):
+    if all(hub.locate(catalog.entry(n), weights_dir) is not None for n in core):
         return
     others = ["text-encoder", "tokenizer"]
     if depth is None and any(find_sidecar(video) is None for video in videos):
         others += [DA3_CHECKPOINTS[c].group for c in depth_model(DEFAULT_MODEL).checkpoints]
-    others = [n for n in others if registry.locate(registry.entry(n), weights_dir) is None]
+    others = [n for n in others if hub.locate(catalog.entry(n), weights_dir) is None]
     note = " (the text encoder is not needed for a cached prompt, nor the depth model for a cached depth)"
-    registry.resolve(core + others, weights_dir, purpose="for rerender" + (note if others else ""))
+    hub.resolve(core + others, weights_dir, purpose="for rerender" + (note if others else ""))
 
 
 @app.command()

@@ -1,5 +1,6 @@
 """The Depth-Anything-3 checkpoints and the depth models the tool offers, with their licences: plain data,
-importable without PyTorch (the command line lists them in its help; the registry lists their files).
+importable without PyTorch (the command line lists them in its help; :mod:`inspatio_cli.weights.catalog`
+lists their files).
 
 A *checkpoint* is one Hugging Face repo (``model.safetensors`` + ``config.json``, keys prefixed ``model.``);
 a *depth model* (``--model``) is one checkpoint or an any-view checkpoint aligned to the metric one:
@@ -25,7 +26,6 @@ from typing import TYPE_CHECKING
 from ..errors import UsageError
 
 if TYPE_CHECKING:
-    from ..registry import WeightFile
     from .da3 import DA3Config, NestedConfig
 
 HUB_FILES = ("model.safetensors", "config.json")
@@ -107,15 +107,3 @@ def depth_model(name: str) -> DepthModel:
         raise UsageError(f"unknown depth model {name!r}; choose from {', '.join(DEPTH_MODELS)}")
     return DEPTH_MODELS[name]
 
-
-def weight_files() -> list["WeightFile"]:
-    """Registry entries of every DA3 file (names ``<group>`` and ``<group>-config``)."""
-    from ..registry import WeightFile
-
-    out = []
-    for c in DA3_CHECKPOINTS.values():
-        what = f"Depth-Anything-3 {c.model_name} ({c.licence})"
-        out.append(WeightFile(c.group, c.repo, HUB_FILES[0], c.folder, c.size, c.licence, c.group, what))
-        out.append(WeightFile(f"{c.group}-config", c.repo, HUB_FILES[1], c.folder, 1_000, c.licence, c.group,
-                              f"{what}: architecture name"))
-    return out

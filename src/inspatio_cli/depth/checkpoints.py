@@ -1,7 +1,7 @@
 """Loading Depth-Anything-3 weights into the networks of :mod:`.da3`, for the depth models of :mod:`.catalog`.
 
 Weights are found without network access (``--weights-dir`` with the official folder layout, else the
-Hugging Face cache) through :mod:`inspatio_cli.registry`; a missing file raises a :class:`WeightsError`
+Hugging Face cache) through :mod:`inspatio_cli.weights.hub`; a missing file raises a :class:`WeightsError`
 naming it and the ``inspatio models download --only ...`` command. A user file or folder (``weights=``) is
 also accepted: a ``.safetensors``/``.pth`` file or a folder with ``model.safetensors`` (+ ``config.json``).
 The architecture comes from ``config.json`` (``model_name``) when present, else from the tensor shapes.
@@ -16,7 +16,8 @@ from typing import Mapping, Sequence
 import torch
 
 from ..errors import UsageError, WeightsError
-from ..weights import key_mismatch, load_strict, read_state_dict
+from ..weights import hub
+from ..weights.io import key_mismatch, load_strict, read_state_dict
 from .catalog import DA3_CHECKPOINTS, DEFAULT_MODEL, HUB_FILES, DepthModel, depth_model
 from .da3 import CONFIGS, UNUSED_PREFIXES, DA3Config, DA3Net, NestedConfig, NestedDA3Net, build
 
@@ -24,10 +25,8 @@ from .da3 import CONFIGS, UNUSED_PREFIXES, DA3Config, DA3Net, NestedConfig, Nest
 def locate_checkpoints(model: DepthModel, weights_dir: str | Path | None = None) -> list[Path]:
     """Local ``model.safetensors`` of each checkpoint of ``model`` (no network); one
     :class:`WeightsError` lists every missing file and the command that downloads them."""
-    from ..registry import resolve
-
     names = [DA3_CHECKPOINTS[c].group for c in model.checkpoints]
-    found = resolve(names, weights_dir, purpose=f"for the depth model {model.name}")
+    found = hub.resolve(names, weights_dir, purpose=f"for the depth model {model.name}")
     return [found[name] for name in names]
 
 

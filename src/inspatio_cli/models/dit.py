@@ -38,7 +38,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..errors import InputError, WeightsError
 from ..progress import Reporter
-from ..weights import load_strict, read_state_dict
+from ..weights.io import load_strict, read_state_dict
 
 try:
     from flash_attn_interface import flash_attn_func as _flash3

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import WeightsError
-from ..weights import load_strict, read_state_dict
+from ..weights.io import load_strict, read_state_dict
 from .dit import RMSNorm
 
 

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..weights import load_strict, read_state_dict
+from ..weights.io import load_strict, read_state_dict
 from .vae import Cache, StreamDecoder, StreamEncoder, StreamingAutoencoder, Tail
 
 

@@ -48,7 +48,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from .. import __version__, registry
+from .. import __version__
 from .. import caption as captioning
 from ..cameras import CameraOptions, TrajectorySource, chunk_plan
 from ..choices import DECODERS, check_size, check_video_output
@@ -68,6 +68,7 @@ from ..text import (NO_PROMPT_WARNING, PromptEmbedder, check_prompt_text, clean_
                    read_prompt_file, resolve_prompt, resolve_text_device)
 from ..video import VideoWriter, lost_frames_warning, probe
 from ..warp import coverage, mask_to_latent_channels
+from ..weights import catalog, hub
 
 TEXT_DTYPE = torch.bfloat16
 """The text encoder always runs in bfloat16, as the official pipeline does (its embeddings are cached)."""
@@ -291,10 +292,10 @@ class Rerenderer:
         """Automatic captions need the optional extra and the captioner's weights; without either the run
         goes on with the empty prompt (and a warning saying how to enable captions)."""
         return (captioning.captioning_available()
-                and registry.locate(registry.entry("captioner"), self.weights_dir) is not None)
+                and hub.locate(catalog.entry("captioner"), self.weights_dir) is not None)
 
     def _text_files_present(self) -> bool:
-        return all(registry.locate(registry.entry(n), self.weights_dir) is not None
+        return all(hub.locate(catalog.entry(n), self.weights_dir) is not None
                    for n in ("text-encoder", "tokenizer"))
 
     def required_weights(self, video: str | Path, *, depth: str | Path | None = None, prompt: str | None = None,
@@ -316,7 +317,7 @@ class Rerenderer:
     def check_weights(self, video: str | Path, **options) -> dict[str, Path]:
         """Local paths of :meth:`required_weights` (same arguments); one :class:`WeightsError` lists every
         missing file with its size and the download command. Touches no network and builds nothing."""
-        return registry.resolve(self.required_weights(video, **options), self.weights_dir, purpose="for rerender")
+        return hub.resolve(self.required_weights(video, **options), self.weights_dir, purpose="for rerender")
 
     # ------------------------------------------------------------------------------------------------
     # Settings and their fingerprint
@@ -342,7 +343,7 @@ class Rerenderer:
         depth_file = depth if depth is not None else find_sidecar(video)
         weights = {}
         for name in ("generator", self.autoencoder_weights):
-            path = registry.locate(registry.entry(name), self.weights_dir)
+            path = hub.locate(catalog.entry(name), self.weights_dir)
             weights[name] = fingerprint_file(path) if path is not None else None
         return {
             "video": {"path": str(video), "fingerprint": fingerprint_file(video)},
@@ -385,7 +386,7 @@ class Rerenderer:
             reporter.info(f"prompt: caption of frame {caption.frame}: {caption.text}")
             return {"text": caption.text, "source": "caption", "caption": caption.as_dict()}
         if prompt is None:
-            fetch = registry.download_command([registry.entry("captioner")], self.weights_dir)
+            fetch = hub.download_command([catalog.entry("captioner")], self.weights_dir)
             enable = (f"download the captioner ({fetch})" if captioning.captioning_available() else
                       f"install the optional caption extra ({captioning.EXTRA_COMMAND}) and its weights")
             reporter.warn(f"{NO_PROMPT_WARNING}; or {enable} to caption the video automatically, as the "
@@ -406,7 +407,7 @@ class Rerenderer:
             found = [find_cached_embedding(p, TEXT_DTYPE) for p in prompts]
             if all(f is not None for f in found):
                 return found
-        paths = registry.resolve(["text-encoder", "tokenizer"], self.weights_dir, purpose="for the prompt")
+        paths = hub.resolve(["text-encoder", "tokenizer"], self.weights_dir, purpose="for the prompt")
         cleaned = {clean_prompt(p) for p in prompts}
         told = cleaned <= self._embedded
         embedder = PromptEmbedder(paths["text-encoder"], paths["tokenizer"], device=self._text_device(),
@@ -422,7 +423,7 @@ class Rerenderer:
         needed = [n for n, m in (("generator", models.generator), (self.autoencoder_weights, models.autoencoder))
                   if m is None]
         if needed and not all(n in (paths or {}) for n in needed):
-            paths = registry.resolve(needed, self.weights_dir, purpose="for rerender")
+            paths = hub.resolve(needed, self.weights_dir, purpose="for rerender")
         if models.generator is None:
             self.reporter.info(f"loading the generator on {self.device} ({paths['generator'].name})")
             models.generator = dit.load_generator(paths["generator"], dtype=self.dtype, device=self.device,

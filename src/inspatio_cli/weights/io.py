@@ -3,6 +3,8 @@
 Every model of the tool loads through :func:`read_state_dict` (``.safetensors`` or a ``.pth`` read with
 ``torch.load(weights_only=True)``, never a full unpickle) and :func:`load_strict` (exact key and shape
 match, listing the first missing / unexpected / mis-shaped keys and the file on failure).
+:func:`read_header` and :func:`meta_state` give a checkpoint's keys, shapes and dtypes without reading its
+tensor data (what ``inspatio models verify`` checks).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
-from .errors import WeightsError
+from ..errors import WeightsError
 
 _SHOW = 5
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -105,6 +107,22 @@ def read_header(path: str | Path) -> dict[str, tuple[tuple[int, ...], str]]:
             return out
     except (SafetensorError, OSError) as exc:
         raise WeightsError(f"unreadable safetensors header ({_reason(exc)})", p) from None
+
+
+_SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
+                       "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "BOOL": torch.bool}
+"""The dtypes of a safetensors header, by their names there (others are shown as float32)."""
+
+
+def meta_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The checkpoint's keys as meta tensors of the stored shapes and dtypes, without reading the data:
+    the safetensors header, or a ``.pth`` memory-mapped through :func:`read_state_dict`."""
+    p = Path(path)
+    if p.suffix == ".safetensors":
+        return {k: torch.empty(shape, dtype=_SAFETENSORS_DTYPES.get(dtype, torch.float32), device="meta")
+                for k, (shape, dtype) in read_header(p).items()}
+    return {k: torch.empty(v.shape, dtype=v.dtype, device="meta")
+            for k, v in read_state_dict(p, mmap=True).items()}
 
 
 def key_mismatch(expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]],

@@ -141,11 +141,3 @@ def fingerprint_file(path: str | os.PathLike[str], sample_bytes: int = 1 << 22) 
                 digest.update(fh.read(sample_bytes))
     return digest.hexdigest()[:16]
 
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 24) -> str:
-    """Full SHA-256 of a file (hex), read in chunks so memory stays small."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

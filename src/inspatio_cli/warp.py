@@ -167,7 +167,7 @@ def forward_warp(frames: torch.Tensor, depth: torch.Tensor, source_w2c: torch.Te
 def forward_warp_distance(frames: torch.Tensor, depth: torch.Tensor, source_w2c: torch.Tensor,
                           target_w2c: torch.Tensor, K: torch.Tensor, K_target: torch.Tensor | None = None,
                           lmax: torch.Tensor | float | None = None,
-                          rules: WarpRules = V15_RULES) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                          rules: WarpRules = V1_RULES) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`forward_warp` that also splats the target depth z as a 4th value (v1.5's "distance", which
     the multi-view merge compares). Returns ``render`` (B, 3, H, W), ``mask`` (B, 1, H, W) and ``distance``
     (B, H, W) float32: the weight-averaged target z in model units, 0 in holes, not clamped."""

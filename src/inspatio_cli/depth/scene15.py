@@ -173,7 +173,7 @@ def save_matrix(path: str | Path, matrices: np.ndarray | torch.Tensor) -> Path:
 def _read_text(path: str | Path, what: str) -> str:
     path = Path(path)
     if not path.is_file():
-        raise DepthError(f"missing: this file holds {what}" if not path.exists() else "not a file", path)
+        raise DepthError(f"missing (it should hold {what})" if not path.exists() else "not a file", path)
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -199,7 +199,9 @@ def read_depth_png(path: str | Path, size: tuple[int, int] | None = None) -> np.
         with Image.open(path) as image:
             mode = image.mode
             codes = np.array(image)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except UnidentifiedImageError:
+        raise DepthError("not an image Pillow can read (expected a 16-bit greyscale PNG)", path) from None
+    except (OSError, ValueError) as exc:
         raise DepthError(f"not a readable PNG ({' '.join(str(exc).split())[:80]})", path) from None
     if mode not in ("I;16", "I;16B", "I;16L", "I") or codes.ndim != 2 or codes.min(initial=0) < 0 or (
             codes.max(initial=0) > MAX_UINT16):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inspatio_cli.views import (image_to_model, latent_count, latent_frame_groups, merge_views, overlap_pixels,
-                                padded_frame_count, padded_frame_indices, padded_mask_latents, select_chunk_top3,
-                                source_view_per_frame, warp_views)
+from inspatio_cli.views import (image_to_model, latent_frame_groups, merge_views, overlap_pixels,
+                                padded_frame_indices, padded_mask_latents, select_chunk_top3, source_view_per_frame,
+                                warp_views)
 from inspatio_cli.warp import V1_RULES, V15_RULES, forward_warp, forward_warp_distance, log_depth_max
 
 H, W = 24, 40
@@ -138,13 +138,13 @@ def test_overlap_and_reference_view_per_frame() -> None:
 
 
 def test_frame_counts() -> None:
-    assert [padded_frame_count(v) for v in (1, 9, 10, 130, 139, 141, 247, 300, 753, 1000)] == [
+    assert [len(padded_frame_indices(v)) for v in (1, 9, 10, 130, 139, 141, 247, 300, 753, 1000)] == [
         9, 9, 21, 141, 141, 141, 249, 309, 753, 1005]
-    assert latent_count(141) == 36 and latent_count(1) == 1
     assert [list(g) for g in latent_frame_groups(7)] == [[0], [1, 2, 3, 4], [5, 6]]
+    assert [list(g) for g in latent_frame_groups(1)] == [[0]] and len(latent_frame_groups(141)) == 36
     assert padded_frame_indices(6).tolist() == [0, 1, 2, 3, 4, 5, 5, 5, 5]
     with pytest.raises(ValueError):
-        latent_count(0)
+        padded_frame_indices(0)
 
 
 def test_padded_mask_latents_repeat_the_last_valid_frame() -> None:

@@ -9,9 +9,10 @@ one scene into a target camera path:
   scene is the one-view case per frame and calls :func:`inspatio_cli.warp.forward_warp` directly;
 * for each chunk of 3 latent frames, :func:`select_chunk_top3` chooses which view image is the reference
   frame of each latent (the render still merges all views);
-* the generator sees :func:`padded_frame_count` frames: the valid frames, then the last valid one repeated
-  (:func:`padded_frame_indices`), where v1 dropped the frames that did not fill a chunk; only the valid
-  frames are written out. :func:`padded_mask_latents` is the mask channels of that padded stream.
+* the generator sees whole chunks: the valid frames, then the last valid one repeated up to
+  :func:`inspatio_cli.cameras.chunk_plan`'s ``padded_frames`` (:func:`padded_frame_indices`), the rule this
+  tool already applies to v1 (:meth:`inspatio_cli.scene.Scene.padded`); only the valid frames are written
+  out. :func:`padded_mask_latents` is the mask channels of that padded stream.
 
 Frames are float ``(T, 3, H, W)`` in [-1, 1]; depth is z-depth in model units, 0 (or less) where unknown;
 cameras are OpenCV world-to-camera ``(4, 4)`` and ``K (3, 3)`` in pixels.
@@ -25,40 +26,24 @@ from typing import Sequence
 
 import torch
 
+from .cameras.trajectory import LATENTS_PER_CHUNK, chunk_plan, latent_frame_range
 from .warp import HOLE, V15_RULES, forward_warp_distance, mask_to_latent_channels
-
-FRAMES_PER_LATENT = 4
-"""Pixel frames per latent frame after the first (the first latent holds one frame)."""
-LATENTS_PER_CHUNK = 3
-"""Latent frames the generator denoises together (one DiT block)."""
-
-
-def latent_count(frames: int) -> int:
-    """Latent frames of ``frames`` pixel frames: 1 for the first frame, then one per (started) 4."""
-    if frames < 1:
-        raise ValueError(f"a clip has at least one frame, got {frames}")
-    return (frames - 1 + FRAMES_PER_LATENT - 1) // FRAMES_PER_LATENT + 1
 
 
 def latent_frame_groups(frames: int) -> list[range]:
-    """The pixel frames of each latent frame: ``[0]``, ``[1..4]``, ``[5..8]``, ... (the last group may be
-    shorter), as in the official ``latent_frame_groups``."""
-    starts = [0] + list(range(1, frames, FRAMES_PER_LATENT))
-    return [range(start, min(frames, 1 if start == 0 else start + FRAMES_PER_LATENT)) for start in starts]
-
-
-def padded_frame_count(valid_frames: int) -> int:
-    """Frames the generator sees for a clip of ``valid_frames``: whole chunks of 3 latents, i.e.
-    ``(L - 1) * 4 + 1`` with ``L`` the latent count rounded up to a multiple of 3 (141 -> 141, 139 -> 141,
-    247 -> 249, 1000 -> 1005)."""
-    latents = -(-latent_count(valid_frames) // LATENTS_PER_CHUNK) * LATENTS_PER_CHUNK
-    return (latents - 1) * FRAMES_PER_LATENT + 1
+    """The pixel frames of each latent frame of a ``frames``-frame clip: ``[0]``, ``[1..4]``, ``[5..8]``, ...
+    (the last group may be shorter), as the official ``latent_frame_groups``."""
+    groups = (latent_frame_range(j) for j in range(frames))
+    return [range(group.start, min(group.stop, frames)) for group in groups if group.start < frames]
 
 
 def padded_frame_indices(valid_frames: int) -> torch.Tensor:
     """Which frame the generator sees at each padded position: ``min(p, valid_frames - 1)`` for ``p`` in
-    ``0 .. padded_frame_count(valid_frames) - 1`` (the last valid frame repeated). (P,) int64."""
-    return torch.arange(padded_frame_count(valid_frames)).clamp_max(valid_frames - 1)
+    ``0 .. P - 1``, ``P`` the whole chunks' frames (:func:`inspatio_cli.cameras.chunk_plan`; 139 -> 141,
+    247 -> 249, 1000 -> 1005), so the last valid frame is repeated. (P,) int64."""
+    if valid_frames < 1:
+        raise ValueError(f"a clip has at least one frame, got {valid_frames}")
+    return torch.arange(chunk_plan(valid_frames).padded_frames).clamp_max(valid_frames - 1)
 
 
 def padded_mask_latents(mask: torch.Tensor, valid_frames: int) -> torch.Tensor:
@@ -119,7 +104,9 @@ def warp_views(images: torch.Tensor, depth: torch.Tensor, source_w2c: torch.Tens
     ``source_w2c`` (V, 4, 4) and ``K`` (V, 3, 3): each view's camera, ``K`` used to unproject it;
     ``target_w2c`` (T, 4, 4); ``K_target`` (3, 3), default ``K[0]`` (v1.5 renders every target with the
     first view's K). Each (target frame, view) pair is its own warp (own ``Lmax``); the views are merged
-    by :func:`merge_views`. With one view the result is that view's warp.
+    by :func:`merge_views`. With one view the result is that view's warp. Target frames are independent,
+    so a long path can be rendered a chunk of ``target_w2c`` at a time (the whole path at once holds about
+    a few tens of floats per pixel of every target frame on a GPU).
     """
     t, v = target_w2c.shape[0], images.shape[0]
     k_target = (K[0] if K_target is None else K_target).expand(t, 3, 3)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import torch
 
+from inspatio_cli.cameras import chunk_plan
+from inspatio_cli.scene import padded_length
 from inspatio_cli.video import to_uint8
-from inspatio_cli.views import (image_to_model, latent_count, latent_frame_groups, overlap_pixels,
-                                padded_frame_count, padded_frame_indices, padded_mask_latents, select_chunk_top3,
-                                source_view_per_frame, warp_views)
+from inspatio_cli.views import (image_to_model, latent_frame_groups, overlap_pixels, padded_frame_indices,
+                                padded_mask_latents, select_chunk_top3, source_view_per_frame, warp_views)
 from inspatio_cli.warp import V15_RULES, forward_warp_distance, log_depth_max, mask_to_video
 
 from .common import GoldenCase, assert_close
@@ -124,12 +125,14 @@ def _check_select(case: GoldenCase) -> None:
 
 
 def _check_framecount(case: GoldenCase) -> None:
+    """v1.5's ``padded_frame_count`` is the padding this tool applies (``padded_length``, ``chunk_plan``)."""
     valid = case["input.valid_frames"].tolist()
-    padded = torch.tensor([padded_frame_count(v) for v in valid])
-    assert_close("padded_frames", padded, case["output.padded_frames"], 0, 0)
-    latents = torch.tensor([latent_count(p) for p in padded.tolist()])
-    assert_close("latent_frames", latents, case["output.latent_frames"], 0, 0)
-    assert_close("blocks", latents // 3, case["output.blocks"], 0, 0)
+    padded = [padded_length(v) for v in valid]
+    assert_close("padded_frames", torch.tensor(padded), case["output.padded_frames"], 0, 0)
+    assert [len(padded_frame_indices(v)) for v in valid] == padded
+    plans = [chunk_plan(p) for p in padded]
+    assert_close("latent_frames", torch.tensor([p.latent_frames for p in plans]), case["output.latent_frames"], 0, 0)
+    assert_close("blocks", torch.tensor([len(p) for p in plans]), case["output.blocks"], 0, 0)
     groups = latent_frame_groups(141)
     assert_close("groups141_start", torch.tensor([g.start for g in groups]), case["output.groups141_start"], 0, 0)
     assert_close("groups141_stop", torch.tensor([g.stop for g in groups]), case["output.groups141_stop"], 0, 0)

@@ -105,7 +105,7 @@ def warp_views(images: torch.Tensor, depth: torch.Tensor, source_w2c: torch.Tens
     ``target_w2c`` (T, 4, 4); ``K_target`` (3, 3), default ``K[0]`` (v1.5 renders every target with the
     first view's K). Each (target frame, view) pair is its own warp (own ``Lmax``); the views are merged
     by :func:`merge_views`. With one view the result is that view's warp. Target frames are independent,
-    so a long path can be rendered a chunk of ``target_w2c`` at a time (the whole path at once holds about
+    so a long path can be rendered a chunk of ``target_w2c`` at a time (the whole path at once needs
     a few tens of floats per pixel of every target frame on a GPU).
     """
     t, v = target_w2c.shape[0], images.shape[0]

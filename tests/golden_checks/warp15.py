@@ -16,7 +16,7 @@ from inspatio_cli.scene import padded_length
 from inspatio_cli.video import to_uint8
 from inspatio_cli.views import (image_to_model, latent_frame_groups, overlap_pixels, padded_frame_indices,
                                 padded_mask_latents, select_chunk_top3, source_view_per_frame, warp_views)
-from inspatio_cli.warp import V15_RULES, forward_warp_distance, log_depth_max, mask_to_video
+from inspatio_cli.warp import V15_RULES, forward_warp_distance, log_depth_max, mask_from_video, mask_to_video
 
 from .common import GoldenCase, assert_close
 from .warp import MASK_FLIP_FRACTION, RENDER_FRACTION, assert_warp_close
@@ -94,7 +94,7 @@ def _check_render(case: GoldenCase, render: torch.Tensor, mask: torch.Tensor, de
 
     valid = case.config["valid_frames"]
     assert_close("padded_render_index", padded_frame_indices(valid), case["output.padded_render_index"], 0, 0)
-    official_mask = (case["output.mask_uint8"] > 127).float()
+    official_mask = mask_from_video(case["output.mask_uint8"])
     assert_close("mask_latent", padded_mask_latents(official_mask, valid), case["output.mask_latent"], 1e-6, 0.0)
     if torch.equal(mask_u8, case["output.mask_uint8"]):
         assert_close("mask_latent (ours)", padded_mask_latents(mask, valid), case["output.mask_latent"], 1e-6, 0.0)

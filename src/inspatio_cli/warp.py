@@ -21,12 +21,19 @@ clip at once, bit for bit on CPU. Every operation is per frame and element-wise 
 kernel could depend on the batch size), and the CPU scatter-add runs in a fixed order. On CUDA the
 scatter-add uses atomics, so sums can differ in the last bit from run to run.
 
+Release rules (:class:`WarpRules`): v1.5 (REFERENCE-v1.5.md R4) warps with the same splat but makes one
+call per (target frame, source view), so ``Lmax`` is per frame (:data:`V15_RULES`); it divides by
+``max(z, 1e-6)``, never splats depth <= 0 or target z <= 0, and also splats z itself, giving the target
+depth (:func:`forward_warp_distance`) that the multi-view merge of :mod:`inspatio_cli.views` compares.
+
 The mask reaches the generator as 4 sub-frame channels per latent frame (:func:`mask_to_latent_channels`,
 REFERENCE.md sec. 7). The official code round-trips the mask through lossy H.264 before that and
 re-thresholds it at 0.5; we feed the exact binary mask instead.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +48,27 @@ MIN_LOG_DEPTH_MAX = 1e-6
 """Lower bound of ``Lmax`` (a clip whose points all sit at z <= 0)."""
 
 
+@dataclass(frozen=True)
+class WarpRules:
+    """Where the render rules of the model releases differ (REFERENCE-v1.5.md R0 #6-7, R4).
+
+    ``per_frame_lmax``: the soft z-buffer's ``Lmax`` is each frame's own (v1.5: one warper call per target
+    frame and view) rather than shared by all the frames warped together (v1: one call per clip).
+    ``min_z``: the projection divides by ``max(z, min_z)`` (v1.5: 1e-6); None divides by the raw z (v1).
+    ``positive_depth``: only source depth > 0 and target z > 0 splat (v1.5); v1 splats every z >= 0.
+    """
+
+    per_frame_lmax: bool
+    min_z: float | None
+    positive_depth: bool
+
+
+V1_RULES = WarpRules(per_frame_lmax=False, min_z=None, positive_depth=False)
+"""InSpatio-World v1 (REFERENCE.md sec. 5.2)."""
+V15_RULES = WarpRules(per_frame_lmax=True, min_z=1e-6, positive_depth=True)
+"""InSpatio-World v1.5 (REFERENCE-v1.5.md R4)."""
+
+
 def _as_depth(depth: torch.Tensor) -> torch.Tensor:
     """(B, H, W) or (B, 1, H, W) -> (B, H, W) float32."""
     if depth.ndim == 4:
@@ -53,13 +81,15 @@ def _as_depth(depth: torch.Tensor) -> torch.Tensor:
 
 
 def project(depth: torch.Tensor, source_w2c: torch.Tensor, target_w2c: torch.Tensor, K: torch.Tensor,
-            K_target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            K_target: torch.Tensor | None = None,
+            min_z: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Where every source pixel lands in the target camera.
 
     ``depth`` (B, H, W) or (B, 1, H, W): z-depth in the source camera (model units); ``source_w2c``,
     ``target_w2c`` (B, 4, 4) world-to-camera (OpenCV axes); ``K`` (B, 3, 3) source intrinsics in pixels,
     ``K_target`` (B, 3, 3) the target's (default: ``K``). Returns ``x``, ``y`` (target pixel coordinates,
-    integer = pixel centre) and ``z`` (target-camera depth), each (B, H, W) float32.
+    integer = pixel centre) and ``z`` (target-camera depth), each (B, H, W) float32. ``min_z``: divide by
+    ``max(z, min_z)`` instead of ``z`` (:class:`WarpRules`); ``z`` itself is returned unclamped.
 
     Float32 with the official op order: ``K^-1 @ (u, v, 1)``, times depth, the 4x4, then ``K_target``,
     each product summed left to right; ``x`` is formed as the official flow ``(x - u) + u``.
@@ -83,8 +113,9 @@ def project(depth: torch.Tensor, source_w2c: torch.Tensor, target_w2c: torch.Ten
              for i in range(3)]
     q = [entry(K2, i, 0) * moved[0] + entry(K2, i, 1) * moved[1] + entry(K2, i, 2) * moved[2] for i in range(3)]
     z = q[2]
-    x = (q[0] / z - u) + u
-    y = (q[1] / z - v) + v
+    divisor = z if min_z is None else z.clamp_min(min_z)
+    x = (q[0] / divisor - u) + u
+    y = (q[1] / divisor - v) + v
     return x, y, z
 
 
@@ -101,30 +132,55 @@ def _frame_groups(count: int, device: torch.device) -> list[slice]:
 
 
 def log_depth_max(depth: torch.Tensor, source_w2c: torch.Tensor, target_w2c: torch.Tensor, K: torch.Tensor,
-                  K_target: torch.Tensor | None = None) -> torch.Tensor:
-    """``Lmax`` of these frames: the largest ``log(1 + clamp(z, 0, 1000))`` of their target depths,
-    at least 1e-6 (0-dim float32 tensor). Same arguments as :func:`project`.
+                  K_target: torch.Tensor | None = None, per_frame: bool = False) -> torch.Tensor:
+    """``Lmax`` of these frames: the largest ``log(1 + clamp(z, 0, 1000))`` of their target depths (every
+    pixel counts, valid or not), at least 1e-6: a 0-dim float32 tensor, or (B,) with ``per_frame`` (each
+    frame's own, the v1.5 rule). Same arguments as :func:`project`.
 
     The clip-wide value is the maximum over the clip's chunks; pass it to :func:`forward_warp` as ``lmax``
     so chunked warping equals whole-clip warping.
     """
     depth = _as_depth(depth)
     K2 = K if K_target is None else K_target
-    peaks = [_log_depth(project(depth[g], source_w2c[g], target_w2c[g], K[g], K2[g])[2]).max()
-             for g in _frame_groups(depth.shape[0], depth.device)]
-    return torch.stack(peaks).max().clamp_min(MIN_LOG_DEPTH_MAX)
+    peaks = [_log_depth(project(depth[i], source_w2c[i], target_w2c[i], K[i], K2[i])[2]).flatten(1).amax(1)
+             for i in _frame_groups(depth.shape[0], depth.device)]
+    per = torch.cat(peaks).clamp_min(MIN_LOG_DEPTH_MAX)
+    return per if per_frame else per.max()
 
 
 def forward_warp(frames: torch.Tensor, depth: torch.Tensor, source_w2c: torch.Tensor, target_w2c: torch.Tensor,
-                 K: torch.Tensor, K_target: torch.Tensor | None = None,
-                 lmax: torch.Tensor | float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 K: torch.Tensor, K_target: torch.Tensor | None = None, lmax: torch.Tensor | float | None = None,
+                 rules: WarpRules = V1_RULES) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward-splat each source frame with its depth into its target camera (the official warper).
 
     ``frames`` (B, 3, H, W) in [-1, 1]; ``depth``, ``source_w2c``, ``target_w2c``, ``K``, ``K_target`` as in
-    :func:`project`; ``lmax``: the clip-wide :func:`log_depth_max` (default: computed over these B frames,
-    i.e. the official one-call behaviour). Returns ``render`` (B, 3, H, W) float32 in [-1, 1] with holes at
-    -1, and ``mask`` (B, 1, H, W) float32, 1 where any source point landed (even with a tiny weight).
+    :func:`project`; ``lmax``: the clip-wide :func:`log_depth_max`, 0-dim, or (B,) per frame (default:
+    computed over these B frames, i.e. the official one-call behaviour, or per frame when
+    ``rules.per_frame_lmax``); ``rules``: :data:`V1_RULES` or :data:`V15_RULES`. Returns ``render``
+    (B, 3, H, W) float32 in [-1, 1] with holes at -1, and ``mask`` (B, 1, H, W) float32, 1 where any source
+    point landed (even with a tiny weight).
     """
+    render, mask, _ = _warp(frames, depth, source_w2c, target_w2c, K, K_target, lmax, rules, distance=False)
+    return render, mask
+
+
+def forward_warp_distance(frames: torch.Tensor, depth: torch.Tensor, source_w2c: torch.Tensor,
+                          target_w2c: torch.Tensor, K: torch.Tensor, K_target: torch.Tensor | None = None,
+                          lmax: torch.Tensor | float | None = None,
+                          rules: WarpRules = V1_RULES) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`forward_warp` that also splats the target depth z as a 4th value (v1.5's "distance", which
+    the multi-view merge compares). Returns ``render`` (B, 3, H, W), ``mask`` (B, 1, H, W) and ``distance``
+    (B, H, W) float32: the weight-averaged target z in model units, 0 in holes, not clamped."""
+    render, mask, distance = _warp(frames, depth, source_w2c, target_w2c, K, K_target, lmax, rules, distance=True)
+    assert distance is not None
+    return render, mask, distance
+
+
+def _warp(frames: torch.Tensor, depth: torch.Tensor, source_w2c: torch.Tensor, target_w2c: torch.Tensor,
+          K: torch.Tensor, K_target: torch.Tensor | None, lmax: torch.Tensor | float | None, rules: WarpRules,
+          distance: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """:func:`forward_warp` and :func:`forward_warp_distance`: check the shapes, project and splat each
+    group of frames (:func:`_frame_groups`)."""
     if frames.ndim != 4 or frames.shape[1] != 3:
         raise ValueError(f"frames must be (B, 3, H, W), got {tuple(frames.shape)}")
     depth = _as_depth(depth)
@@ -133,20 +189,30 @@ def forward_warp(frames: torch.Tensor, depth: torch.Tensor, source_w2c: torch.Te
     frames = frames.to(depth.device, torch.float32)
     K2 = K if K_target is None else K_target
     if lmax is None:
-        lmax = log_depth_max(depth, source_w2c, target_w2c, K, K2)
+        lmax = log_depth_max(depth, source_w2c, target_w2c, K, K2, per_frame=rules.per_frame_lmax)
     lmax = torch.as_tensor(lmax, dtype=torch.float32, device=depth.device)
-    parts = [_splat(frames[g], *project(depth[g], source_w2c[g], target_w2c[g], K[g], K2[g]), lmax)
-             for g in _frame_groups(depth.shape[0], depth.device)]
-    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    parts = []
+    for g in _frame_groups(depth.shape[0], depth.device):
+        x, y, z = project(depth[g], source_w2c[g], target_w2c[g], K[g], K2[g], min_z=rules.min_z)
+        valid = (depth[g] > 0) & (z > 0) if rules.positive_depth else None
+        parts.append(_splat(frames[g], x, y, z, lmax[g] if lmax.ndim else lmax, valid, distance))
+    render, mask = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    return render, mask, (torch.cat([p[2] for p in parts]) if distance else None)
 
 
-def _splat(frames: torch.Tensor, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
-           lmax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _splat(frames: torch.Tensor, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, lmax: torch.Tensor,
+           valid: torch.Tensor | None = None,
+           distance: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Bilinear splat with the soft z-buffer: frames (B, 3, H, W), target coordinates x, y and depth z
-    (B, H, W) from :func:`project` -> render (B, 3, H, W), mask (B, 1, H, W)."""
+    (B, H, W) from :func:`project`, ``lmax`` 0-dim or (B,) -> render (B, 3, H, W), mask (B, 1, H, W) and,
+    with ``distance``, the splatted z (B, H, W) (0 in holes). ``valid`` (B, H, W) bool: the points allowed
+    to splat, on top of ``z >= 0`` (v1.5's ``mask1``)."""
     b, _, h, w = frames.shape
     finite = torch.isfinite(x) & torch.isfinite(y)
-    valid = ((z >= 0) & finite).float()
+    keep = (z >= 0) & finite
+    if valid is not None:
+        keep &= valid
+    keep = keep.float()
     x = torch.where(finite, x, 0.0) + 1
     y = torch.where(finite, y, 0.0) + 1
     x0, x1 = x.floor().clamp(0, w + 1), x.ceil().clamp(0, w + 1)
@@ -154,23 +220,25 @@ def _splat(frames: torch.Tensor, x: torch.Tensor, y: torch.Tensor, z: torch.Tens
     x, y = x.clamp(0, w + 1), y.clamp(0, h + 1)
     near_x, far_x = 1 - (x - x0), 1 - (x1 - x)
     near_y, far_y = 1 - (y - y0), 1 - (y1 - y)
-    depth_weight = torch.exp(_log_depth(z) / lmax * SHARPNESS)
+    depth_weight = torch.exp(_log_depth(z) / lmax.reshape(-1, 1, 1) * SHARPNESS)
     corners = ((y0, x0, near_y * near_x), (y1, x0, far_y * near_x), (y0, x1, near_y * far_x),
                (y1, x1, far_y * far_x))
 
     cells = (h + 2) * (w + 2)
     base = (torch.arange(b, device=z.device) * cells).view(b, 1, 1)
     index = torch.stack([base + cy.long() * (w + 2) + cx.long() for cy, cx, _ in corners]).reshape(-1)
-    weight = torch.stack([proximity * valid / depth_weight for _, _, proximity in corners])
-    canvas = torch.zeros(4, b * cells, device=z.device, dtype=torch.float32)
-    for channel in range(3):
-        canvas[channel].index_add_(0, index, (weight * frames[:, channel]).reshape(-1))
-    canvas[3].index_add_(0, index, weight.reshape(-1))
-    canvas = canvas.view(4, b, h + 2, w + 2)[:, :, 1:-1, 1:-1].transpose(0, 1)
-    total = canvas[:, 3:]
+    weight = torch.stack([proximity * keep / depth_weight for _, _, proximity in corners])
+    values = [frames[:, channel] for channel in range(3)] + ([z] if distance else [])
+    canvas = torch.zeros(len(values) + 1, b * cells, device=z.device, dtype=torch.float32)
+    for channel, value in enumerate(values):
+        canvas[channel].index_add_(0, index, (weight * value).reshape(-1))
+    canvas[-1].index_add_(0, index, weight.reshape(-1))
+    canvas = canvas.view(-1, b, h + 2, w + 2)[:, :, 1:-1, 1:-1].transpose(0, 1)
+    total = canvas[:, -1:]
     known = total > 0
     render = torch.where(known, canvas[:, :3] / total, HOLE).clamp(-1, 1)
-    return render, known.float()
+    splat_z = torch.where(known, canvas[:, 3:4] / total, 0.0)[:, 0] if distance else None
+    return render, known.float(), splat_z
 
 
 def coverage(mask: torch.Tensor) -> torch.Tensor:

@@ -2,11 +2,13 @@
 
 The files have the released names, formats and key layouts (``model.``-prefixed safetensors generator,
 pickled Wan VAE / umT5 / TAEHV state dicts, a ``tokenizer.json``), only with small widths, so the whole
-pipeline loads them through the same code as the real weights and runs on a CPU in seconds.
+pipeline loads them through the same code as the real weights and runs on a CPU in seconds. Also: SIGINT
+is handled in the test session even when it runs in the background (:func:`pytest_configure`).
 """
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,16 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("weights")
     write_tiny_weights(root)
     return root
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let the command-line processes the tests start be interrupted by SIGINT, as a terminal's Ctrl-C does.
+
+    A non-interactive shell starts a background job (``pytest ... &``) with SIGINT ignored; an ignored
+    signal stays ignored in every process started from there, and Python installs no KeyboardInterrupt
+    handler when it starts with SIGINT ignored, so the tests that send SIGINT would wait for nothing. A
+    handled signal is reset to the default in the new program, so handling SIGINT here (Python's usual
+    handler: this session stops on Ctrl-C like a foreground one) gives every child the default.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

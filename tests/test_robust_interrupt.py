@@ -5,7 +5,10 @@ run removes them.
 
 The stage is chosen by running the CLI through :data:`SLOW_CLI`, which slows one function down (a sleep per
 call, or per item for a generator) and creates a marker file when it is first entered; the signal is sent
-once the marker and the output's temporary file exist.
+once the marker and the output's temporary file exist. The children start with SIGINT at its default even
+when the tests run in the background (conftest.py's ``pytest_configure``).
+
+In-process runs (``clirun.run``, as the command tests use) leave the signal handlers as they found them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from pathlib import Path
 
 import pytest
 
+import typer
+
+from clirun import run
+from inspatio_cli.errors import Interrupted
 from inspatio_cli.files import TEMP_MARK
 from inspatio_cli.video import probe
 from test_preview_pipeline import scene_files
@@ -142,3 +149,29 @@ def test_sigkill_mid_write_leaves_only_temporaries_that_the_next_run_removes(tin
     assert not _temps(out, condition)
     assert sorted(p.name for p in out.iterdir()) == ["render.json", "render.mp4"]
     assert probe(out / "render.mp4").frame_count == FRAMES
+
+
+class _Command:
+    """Stands for the click command: records the SIGTERM handler while it runs, then ends as told."""
+
+    def __init__(self, outcome: BaseException | None):
+        self.outcome, self.during = outcome, None
+
+    def main(self, **kwargs) -> int:
+        self.during = signal.getsignal(signal.SIGTERM)
+        if self.outcome is not None:
+            raise self.outcome
+        return 0
+
+
+@pytest.mark.parametrize("outcome, code", [(None, 0), (Interrupted("SIGTERM"), 143), (RuntimeError("x"), 1),
+                                           (KeyboardInterrupt(), 130)], ids=["ok", "SIGTERM", "error", "SIGINT"])
+def test_in_process_run_restores_the_signal_handlers(capsys, monkeypatch, outcome, code):
+    """``main`` is a library entry point too: its SIGTERM handler is there while the command runs and the
+    caller's handlers are back when it returns, whatever the outcome."""
+    command = _Command(outcome)
+    monkeypatch.setattr(typer.main, "get_command", lambda app: command)
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    assert run(capsys, "info")[0] == code
+    assert command.during is not before[signal.SIGTERM] and callable(command.during)
+    assert {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} == before

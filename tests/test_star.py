@@ -1,6 +1,7 @@
 """The STAR chunk loop on a tiny random model: streaming, constant memory, noise injection and order,
-determinism, flags that must not change the numbers, and input checks (the golden pipeline case checks
-the official numbers)."""
+determinism, flags that must not change the numbers, input checks, and the KV window and RoPE time offsets
+against a cache-free computation (the ``generator_pipeline`` golden case, in ``INSPATIO_GOLDEN_DIR`` only,
+checks the official numbers)."""
 
 from __future__ import annotations
 
@@ -123,3 +124,52 @@ def test_bad_chunks_are_refused(model) -> None:
     sampler.step(good)
     with pytest.raises(InputError, match="differs from the first chunk"):
         sampler.step(ChunkInput(*(t[..., :2, :] for t in good)))
+
+
+ONE_LAYER = DiTConfig(dim=64, ffn_dim=96, freq_dim=32, num_heads=2, num_layers=1, text_dim=24, text_len=8)
+
+
+@pytest.fixture(scope="module")
+def timeless_model():
+    """A one-layer model whose blocks ignore the timestep (time projection zeroed; only the head sees t).
+
+    Its keys and values are then functions of each token alone, so a denoising call that attends to the KV
+    buffer computes, for its own tokens, what one cache-free call over the context frames followed by the
+    chunk computes: the check below needs no KV buffer and no time offset of its own."""
+    model = random_generator(ONE_LAYER, seed=4, std=0.05)
+    for p in model.time_projection.parameters():
+        p.data.zero_()
+    return model
+
+
+def test_kv_window_and_rope_time_offsets(timeless_model) -> None:
+    """The buffer holds the chunk's reference latents (RoPE time 0-2) and the previous chunk's output
+    (3-5), never an older chunk; the chunk being denoised sits at time 6-8 (REFERENCE.md section 11).
+
+    From the second chunk on, every step's x0 must equal a cache-free call on the 9 frames [reference,
+    previous output, noisy chunk] at times 0-8; the first chunk (times 0-2, then 6-8: no previous output)
+    is checked against a buffer the test fills itself."""
+    model, text = timeless_model, _text()
+    trace: dict[str, torch.Tensor] = {}
+    chunks = list(_chunks(3, seed=2))
+    sampler = StarSampler(model, text, seed=7, trace=lambda name, t: trace.__setitem__(name, t.clone()))
+    outs = [sampler.step(chunk) for chunk in chunks]
+    tokens = model.tokens_per_frame(H, W)
+    for b, chunk in enumerate(chunks):
+        latents = [chunk.reference] + ([outs[b - 1]] if b else [])
+        context = torch.cat([torch.cat(latents, 1), torch.zeros(1, 3 * len(latents), 20, H, W)], 2)
+        assert torch.equal(trace[f"block{b}.context_frames"], context), f"chunk {b}: wrong context frames"
+        cond = torch.cat([chunk.mask, chunk.warped], 2)
+        if b == 0:
+            cache = model.new_kv_buffer(1, 3 * tokens)
+            model(context, 0.0, text, cache=cache, write=True)
+        for s, t in enumerate(sampler.steps.tolist()):
+            xt = trace[f"block{b}.step{s}.xt"]
+            if b == 0:
+                flow = model(xt, t, text, cond=cond, cache=cache, cached=3 * tokens, time_offset=6)
+            else:
+                flow = model(torch.cat([context, torch.cat([xt, cond], 2)], 1), t, text)[:, 6:]
+            x0 = sampler.scheduler.x0_from_flow(flow, xt, t)
+            torch.testing.assert_close(trace[f"block{b}.step{s}.x0"], x0, atol=1e-5, rtol=1e-5,
+                                       msg=lambda m, b=b, s=s: f"chunk {b} step {s}: {m}")
+        assert torch.equal(outs[b], trace[f"block{b}.step{len(sampler.steps) - 1}.x0"])

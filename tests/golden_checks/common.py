@@ -63,11 +63,19 @@ class GoldenCase:
 
     @property
     def name(self) -> str:
+        """The file name without its suffix: for messages only (checks dispatch on :attr:`component` and
+        :attr:`case_id`, so a renamed file is checked the same way)."""
         return self.path.stem
 
     @property
     def component(self) -> str:
+        """The ``component`` metadata: which ``golden_checks`` module checks the file."""
         return self.meta.get("component", "unknown")
+
+    @property
+    def case_id(self) -> str:
+        """The ``case`` metadata (e.g. ``pipeline_orbit_n5_64x112``): what the file holds within its component."""
+        return self.meta.get("case", "")
 
     @cached_property
     def config(self) -> dict:

@@ -1,4 +1,5 @@
-"""Golden checks for ``da3_*``: the 504 preprocessing, the any-view network and the nested metric model.
+"""Golden checks for the ``da3`` component: the 504 preprocessing, the any-view network and the nested metric
+model.
 
 Every non-optional ``output.<case>.*`` tensor is compared (final outputs and the intermediates the trace
 records); a tensor the implementation does not produce fails the check. ``optional.*`` (the discarded ray

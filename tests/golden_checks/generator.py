@@ -1,5 +1,5 @@
-"""Golden checks for ``generator_*``: scheduler tables, single DiT calls (with and without the KV buffer) and
-the full STAR loop, against the official code run in float32 (golden/generator.md)."""
+"""Golden checks for the ``generator`` component: scheduler tables, single DiT calls (with and without the KV
+buffer) and the full STAR loop, against the official code run in float32 (golden/generator.md)."""
 
 from __future__ import annotations
 
@@ -120,4 +120,4 @@ def _check_pipeline(case: GoldenCase, atol: float, rtol: float) -> None:
 def check(case: GoldenCase) -> None:
     atol, rtol = case.tolerance()
     {"scheduler": _check_scheduler, "dit_block": _check_dit_block, "dit_cache": _check_dit_cache,
-     "pipeline": _check_pipeline}[case.meta["case"]](case, atol, rtol)
+     "pipeline": _check_pipeline}[case.case_id](case, atol, rtol)

@@ -1,4 +1,4 @@
-"""Golden checks for ``t5_*``: the umT5 encoder with the wrapper's zeroing of padded rows."""
+"""Golden checks for the ``t5`` component: the umT5 encoder with the wrapper's zeroing of padded rows."""
 
 from __future__ import annotations
 

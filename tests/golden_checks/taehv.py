@@ -1,4 +1,4 @@
-"""Golden checks for ``taehv_*``: TAEHV ``taew2_1`` (reduced widths, float32) against the official code.
+"""Golden checks for the ``taehv`` component: TAEHV ``taew2_1`` (reduced widths, float32) against the official code.
 
 Our autoencoders work with frames in [-1, 1]; the official ``tae_decode`` returns [0, 1], so decoded frames
 are mapped with ``x * 0.5 + 0.5`` before comparing. ``*_sequential`` outputs (TAEHV's frame-by-frame mode)
@@ -24,7 +24,7 @@ def build(case: GoldenCase) -> TAEHV:
 def check(case: GoldenCase) -> None:
     tae = build(case)
     atol, rtol = case.tolerance()
-    kind = case.meta.get("case")
+    kind = case.case_id
     if kind == "encode":
         video = case["input.video"]
         assert_close("latent", tae.encode(video, tail="official"), case["output.latent"], atol, rtol)

@@ -1,4 +1,4 @@
-"""Golden check for ``trajectory_*`` files: the official trajectory text -> poses, frame indices, counts.
+"""Golden checks for the ``trajectory`` component: the official trajectory text -> poses, frame indices, counts.
 
 Each file runs the official geometry under 16 flag combinations (trajectory.md). Per combination:
 

@@ -1,4 +1,4 @@
-"""Golden checks for ``vae_*``: the Wan2.1 VAE (reduced width, float32) against the official wrapper.
+"""Golden checks for the ``vae`` component: the Wan2.1 VAE (reduced width, float32) against the official wrapper.
 
 ``vae_encode``: whole-clip encode and a frame-by-frame stream. ``vae_decode``: whole-clip decode (and the
 [0, 1] mapping the pipeline applies). ``vae_cached_decode``: one stream decoder fed the chunks in order,
@@ -25,7 +25,7 @@ def check(case: GoldenCase) -> None:
     torch.manual_seed(0)
     vae = build(case)
     atol, rtol = case.tolerance()
-    kind = case.meta.get("case")
+    kind = case.case_id
     if kind == "encode":
         video = case["input.video"]
         expected = case["output.latent"]

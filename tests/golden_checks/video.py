@@ -1,4 +1,5 @@
-"""Golden checks for ``video_*``: source-frame preprocessing (frame cap + stretch fit)."""
+"""Golden checks for the ``video`` component: source-frame preprocessing (frame cap + stretch fit); the
+``da3frames`` cases (render-frame resize) are optional."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from .common import GoldenCase, assert_close
 
 
 def skip_reason(case: GoldenCase) -> str | None:
-    if case.name.startswith("video_da3frames"):
+    if case.case_id.startswith("da3frames"):
         return ("optional: render-frame resize with OpenCV Lanczos-4; we resize render frames with the same "
                 "bilinear-antialias path as the source (see DESIGN.md 'Golden tests')")
     return None

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+from typing import Callable
 
 import typer
 
@@ -47,10 +48,19 @@ def _raise_on_sigterm(signum, frame) -> None:
     raise Interrupted("SIGTERM")
 
 
-def install_signal_handlers() -> None:
+def install_signal_handlers() -> Callable[[], None]:
     """Turn SIGTERM into an :class:`Interrupted` exception (exit 143) so that, like Ctrl-C, it unwinds
-    through the writers and removes their temporary files."""
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    through the writers and removes their temporary files.
+
+    Returns the function that puts the previous handler back (the default one where the previous handler
+    was not set from Python): :func:`main` calls it when it finishes, because it is a library entry point
+    too and a handler left behind would raise :class:`Interrupted` in its caller's code."""
+    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+    return restore
 
 
 def _fail(message: str, code: int, json_mode: bool) -> int:
@@ -65,15 +75,16 @@ def _fail(message: str, code: int, json_mode: bool) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with its code. ``--debug`` anywhere on the command line (or
-    ``INSPATIO_DEBUG=1``) re-raises errors with their traceback."""
+    ``INSPATIO_DEBUG=1``) re-raises errors with their traceback. SIGTERM interrupts the run
+    (:func:`install_signal_handlers`); the previous handler is back when it exits."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("INSPATIO_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]
     quiet = "--quiet" in args or "-q" in args
     json_mode = "--json" in args
     configure_logging(quiet=quiet, debug=debug)
-    install_signal_handlers()
     command = typer.main.get_command(app)
+    restore_signal_handlers = install_signal_handlers()
     try:
         result = command.main(args=args, prog_name="inspatio", standalone_mode=False)
         code = result if isinstance(result, int) else 0
@@ -107,4 +118,6 @@ def main(argv: list[str] | None = None) -> None:
         else:
             code = _fail(f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the "
                          "traceback, and please report it)", 1, json_mode)
+    finally:
+        restore_signal_handlers()
     sys.exit(code)

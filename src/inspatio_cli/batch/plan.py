@@ -27,19 +27,41 @@ NAME_FIELDS = ("video", "trajectory", "seed", "index")
 
 @dataclass
 class _Inputs:
-    """What validation reads once per distinct input: probes, trajectory files, prompt files."""
+    """What validation reads or computes once per distinct input, however many jobs name it: resolved paths,
+    probes, trajectory files, prompt files and output lengths (a trajectory resolved against a video)."""
 
+    paths: dict[Path, Path] = field(default_factory=dict)
     probes: dict[Path, Any] = field(default_factory=dict)
     sources: dict[tuple, Any] = field(default_factory=dict)
     prompts: dict[Path, str] = field(default_factory=dict)
+    lengths: dict[tuple, Any] = field(default_factory=dict)
+
+    def real(self, path: Path) -> Path:
+        """``path.resolve()``, asked of the file system once per path as written."""
+        if path not in self.paths:
+            self.paths[path] = path.resolve()
+        return self.paths[path]
 
     def probe(self, video: Path):
-        return _once(self.probes, video.resolve(), lambda: probe(video))
+        return _once(self.probes, self.real(video), lambda: probe(video))
 
     def trajectory(self, reference: str, camera: CameraOptions):
-        key = (reference, camera.fmt, camera.convention, camera.direction, camera.scale, camera.anchor,
-               camera.rotation_only, camera.resample)
-        return _once(self.sources, key, lambda: camera.load(reference))
+        return _once(self.sources, _source_key(reference, camera), lambda: camera.load(reference))
+
+    def frames(self, video: Path, reference: str, camera: CameraOptions, hw: tuple[int, int]) -> int:
+        """The output length of trajectory ``reference`` resolved against ``video``'s frame count and rate
+        with ``camera``'s time edits at the canvas ``hw`` (H, W)."""
+        info = self.probe(video)
+        source = self.trajectory(reference, camera)
+        key = (self.real(video), _source_key(reference, camera), camera.time, hw)
+        return _once(self.lengths, key,
+                     lambda: len(source.resolve(info.frame_count, camera.time, fps=info.fps, size=hw)))
+
+
+def _source_key(reference: str, camera: CameraOptions) -> tuple:
+    """What a loaded trajectory depends on: the reference and the options that read it."""
+    return (reference, camera.fmt, camera.convention, camera.direction, camera.scale, camera.anchor,
+            camera.rotation_only, camera.resample)
 
 
 def _once(store: dict, key: Any, read: Callable[[], Any]) -> Any:
@@ -198,15 +220,13 @@ def _job(number: int, draft: _Draft, defaults: JobDefaults, inputs: _Inputs, bas
         prompt = values.get("prompt")
         prompt_file = _under(base, values["prompt_file"]) if "prompt_file" in values else None
     if prompt_file is not None:
-        key = Path(prompt_file).resolve()
+        key = inputs.real(Path(prompt_file))
         if key not in inputs.prompts:
             inputs.prompts[key] = read_prompt_file(prompt_file)
     depth = _under(base, values["depth"]) if "depth" in values else defaults.depth
     if depth is not None and not Path(depth).is_file():
         raise InputError("no such depth file", depth)
-    info = inputs.probe(video)
-    source = inputs.trajectory(trajectory, camera)
-    frames = len(source.resolve(info.frame_count, camera.time, fps=info.fps, size=hw))
+    frames = inputs.frames(video, trajectory, camera, hw)
     if "output" in values:
         target = _under(Path(output) if output is not None else base, values["output"])
     elif output is None:
@@ -237,11 +257,14 @@ def _conflicts(jobs: Sequence[Job], inputs: _Inputs, manifest: Path | None) -> l
     overwrite an input of any job or the manifest."""
     sources: dict[Path, str] = {p: "a source video" for p in inputs.probes}
     sources.update({p: "a prompt file" for p in inputs.prompts})
+    trajectory_files: dict[str, bool] = {}
     for job in jobs:
-        if Path(job.trajectory).is_file():
-            sources[Path(job.trajectory).resolve()] = "a trajectory file"
+        if job.trajectory not in trajectory_files:
+            trajectory_files[job.trajectory] = Path(job.trajectory).is_file()
+        if trajectory_files[job.trajectory]:
+            sources[inputs.real(Path(job.trajectory))] = "a trajectory file"
         if job.depth is not None:
-            sources[job.depth.resolve()] = "a depth file"
+            sources[inputs.real(job.depth)] = "a depth file"
     if manifest is not None:
         sources[manifest.resolve()] = "the manifest"
     problems: list[Problem] = []

@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from inspatio_cli import batch as batch_api
 from inspatio_cli import caption
 from inspatio_cli.render import rerender
-from inspatio_cli.batch import (InvalidJobs, JobDefaults, output_is_folder, parse_shard, plan_inputs,
-                                plan_jobs, read_manifest, run_jobs, select_shard)
+from inspatio_cli.batch import (ALL_KEYS, InvalidJobs, Job, JobDefaults, output_is_folder, parse_shard,
+                                plan_inputs, plan_jobs, read_manifest, run_jobs, select_shard)
 from inspatio_cli.cameras import CameraOptions
 from inspatio_cli.depth import estimate
 from inspatio_cli.errors import ManifestError, TrajectoryError, UsageError, VideoError
@@ -254,8 +253,8 @@ def test_an_output_may_not_overwrite_the_manifest_or_a_trajectory(tmp_path):
 
 
 def test_shards_split_the_list_deterministically():
-    jobs = [batch_api.Job(n, n, Path(f"{n}.mp4"), "t", Path(f"o{n}.mp4"), 0, None, None, CameraOptions(), None,
-                          "stretch", None, 18, True, False, None, 9, 1) for n in range(1, 12)]
+    jobs = [Job(n, n, Path(f"{n}.mp4"), "t", Path(f"o{n}.mp4"), 0, None, None, CameraOptions(), None, "stretch",
+                None, 18, True, False, None, 9, 1) for n in range(1, 12)]
     for count in (1, 2, 3, 5, 20):
         parts = [select_shard(jobs, (k, count)) for k in range(1, count + 1)]
         assert sorted(j.number for part in parts for j in part) == list(range(1, 12))
@@ -451,7 +450,7 @@ def test_manifest_errors_on_the_command_line_before_any_model(tiny_weights, tmp_
     code, stdout, err = run(capsys, "batch", "jobs.csv", "--weights-dir", tiny_weights, "--json")
     assert code == 3 and events_of(stdout)[0]["event"] == "invalid"
     assert err.splitlines() == ["error: jobs.csv:1: unknown column 'steps' (allowed: " + ", ".join(
-        batch_api.ALL_KEYS) + ")", "error: jobs.csv: 1 problem(s); nothing was run"]
+        ALL_KEYS) + ")", "error: jobs.csv: 1 problem(s); nothing was run"]
     write(tmp_path / "jobs.csv", "video,trajectory,output\nmissing.mp4,orbit.txt,o.mp4\na.mp4,orbit.txt,o.mp4\n"
                                  "a.mp4,orbit.txt,o.mp4\na.mp4,,\n")
     code, stdout, err = run(capsys, "batch", "jobs.csv", "--weights-dir", tiny_weights)

@@ -1,0 +1,133 @@
+"""What a batch job is: :class:`JobDefaults` (the command line's values, used by every job that does not set
+its own), :class:`Job` (one validated render, the arguments of :meth:`Rerenderer.render`) and the shards
+of a job list (:func:`select_shard`), so N processes can split one manifest with no coordination."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..cameras import CameraOptions
+from ..choices import FIT_MODES, check_size
+from ..errors import UsageError
+from ..text import check_prompt_text, read_prompt_file
+from .keys import MAX_CRF
+
+SEED_RANGE = (-(2 ** 63), 2 ** 64 - 1)
+"""Seeds ``torch.Generator.manual_seed`` accepts."""
+
+
+@dataclass(frozen=True)
+class JobDefaults:
+    """The command line's values, used by every job that does not set its own: ``trajectories`` and
+    ``seeds`` expand jobs that give none (cross product); the other fields are :meth:`Rerenderer.render`'s
+    arguments. ``save_condition`` is the folder itself for a single job, else ``DIR/<output stem>``."""
+
+    trajectories: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    prompt: str | None = None
+    prompt_file: str | Path | None = None
+    camera: CameraOptions = field(default_factory=CameraOptions)
+    depth: str | Path | None = None
+    fit: str = "stretch"
+    size: tuple[int, int] | None = None
+    crf: int = 18
+    audio: bool = True
+    skip_bad_frames: bool = False
+    save_condition: str | Path | None = None
+
+    def checked(self) -> "JobDefaults":
+        """The defaults with their prompt file read (once: it may be standard input), after checking
+        every value; :class:`UsageError` / :class:`PromptError` otherwise."""
+        if self.prompt is not None and self.prompt_file is not None:
+            raise UsageError("give either --prompt or --prompt-file, not both")
+        if self.fit not in FIT_MODES:
+            raise UsageError(f"--fit {self.fit!r}: expected one of {', '.join(FIT_MODES)}")
+        check_size(self.size)
+        if not 0 <= self.crf <= MAX_CRF:
+            raise UsageError(f"--crf must be from 0 (lossless) to {MAX_CRF}, got {self.crf}")
+        for seed in self.seeds:
+            check_seed(seed)
+        if self.prompt is not None:
+            check_prompt_text(self.prompt)
+        if str(self.prompt_file) == "-":
+            return replace(self, prompt=read_prompt_file("-"), prompt_file=None)
+        if self.prompt_file is not None:
+            read_prompt_file(self.prompt_file)
+        return self
+
+
+def check_seed(seed: int) -> None:
+    """:class:`UsageError` for a seed outside :data:`SEED_RANGE`."""
+    if not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise UsageError(f"seed {seed} is out of range (-2**63 to 2**64-1)")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One validated render. ``number``: 1-based position in the whole job list (stable across shards and
+    runs); ``line``: the manifest line (None for command-line jobs); ``frames``/``chunks``: the output
+    length and generator chunks, from the resolved trajectory; the rest are :meth:`Rerenderer.render`'s
+    arguments (``prompt`` holds the text of a prompt file read from standard input)."""
+
+    number: int
+    line: int | None
+    video: Path
+    trajectory: str
+    output: Path
+    seed: int
+    prompt: str | None
+    prompt_file: Path | None
+    camera: CameraOptions
+    depth: Path | None
+    fit: str
+    size: tuple[int, int] | None
+    crf: int
+    audio: bool
+    skip_bad_frames: bool
+    save_condition: Path | None
+    frames: int
+    chunks: int
+
+    @property
+    def sidecar(self) -> Path:
+        return self.output.with_suffix(".json")
+
+    @property
+    def canvas(self) -> tuple[int, int]:
+        return check_size(self.size)
+
+    def settings_args(self) -> dict[str, Any]:
+        """Keyword arguments of :meth:`Rerenderer.settings` / :meth:`Rerenderer.fingerprint`."""
+        return dict(depth=self.depth, prompt=self.prompt, prompt_file=self.prompt_file, seed=self.seed,
+                    camera=self.camera, fit=self.fit, size=self.size, crf=self.crf, audio=self.audio)
+
+    def render_args(self) -> dict[str, Any]:
+        """Keyword arguments of :meth:`Rerenderer.render`."""
+        return dict(self.settings_args(), save_condition=self.save_condition, skip_bad_frames=self.skip_bad_frames)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-friendly facts for events and the dry-run listing."""
+        return {"job": self.number, "line": self.line, "video": str(self.video), "trajectory": self.trajectory,
+                "output": str(self.output), "seed": self.seed, "frames": self.frames, "chunks": self.chunks}
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` (1 <= K <= N) -> (K, N); :class:`UsageError` otherwise."""
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard must be K/N (e.g. 2/4), got {text!r}") from None
+    if not 1 <= k <= n:
+        raise UsageError(f"--shard {text}: K must be from 1 to N")
+    return k, n
+
+
+def select_shard(jobs: Sequence[Job], shard: tuple[int, int] | None) -> list[Job]:
+    """Shard K of N: jobs number K, K+N, K+2N, ... of the validated list. The N shards together hold
+    every job exactly once, whatever the order in which they run."""
+    if shard is None:
+        return list(jobs)
+    k, n = shard
+    return [job for job in jobs if (job.number - 1) % n == k - 1]

@@ -45,7 +45,7 @@ import torch
 from . import caption as captioning
 from . import registry
 from .cameras import CameraOptions, TimeControl, chunk_plan
-from .choices import DEFAULT_NAME, VIDEO_SUFFIXES, check_size
+from .choices import DEFAULT_NAME, FIT_MODES, VIDEO_SUFFIXES, check_size
 from .errors import InputError, InspatioError, Interrupted, ManifestError, PromptError, UsageError, out_of_memory
 from .files import TEMP_MARK
 from .scene import depth_weights_needed, padded_length, resolve_depth
@@ -53,7 +53,7 @@ from .meter import StageMeter
 from .progress import Reporter
 from .render.rerender import SIDECAR_FORMAT, Rerenderer, RerenderResult
 from .text import check_prompt_text, read_prompt_file, resolve_text_device
-from .video import FIT_MODES, probe
+from .video import probe
 from .weights import read_header
 
 MANIFEST_KINDS = ("jsonl", "csv", "list")

@@ -21,10 +21,11 @@ import time
 import numpy as np
 import torch
 
+from inspatio_cli.choices import MODEL_SIZE
 from inspatio_cli.depth.catalog import depth_model
 from inspatio_cli.depth.da3 import build
 from inspatio_cli.depth.estimate import estimate_depth, resolve_precision
-from inspatio_cli.video import MODEL_SIZE, Fit
+from inspatio_cli.video import Fit
 
 
 def _peak(device: torch.device) -> int:

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from inspatio_cli.video import MODEL_SIZE, Fit, Prefetch, VideoWriter, iter_frames, probe, write_video
+from inspatio_cli.choices import MODEL_SIZE
+from inspatio_cli.video import Fit, Prefetch, VideoWriter, iter_frames, probe, write_video
 
 PREFETCH_AHEAD = 12
 

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from inspatio_cli.video import MODEL_SIZE
+from inspatio_cli.choices import MODEL_SIZE
 from inspatio_cli.warp import forward_warp, log_depth_max
 
 

@@ -12,9 +12,10 @@ import torch
 from inspatio_cli.cameras import CameraOptions, TimeControl
 from inspatio_cli.scene import open_scene, warped_chunks
 from inspatio_cli.render.preview import preview
-from inspatio_cli.video import probe, read_video
+from inspatio_cli.video import probe
 from inspatio_cli.warp import mask_from_video
 from clirun import run
+from decoded import read_video
 from media import make_clip, pattern
 from test_preview_pipeline import ORBIT, planar_depth, scene_files
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from decoded import read_video
 from inspatio_cli import scene as pipeline
 from inspatio_cli.cameras import CameraOptions, TimeControl
 from inspatio_cli.depth import DepthResult
@@ -16,7 +17,7 @@ from inspatio_cli.errors import DepthError, WeightsError
 from inspatio_cli.files import fingerprint_file
 from inspatio_cli.scene import open_scene, resolve_depth, warped_chunks
 from inspatio_cli.progress import Reporter
-from inspatio_cli.video import Fit, read_video
+from inspatio_cli.video import Fit
 from media import make_clip, pattern
 
 H, W = 48, 80

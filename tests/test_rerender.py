@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from decoded import read_video
 from inspatio_cli import caption
 from inspatio_cli.render import rerender
 from inspatio_cli.cameras import CameraOptions, TimeControl
@@ -22,7 +23,7 @@ from inspatio_cli.scene import open_scene, padded_length
 from inspatio_cli.progress import Reporter
 from inspatio_cli.render.rerender import Models, Rerenderer
 from inspatio_cli.text import NO_PROMPT_WARNING
-from inspatio_cli.video import Fit, probe, read_video, to_uint8
+from inspatio_cli.video import Fit, probe, to_uint8
 from inspatio_cli.warp import mask_to_latent_channels
 from media import make_clip, pattern
 from test_preview_pipeline import ORBIT, H, W, planar_depth, scene_files

@@ -62,7 +62,7 @@ main(sys.argv[4:])
 
 DECODE = "inspatio_cli.scene:iter_frames"
 GENERATE = "inspatio_cli.generate.star:StarSampler.step"
-ENCODE = "inspatio_cli.video:VideoWriter.write"
+ENCODE = "inspatio_cli.video.writer:VideoWriter.write"
 FRAMES = 72
 """Enough frames for x264 (about 40 frames of lookahead) to have written data while a run still goes on."""
 

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from broken_media import build_corpus
+from decoded import read_video
 from inspatio_cli.cli import main
 from inspatio_cli.depth import DepthResult, estimate
 from inspatio_cli.errors import InspatioError, VideoError
-from inspatio_cli.video import iter_frames, probe, read_video
+from inspatio_cli.video import iter_frames, probe
 from media import make_clip, pattern
 
 

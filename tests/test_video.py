@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from decoded import read_video
 from inspatio_cli.errors import VideoError
-from inspatio_cli.video import Fit, VideoWriter, as_rate, iter_frames, probe, read_video, to_uint8, write_video
+from inspatio_cli.video import Fit, VideoWriter, as_rate, iter_frames, probe, to_uint8, write_video
 from media import make_audio_only, make_clip, pattern
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"

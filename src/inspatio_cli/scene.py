@@ -30,12 +30,13 @@ import torch
 
 from .cameras import CameraOptions, RenderCameras, Trajectory, TrajectorySource, chunk_plan, render_cameras
 from .cameras.lint import speed_warning
+from .choices import MODEL_SIZE
 from .depth import DepthResult, find_sidecar
 from .depth.postprocess import intrinsics_to_canvas, maps_to_canvas
 from .errors import DepthError, UsageError, VideoError, WeightsError
 from .files import fingerprint_file
 from .progress import Reporter
-from .video import MODEL_SIZE, Fit, Prefetch, VideoInfo, VideoWriter, cut_off_warning, iter_frames, probe
+from .video import Fit, Prefetch, VideoInfo, VideoWriter, cut_off_warning, iter_frames, probe
 from .warp import forward_warp, log_depth_max, mask_to_video
 
 DEPTH_RANGE = (1e-4, 1e4)

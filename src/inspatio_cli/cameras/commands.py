@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..choices import MODEL_SIZE
 from ..depth.result import DepthResult
 from ..progress import Reporter
-from ..video import MODEL_SIZE
 from .loader import export_losses, write_trajectory
 from .options import CameraOptions
 from .plot import plot_trajectory

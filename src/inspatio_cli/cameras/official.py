@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.interpolate import UnivariateSpline
 
+from ..choices import MODEL_SIZE
 from ..geometry import se3
 from .source import TrajectorySource
-from ..video import MODEL_SIZE
 
 
 def interpolate_keys(keys: np.ndarray, n: int, pin_ends: bool = False) -> np.ndarray:

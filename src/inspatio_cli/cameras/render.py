@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..choices import MODEL_SIZE
 from ..errors import UsageError
-from ..video import MODEL_SIZE
 from ..geometry import se3
 from .official import recenter_K
 from .trajectory import Trajectory

@@ -13,8 +13,8 @@ from abc import ABC, abstractmethod
 import numpy as np
 import torch
 
+from ..choices import MODEL_SIZE
 from ..errors import TrajectoryError, UsageError
-from ..video import MODEL_SIZE
 from ..geometry import se3
 from .timecontrol import TimeControl, official_adaptive_indices
 from .trajectory import Trajectory

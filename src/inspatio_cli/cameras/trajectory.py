@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..video import MODEL_SIZE
+from ..choices import MODEL_SIZE
 
 LATENTS_PER_CHUNK = 3
 FRAMES_PER_LATENT = 4

@@ -26,10 +26,11 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from ..choices import MODEL_SIZE
 from ..errors import RuntimeFailure, UsageError, VideoError
 from ..files import cache_dir, fingerprint_file
 from ..progress import Reporter
-from ..video import MODEL_SIZE, Fit, cut_off_warning, iter_frames, lost_frames_warning, probe
+from ..video import Fit, cut_off_warning, iter_frames, lost_frames_warning, probe
 from .catalog import DEFAULT_MODEL, DepthModel, depth_model
 from .checkpoints import load_model
 from .da3 import HEAD_PIXELS, DA3Config, DA3Net, NestedConfig, NestedDA3Net

@@ -33,8 +33,8 @@ import json
 import numpy as np
 from scipy.interpolate import CubicSpline
 
+from ...choices import MODEL_SIZE
 from ...errors import TrajectoryError
-from ...video import MODEL_SIZE
 from ...geometry import se3
 from ..official import orbit_poses
 from ..source import TrajectorySource, fov_to_intrinsics, intrinsics_matrix, normalize_poses

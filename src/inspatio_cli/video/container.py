@@ -1,0 +1,55 @@
+"""Source containers (PyAV), shared by probing and decoding: opening a file with one clear error, its video
+stream, which packets are frames, the display rotation of a frame, and FFmpeg's error text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+
+from ..errors import VideoError
+
+
+def open_source(path: str | Path) -> av.container.InputContainer:
+    """``path`` opened for reading; :class:`VideoError` for a missing, folder, empty or unreadable file."""
+    p = Path(path)
+    if not p.exists():
+        raise VideoError("no such file", p)
+    if p.is_dir():
+        raise VideoError("is a directory, not a video file", p)
+    if p.stat().st_size == 0:
+        raise VideoError("file is empty", p)
+    try:
+        return av.open(str(p), mode="r")
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"not a readable video ({ffmpeg_reason(exc)})", p) from None
+
+
+def ffmpeg_reason(exc: Exception) -> str:
+    """FFmpeg's error text on one line, for the messages that name the file."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(str(text).split()) or type(exc).__name__
+
+
+def video_stream(container: av.container.InputContainer, path: str | Path) -> av.video.stream.VideoStream:
+    """The first video stream that has a decoder; :class:`VideoError` naming what the file holds instead."""
+    streams = [s for s in container.streams.video if s.codec_context is not None]
+    if not streams:
+        kinds = sorted({s.type for s in container.streams}) or ["nothing"]
+        raise VideoError(f"has no video stream (contains {', '.join(kinds)})", path)
+    return streams[0]
+
+
+def is_frame(packet: av.Packet) -> bool:
+    """Whether a demuxed packet is a frame of the video: it has data and a timestamp and is not discarded.
+    Probing counts these and decoding expects one frame from each, so both agree on the frame count."""
+    return bool(packet.size) and packet.pts is not None and not packet.is_discard
+
+
+def rotation_of(frame: av.VideoFrame) -> int:
+    """Counter-clockwise display rotation in degrees, normalised to 0/90/180/270."""
+    try:
+        angle = frame.rotation or 0
+    except Exception:  # noqa: BLE001 - malformed side data: treat as unrotated
+        angle = 0
+    return int(round(angle / 90.0)) % 4 * 90

@@ -1,0 +1,156 @@
+"""Probing: the facts of a video file (:class:`VideoInfo`) read without decoding it, and the message for a
+cut-off file."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..errors import VideoError
+from .container import ffmpeg_reason, is_frame, open_source, rotation_of, video_stream
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Facts about a video file. ``width``/``height`` are display sizes (after rotation)."""
+
+    path: str
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    duration: float
+    rotation: int
+    codec: str
+    pix_fmt: str
+    bit_depth: int
+    variable_frame_rate: bool
+    has_audio: bool
+    audio_codec: str | None = None
+    audio_sample_rate: int | None = None
+    audio_channels: int | None = None
+    fps_fraction: tuple[int, int] = field(default=(0, 1), repr=False)
+    missing_frames: int = 0
+    """Frames the container's index lists beyond the end of the file (a cut-off copy of a file whose index
+    comes first, e.g. an mp4 written for streaming): they are not in ``frame_count`` and cannot be decoded."""
+
+    def as_dict(self) -> dict:
+        """JSON-friendly dict (``fps_fraction`` as ``"num/den"``)."""
+        data = asdict(self)
+        data["fps_fraction"] = f"{self.fps_fraction[0]}/{self.fps_fraction[1]}"
+        data["duration"] = round(self.duration, 6)
+        return data
+
+    @property
+    def rate(self) -> Fraction:
+        """The exact average frame rate."""
+        return Fraction(*self.fps_fraction)
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read a video's facts. Demuxes every video packet (no full decode) to count frames exactly and to
+    detect variable frame rate, and decodes the first frame to validate the stream and read rotation.
+
+    Raises :class:`VideoError` for a missing, empty, non-video or undecodable file.
+    """
+    with contextlib.closing(open_source(path)) as container:
+        stream = video_stream(container, path)
+        ctx = stream.codec_context
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not rate or rate <= 0:
+            rate = Fraction(25, 1)
+        pts: list[int] = []
+        stored = 0  # packets with data, shown or not: what an mp4's index counts
+        try:
+            for packet in container.demux(stream):
+                stored += bool(packet.size)
+                if is_frame(packet):
+                    pts.append(packet.pts)
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"cannot read packets ({ffmpeg_reason(exc)})", path) from None
+        if not pts:
+            raise VideoError("video stream has no frames", path)
+        container.seek(0)
+        first = _first_frame(container, stream, path)
+        rotation = rotation_of(first)
+        width, height = (ctx.height, ctx.width) if rotation % 180 else (ctx.width, ctx.height)
+        tb = float(stream.time_base) if stream.time_base else 1.0 / float(rate)
+        stamps = np.unique(np.asarray(pts, dtype=np.int64))
+        vfr = _is_vfr(stamps, tb, float(rate))
+        n = len(pts)
+        indexed = "mp4" in container.format.name.split(",")  # the index of mp4/mov counts every sample exactly
+        missing = max(0, int(stream.frames or 0) - stored) if indexed else 0
+        vfr = vfr and not missing  # the last packets of a cut-off file carry no reliable timing
+        duration = _duration(stream, stamps, tb, n, float(rate))
+        audio = container.streams.audio[0] if container.streams.audio else None
+        actx = audio.codec_context if audio is not None else None
+        return VideoInfo(
+            path=str(path), width=int(width), height=int(height), fps=float(rate), frame_count=n,
+            duration=duration, rotation=rotation, codec=ctx.name, pix_fmt=str(ctx.pix_fmt or "unknown"),
+            bit_depth=_bit_depth(ctx.pix_fmt), variable_frame_rate=vfr, has_audio=audio is not None,
+            audio_codec=actx.name if actx is not None else None,
+            audio_sample_rate=int(actx.sample_rate) if actx is not None and actx.sample_rate else None,
+            audio_channels=int(actx.channels) if actx is not None and actx.channels else None,
+            fps_fraction=(rate.numerator, rate.denominator), missing_frames=missing,
+        )
+
+
+def cut_off_warning(info: VideoInfo, skip_bad_frames: bool = False) -> str | None:
+    """None for a complete video. For a cut-off one (:attr:`VideoInfo.missing_frames`): raises
+    :class:`VideoError` saying so, or with ``skip_bad_frames`` returns the warning to give while the
+    frames that are there are used."""
+    if not info.missing_frames:
+        return None
+    problem = (f"the file is cut off: its index lists {info.frame_count + info.missing_frames} frames but only the "
+               f"first {info.frame_count} are in it")
+    if not skip_bad_frames:
+        raise VideoError(problem, info.path, hint="use --skip-bad-frames to use the frames that are there")
+    return f"{info.path}: {problem}; using those {info.frame_count} frames"
+
+
+def _bit_depth(pix_fmt: str | None) -> int:
+    if not pix_fmt:
+        return 8
+    for depth in (16, 14, 12, 10, 9):
+        if f"p{depth}" in pix_fmt or pix_fmt.endswith(f"{depth}le") or pix_fmt.endswith(f"{depth}be"):
+            return depth
+    return 8
+
+
+def _first_frame(container, stream, path) -> av.VideoFrame:
+    """The first frame that decodes: damaged leading packets are passed over (decoding them fails later,
+    with the advice to use ``--skip-bad-frames``)."""
+    codec = stream.codec_context
+    try:
+        for packet in container.demux(stream):
+            with contextlib.suppress(av.error.FFmpegError):
+                for frame in codec.decode(packet):
+                    return frame
+        with contextlib.suppress(av.error.FFmpegError):
+            for frame in codec.decode(None):
+                return frame
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"cannot decode video ({ffmpeg_reason(exc)})", path) from None
+    raise VideoError("no decodable video frame", path)
+
+
+def _is_vfr(stamps: np.ndarray, time_base: float, fps: float) -> bool:
+    if len(stamps) < 3:
+        return False
+    deltas = np.diff(stamps) * time_base
+    expected = 1.0 / fps
+    return bool(np.max(np.abs(deltas - expected)) > 0.25 * expected)
+
+
+def _duration(stream, stamps: np.ndarray, time_base: float, n: int, fps: float) -> float:
+    if len(stamps) >= 2:
+        step = float(np.median(np.diff(stamps))) * time_base
+        return float((stamps[-1] - stamps[0]) * time_base + step)
+    if stream.duration:
+        return float(stream.duration * time_base)
+    return n / fps

@@ -30,7 +30,9 @@ from inspatio_cli.cameras import CameraOptions, TimeControl
 from inspatio_cli.models.dit import DiTConfig, random_generator
 from inspatio_cli.models.tae import TAEHV, TAEConfig
 from inspatio_cli.models.vae import VAEConfig, WanVAE
-from inspatio_cli.render.rerender import TEXT_DTYPE, Models, Rerenderer
+from inspatio_cli.render.models import Models
+from inspatio_cli.render.plan import TEXT_DTYPE
+from inspatio_cli.render.rerender import Rerenderer
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "room.mp4"
 TINY = {"dit": DiTConfig(dim=128, ffn_dim=256, freq_dim=64, num_heads=1, num_layers=2, text_dim=32),

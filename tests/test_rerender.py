@@ -14,13 +14,14 @@ import pytest
 import torch
 
 from inspatio_cli import caption
-from inspatio_cli.render import rerender
+from inspatio_cli.render import rerender, stream
 from inspatio_cli.cameras import CameraOptions, TimeControl
 from inspatio_cli.errors import UsageError, VideoError, WeightsError
 from inspatio_cli.models import t5
 from inspatio_cli.scene import open_scene, padded_length
 from inspatio_cli.progress import Reporter
-from inspatio_cli.render.rerender import Models, Rerenderer
+from inspatio_cli.render.models import Models
+from inspatio_cli.render.rerender import Rerenderer
 from inspatio_cli.text import NO_PROMPT_WARNING
 from inspatio_cli.video import Fit, probe, read_video, to_uint8
 from inspatio_cli.warp import mask_to_latent_channels
@@ -114,13 +115,13 @@ def test_streamed_chunks_equal_whole_clip_encoding_and_decoding(tiny_weights, mo
     last frame; the decoded, trimmed output equals decoding the whole clip at once. Time edits included."""
     written = []
 
-    class RecordingWriter(rerender.VideoWriter):
+    class RecordingWriter(stream.VideoWriter):
         def write(self, frames):
             written.append(frames.clone())
             super().write(frames)
 
-    monkeypatch.setattr(rerender, "StarSampler", _CopySampler)
-    monkeypatch.setattr(rerender, "VideoWriter", RecordingWriter)
+    monkeypatch.setattr(stream, "StarSampler", _CopySampler)
+    monkeypatch.setattr(stream, "VideoWriter", RecordingWriter)
     camera = CameraOptions(time=TimeControl.from_options(reverse=["3:9"], freeze=["12:3"]))
     rr = renderer(tiny_weights, models, decoder)
     result = rr.render(clip["video"], clip["traj"], tmp_path / "o.mp4", prompt=PROMPT, camera=camera, size=(H, W))

@@ -21,6 +21,7 @@ Peak memory: on CUDA the allocator's peak while each stage ran (models included)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -31,7 +32,8 @@ from inspatio_cli.models.dit import DiTConfig, random_generator
 from inspatio_cli.models.tae import TAEHV, TAEConfig
 from inspatio_cli.models.vae import VAEConfig, WanVAE
 from inspatio_cli.render.models import Models
-from inspatio_cli.render.plan import TEXT_DTYPE
+from inspatio_cli.render.needs import TEXT_WEIGHTS
+from inspatio_cli.render.plan import TEXT_DTYPE, RenderPlan
 from inspatio_cli.render.rerender import Rerenderer
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "room.mp4"
@@ -45,8 +47,9 @@ STREAM = ("warp", "encode", "generate", "decode", "write")
 class RandomPrompt(Rerenderer):
     """A :class:`Rerenderer` whose prompt embedding is random (no text encoder files are needed)."""
 
-    def required_weights(self, video, **options) -> list[str]:
-        return [n for n in super().required_weights(video, **options) if n not in ("text-encoder", "tokenizer")]
+    def plan(self, video, trajectory, **options) -> RenderPlan:
+        plan = super().plan(video, trajectory, **options)
+        return dataclasses.replace(plan, weights=tuple(n for n in plan.weights if n not in TEXT_WEIGHTS))
 
     def embed_prompts(self, prompts):
         dim = self.models.generator.cfg.text_dim

@@ -86,7 +86,6 @@ def main() -> None:
     frames = args.frames or (240 if args.real else 49)
     size = tuple(map(int, (args.size or ("480x832" if args.real else "64x112")).split("x")))
     camera = CameraOptions(time=TimeControl.from_options(extend="loop", min_frames=frames))
-    warmup = CameraOptions(time=TimeControl.from_options(extend="loop", min_frames=args.warmup_frames))
     decoders = ("wan", "tae") if args.decoder == "both" else (args.decoder,)
     print(f"{'real' if args.real else 'tiny'} models, {frames} frames at {size[0]}x{size[1]} "
           f"(examples/room.mp4 looped), threads {args.threads}")
@@ -97,6 +96,7 @@ def main() -> None:
                                 track_memory=args.track_memory, models=models)
         with tempfile.TemporaryDirectory() as folder:
             if args.warmup_frames:
+                warmup = CameraOptions(time=TimeControl.from_options(extend="loop", min_frames=args.warmup_frames))
                 renderer.render(EXAMPLE, "orbit_left", Path(folder) / "warmup.mp4", prompt="benchmark",
                                 camera=warmup, size=size)
             result = renderer.render(EXAMPLE, "orbit_left", Path(folder) / "out.mp4", prompt="benchmark",

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -36,8 +35,8 @@ from .errors import DepthError, UsageError, VideoError, WeightsError
 from .files import fingerprint_file
 from .progress import Reporter
 from .render.needs import depth_model_weights
-from .video import MODEL_SIZE, Fit, Prefetch, VideoInfo, VideoWriter, cut_off_warning, iter_frames, probe
-from .warp import forward_warp, log_depth_max, mask_to_video
+from .video import MODEL_SIZE, Fit, Prefetch, VideoInfo, cut_off_warning, iter_frames, probe
+from .warp import forward_warp, log_depth_max
 
 DEPTH_RANGE = (1e-4, 1e4)
 """Depth is clipped to this range before warping, as the official render stage does (sky, zeros)."""
@@ -336,33 +335,6 @@ def _warp_chunk(scene: Scene, frames: range, source: "_SourceFrames", lmax: torc
     warped, mask = scene.warp(frames, images, lmax)
     stage.advance(len(frames), frame=frames.stop - 1)
     return WarpedChunk(frames, images, warped, mask, scene.cameras.source_index[frames.start:frames.stop])
-
-
-class ConditionWriter:
-    """Writes the generator's condition as videos in ``folder``, at ``rate``: ``warped.mp4`` (H.264 CRF 18,
-    like the official render video) and ``mask.mp4`` (x264 qp 0, so it decodes back to the exact binary
-    mask). A context manager; both files appear only when it exits normally."""
-
-    def __init__(self, folder: str | Path, rate: Fraction | float):
-        self.folder = Path(folder)
-        self.rate = rate
-        self._stack = contextlib.ExitStack()
-
-    def __enter__(self) -> "ConditionWriter":
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with contextlib.ExitStack() as stack:
-            self.warped = stack.enter_context(VideoWriter(self.folder / "warped.mp4", self.rate))
-            self.mask = stack.enter_context(VideoWriter(self.folder / "mask.mp4", self.rate, lossless=True))
-            self._stack = stack.pop_all()
-        return self
-
-    def write(self, warped: torch.Tensor, mask: torch.Tensor) -> None:
-        """Append frames: ``warped`` (n, 3, H, W) in [-1, 1], ``mask`` (n, 1, H, W) in {0, 1}."""
-        self.warped.write(warped)
-        self.mask.write(mask_to_video(mask).numpy())
-
-    def __exit__(self, *exc) -> bool:
-        return self._stack.__exit__(*exc)
 
 
 def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:

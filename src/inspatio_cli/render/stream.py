@@ -18,9 +18,10 @@ from ..meter import StageMeter
 from ..models.dit import CausalWanDiT
 from ..models.vae import StreamingAutoencoder
 from ..progress import Reporter
-from ..scene import ConditionWriter, Scene, WarpedChunk, padded_length, warped_chunks
+from ..scene import Scene, WarpedChunk, padded_length, warped_chunks
 from ..video import VideoWriter
 from ..warp import coverage
+from .condition_videos import ConditionWriter
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ class FileFingerprints:
     def __call__(self, path: str | Path) -> str:
         key = Path(path).resolve()
         if key not in self.known:
-            self.known[key] = fingerprint_file(key)
+            self.known[key] = fingerprint_file(path)
         return self.known[key]
 
 

@@ -21,6 +21,7 @@ Peak memory: on CUDA the allocator's peak while each stage ran (models included)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -30,7 +31,10 @@ from inspatio_cli.cameras import CameraOptions, TimeControl
 from inspatio_cli.models.dit import DiTConfig, random_generator
 from inspatio_cli.models.tae import TAEHV, TAEConfig
 from inspatio_cli.models.vae import VAEConfig, WanVAE
-from inspatio_cli.render.rerender import TEXT_DTYPE, Models, Rerenderer
+from inspatio_cli.render.models import Models
+from inspatio_cli.render.needs import TEXT_WEIGHTS
+from inspatio_cli.render.plan import TEXT_DTYPE, RenderPlan
+from inspatio_cli.render.rerender import Rerenderer
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "room.mp4"
 TINY = {"dit": DiTConfig(dim=128, ffn_dim=256, freq_dim=64, num_heads=1, num_layers=2, text_dim=32),
@@ -43,8 +47,9 @@ STREAM = ("warp", "encode", "generate", "decode", "write")
 class RandomPrompt(Rerenderer):
     """A :class:`Rerenderer` whose prompt embedding is random (no text encoder files are needed)."""
 
-    def required_weights(self, video, **options) -> list[str]:
-        return [n for n in super().required_weights(video, **options) if n not in ("text-encoder", "tokenizer")]
+    def plan(self, video, trajectory, **options) -> RenderPlan:
+        plan = super().plan(video, trajectory, **options)
+        return dataclasses.replace(plan, weights=tuple(n for n in plan.weights if n not in TEXT_WEIGHTS))
 
     def embed_prompts(self, prompts):
         dim = self.models.generator.cfg.text_dim
@@ -81,7 +86,6 @@ def main() -> None:
     frames = args.frames or (240 if args.real else 49)
     size = tuple(map(int, (args.size or ("480x832" if args.real else "64x112")).split("x")))
     camera = CameraOptions(time=TimeControl.from_options(extend="loop", min_frames=frames))
-    warmup = CameraOptions(time=TimeControl.from_options(extend="loop", min_frames=args.warmup_frames))
     decoders = ("wan", "tae") if args.decoder == "both" else (args.decoder,)
     print(f"{'real' if args.real else 'tiny'} models, {frames} frames at {size[0]}x{size[1]} "
           f"(examples/room.mp4 looped), threads {args.threads}")
@@ -92,6 +96,7 @@ def main() -> None:
                                 track_memory=args.track_memory, models=models)
         with tempfile.TemporaryDirectory() as folder:
             if args.warmup_frames:
+                warmup = CameraOptions(time=TimeControl.from_options(extend="loop", min_frames=args.warmup_frames))
                 renderer.render(EXAMPLE, "orbit_left", Path(folder) / "warmup.mp4", prompt="benchmark",
                                 camera=warmup, size=size)
             result = renderer.render(EXAMPLE, "orbit_left", Path(folder) / "out.mp4", prompt="benchmark",

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from inspatio_cli import caption
-from inspatio_cli.render import rerender
+from inspatio_cli.render import stream
 from inspatio_cli.batch import (ALL_KEYS, InvalidJobs, Job, JobDefaults, output_is_folder, parse_shard,
                                 plan_inputs, plan_jobs, read_manifest, run_jobs, select_shard)
 from inspatio_cli.cameras import CameraOptions
@@ -285,13 +285,13 @@ def test_cross_product_models_once_depth_once_per_video(weights_with_depth, tmp_
     """2 videos x 3 trajectories: 6 outputs, each one's frames equal to a single render's; the depth model is
     built and run twice, the generator, autoencoder and text encoder once; --json lines all parse."""
     written: dict[str, list[torch.Tensor]] = {}
-    real_write = rerender.VideoWriter.write
+    real_write = stream.VideoWriter.write
 
     def recording_write(self, frames):
         written.setdefault(Path(self.path).name, []).append(frames.clone())
         return real_write(self, frames)
 
-    monkeypatch.setattr(rerender.VideoWriter, "write", recording_write)
+    monkeypatch.setattr(stream.VideoWriter, "write", recording_write)
     loads = Counter(lambda *args: tiny_net())
     runs = Counter(estimate.estimate_depth)
     generator_loads = Counter(dit.load_generator)

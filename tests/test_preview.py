@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from inspatio_cli.cameras import CameraOptions, TimeControl
+from inspatio_cli.cameras import CameraOptions, TimeControl, TrajectorySource
 from inspatio_cli.scene import open_scene, warped_chunks
 from inspatio_cli.render.preview import preview
 from inspatio_cli.video import probe
@@ -17,7 +17,7 @@ from inspatio_cli.warp import mask_from_video
 from clirun import run
 from decoded import read_video
 from media import make_clip, pattern
-from test_preview_pipeline import ORBIT, planar_depth, scene_files
+from test_preview_pipeline import ORBIT, count_calls, importers, planar_depth, scene_files
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "media"
@@ -149,3 +149,12 @@ def test_real_videos_with_a_planar_depth(tmp_path, capsys, name):
     written = probe(out)
     assert written.frame_count == facts.frame_count and written.fps == pytest.approx(facts.fps)
     assert written.has_audio == facts.has_audio  # audio passes through: every frame is shown once, in order
+
+
+def test_one_preview_probes_once_and_resolves_once(clip, tmp_path, monkeypatch):
+    from inspatio_cli import video
+
+    probes = count_calls(monkeypatch, video, "probe", importers(video.probe))
+    resolves = count_calls(monkeypatch, TrajectorySource, "resolve")
+    preview(clip["video"], clip["traj"], tmp_path / "p.mp4")
+    assert [Path(a[0]) for a in probes] == [clip["video"]] and len(resolves) == 1

@@ -4,6 +4,7 @@ equals whole-clip, lazy decoding in output order with time edits."""
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,26 @@ def scene_files(folder: Path, frames: int, fps: float, audio_seconds: float = 0.
     traj = folder / "orbit.txt"
     traj.write_text(ORBIT)
     return {"video": video, "traj": traj, "depth": depth, "dir": folder}
+
+
+def count_calls(monkeypatch, owner, name: str, modules=()) -> list:
+    """Replace ``owner.name`` (and the same function imported into ``modules``) by a wrapper that records
+    its arguments in the returned list."""
+    calls, original = [], getattr(owner, name)
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    for target in (owner, *modules):
+        monkeypatch.setattr(target, name, counting)
+    return calls
+
+
+def importers(function) -> list:
+    """Every loaded inspatio_cli module that imported ``function`` under its own name."""
+    return [m for n, m in sorted(sys.modules.items())
+            if n.startswith("inspatio_cli") and getattr(m, function.__name__, None) is function]
 
 
 @pytest.fixture

@@ -15,18 +15,19 @@ import torch
 
 from decoded import read_video
 from inspatio_cli import caption
-from inspatio_cli.render import rerender
-from inspatio_cli.cameras import CameraOptions, TimeControl
+from inspatio_cli.render import rerender, stream
+from inspatio_cli.cameras import CameraOptions, TimeControl, TrajectorySource
 from inspatio_cli.errors import UsageError, VideoError, WeightsError
 from inspatio_cli.models import t5
 from inspatio_cli.scene import open_scene, padded_length
 from inspatio_cli.progress import Reporter
-from inspatio_cli.render.rerender import Models, Rerenderer
+from inspatio_cli.render.models import Models
+from inspatio_cli.render.rerender import Rerenderer
 from inspatio_cli.text import NO_PROMPT_WARNING
 from inspatio_cli.video import Fit, probe, to_uint8
 from inspatio_cli.warp import mask_to_latent_channels
 from media import make_clip, pattern
-from test_preview_pipeline import ORBIT, H, W, planar_depth, scene_files
+from test_preview_pipeline import ORBIT, H, W, count_calls, importers, planar_depth, scene_files
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "room.mp4"
@@ -115,13 +116,13 @@ def test_streamed_chunks_equal_whole_clip_encoding_and_decoding(tiny_weights, mo
     last frame; the decoded, trimmed output equals decoding the whole clip at once. Time edits included."""
     written = []
 
-    class RecordingWriter(rerender.VideoWriter):
+    class RecordingWriter(stream.VideoWriter):
         def write(self, frames):
             written.append(frames.clone())
             super().write(frames)
 
-    monkeypatch.setattr(rerender, "StarSampler", _CopySampler)
-    monkeypatch.setattr(rerender, "VideoWriter", RecordingWriter)
+    monkeypatch.setattr(stream, "StarSampler", _CopySampler)
+    monkeypatch.setattr(stream, "VideoWriter", RecordingWriter)
     camera = CameraOptions(time=TimeControl.from_options(reverse=["3:9"], freeze=["12:3"]))
     rr = renderer(tiny_weights, models, decoder)
     result = rr.render(clip["video"], clip["traj"], tmp_path / "o.mp4", prompt=PROMPT, camera=camera, size=(H, W))
@@ -359,3 +360,59 @@ def test_damaged_source_frames_stop_the_run_unless_skipped(tiny_weights, models,
     assert result.frames == count == probe(tmp_path / "lenient.mp4").frame_count and result.lost_frames > 0
     assert any("could not be decoded" in w for w in result.warnings)
     assert json.loads(result.sidecar.read_text())["lost_frames"] == result.lost_frames
+
+
+def test_fingerprint_follows_the_trajectory_content_and_intrinsics(clip, tmp_path):
+    """The resume fingerprint covers what the trajectory resolves to, not its name: a file edited in place
+    (other poses, or other intrinsics through a keyframe ``fov``/``intrinsics``) gives another one; the
+    same content under another name gives the same one."""
+    rr = Rerenderer(tmp_path / "no-weights", device="cpu")
+
+    def fingerprint(trajectory, **options):
+        return rr.fingerprint(clip["video"], trajectory, prompt=PROMPT, size=(H, W), **options)
+
+    poses = fingerprint(clip["traj"])
+    clip["traj"].write_text("0 -4 -8\n0 6 12\n1.5 1.5 2.0\n")
+    assert fingerprint(clip["traj"]) != poses
+    renamed = shutil.copy(clip["traj"], tmp_path / "renamed.txt")
+    assert fingerprint(renamed) == fingerprint(clip["traj"])
+
+    keys = tmp_path / "keys.json"
+    found = {}
+    for label, extra in (("none", {}), ("fov 50", {"fov": 50}), ("fov 60", {"fov": 60}),
+                         ("intrinsics", {"intrinsics": [0.8, 1.3, 0.5, 0.5]})):
+        keys.write_text(json.dumps({"keyframes": [{"at": 0, "orbit": {"pitch": 0, "yaw": 0, "displacement": 1}},
+                                                  {"at": 19, "orbit": {"pitch": 5, "yaw": -10, "displacement": 1},
+                                                   **extra}]}))
+        found[label] = fingerprint(keys)
+    assert len(set(found.values())) == len(found), found
+    assert fingerprint(keys, camera=CameraOptions(relative_to_source=True)) != found["intrinsics"]
+
+
+def test_one_render_probes_once_resolves_once_and_fingerprints_each_file_once(tiny_weights, models, clip, tmp_path,
+                                                                              monkeypatch):
+    import inspatio_cli.render.plan as plan_module
+    import inspatio_cli.scene as scene_module
+    from inspatio_cli import video
+
+    probes = count_calls(monkeypatch, video, "probe", importers(video.probe))
+    resolves = count_calls(monkeypatch, TrajectorySource, "resolve")
+    fingerprints = count_calls(monkeypatch, plan_module, "fingerprint_file", [scene_module])
+    camera = CameraOptions(time=TimeControl.from_options(reverse=["3:9"]))
+    result = renderer(tiny_weights, models).render(clip["video"], clip["traj"], tmp_path / "o.mp4", prompt=PROMPT,
+                                                   size=(H, W), camera=camera)
+    assert result.frames == 20
+    assert [Path(a[0]) for a in probes] == [clip["video"]]
+    assert len(resolves) == 1
+    files = [Path(a[0]).resolve() for a in fingerprints]
+    assert len(files) == len(set(files)) and clip["video"].resolve() in files
+
+
+def test_plan_holds_the_facts_the_renderer_reports(tiny_weights, models, clip):
+    rr = renderer(tiny_weights, models)
+    plan = rr.plan(clip["video"], clip["traj"], prompt=PROMPT, size=(H, W), seed=2)
+    assert plan.settings == rr.settings(clip["video"], clip["traj"], prompt=PROMPT, size=(H, W), seed=2)
+    assert plan.fingerprint == rr.fingerprint(clip["video"], clip["traj"], prompt=PROMPT, size=(H, W), seed=2)
+    assert list(plan.weights) == rr.required_weights(clip["video"], prompt=PROMPT, size=(H, W))
+    assert plan.depth.kind == "sidecar" and plan.depth.path == clip["depth"]
+    assert plan.info.frame_count == len(plan.trajectory) == 20 and plan.size == (H, W) and plan.prompt == PROMPT

@@ -19,7 +19,7 @@ from .lazy import lazy_exports
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Rerenderer": "render.rerender", "RerenderResult": "render.rerender", "Models": "render.rerender",
+    "Rerenderer": "render.rerender", "RerenderResult": "render.rerender", "Models": "render.models",
     "preview": "render.preview", "PreviewResult": "render.preview",
     "open_scene": "scene", "Scene": "scene",
     "load_trajectory": "cameras", "CameraOptions": "cameras", "TimeControl": "cameras", "Trajectory": "cameras",

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -36,8 +35,9 @@ from .depth.postprocess import intrinsics_to_canvas, maps_to_canvas
 from .errors import DepthError, UsageError, VideoError, WeightsError
 from .files import fingerprint_file
 from .progress import Reporter
-from .video import Fit, Prefetch, VideoInfo, VideoWriter, cut_off_warning, iter_frames, probe
-from .warp import forward_warp, log_depth_max, mask_to_video
+from .render.needs import depth_model_weights
+from .video import Fit, Prefetch, VideoInfo, cut_off_warning, iter_frames, probe
+from .warp import forward_warp, log_depth_max
 
 DEPTH_RANGE = (1e-4, 1e4)
 """Depth is clipped to this range before warping, as the official render stage does (sky, zeros)."""
@@ -80,20 +80,20 @@ def resolve_depth(video: str | Path, depth: str | Path | None = None, *, fit: st
 
 
 def depth_weights_needed(video: str | Path, depth: str | Path | None = None, *, fit: str = "stretch",
-                         size: tuple[int, int] | None = None) -> list[str]:
+                         size: tuple[int, int] | None = None, info: VideoInfo | None = None) -> list[str]:
     """Registry names of the weight files :func:`resolve_depth` would need with these arguments: none when
     there is a depth file, a sidecar or a cached estimate, else the default depth model's checkpoints.
-    Reads no weights (lets a command check every file it needs before building anything)."""
+    ``info``: the video's probe when the caller has it (default: probed here). Reads no weights (lets a
+    command check every file it needs before building anything)."""
     if depth is not None or find_sidecar(video) is not None:
         return []
-    from .depth.catalog import DA3_CHECKPOINTS, DEFAULT_MODEL, depth_model
     from .depth.estimate import DepthSettings, cache_path
 
-    info = probe(video)
+    info = info or probe(video)
     canvas = Fit.make((info.height, info.width), size or MODEL_SIZE, fit).dst_hw
     if cache_path(video, DepthSettings(fit=fit, size=canvas)).is_file():
         return []
-    return [DA3_CHECKPOINTS[name].group for name in depth_model(DEFAULT_MODEL).checkpoints]
+    return depth_model_weights()
 
 
 def resample_depth(depth: DepthResult, source_hw: tuple[int, int], size: tuple[int, int],
@@ -143,10 +143,11 @@ class Scene:
     _lmax: dict = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
-    def make(cls, video: VideoInfo, depth: DepthResult, depth_origin: str, trajectory: TrajectorySource, *,
-             camera: CameraOptions | None = None, fit: str = "stretch", size: tuple[int, int] | None = None,
+    def make(cls, video: VideoInfo, depth: DepthResult, depth_origin: str, trajectory: TrajectorySource | Trajectory,
+             *, camera: CameraOptions | None = None, fit: str = "stretch", size: tuple[int, int] | None = None,
              resample: bool = False) -> "Scene":
-        """Check the depth against the video and resolve the trajectory's cameras (see :func:`open_scene`)."""
+        """Check the depth against the video, resolve the trajectory (unless it is a :class:`Trajectory`
+        already resolved for this video and canvas) and compute its cameras (see :func:`open_scene`)."""
         hw = depth.size if size is None else (int(size[0]), int(size[1]))
         made_with = depth.meta.get("fit")
         if made_with and made_with != fit:
@@ -156,7 +157,13 @@ class Scene:
             depth = resample_depth(depth, (video.height, video.width), hw, fit)
         depth.check_matches(video.frame_count, hw, depth_origin)
         camera = camera or CameraOptions()
-        resolved = trajectory.resolve(video.frame_count, camera.time, fps=video.fps, size=hw)
+        if isinstance(trajectory, Trajectory):
+            if trajectory.num_source_frames != video.frame_count or tuple(trajectory.size) != hw:
+                raise ValueError(f"the trajectory was resolved for {trajectory.num_source_frames} source frames at "
+                                 f"{trajectory.size}, not {video.frame_count} at {hw}")
+            resolved = trajectory
+        else:
+            resolved = trajectory.resolve(video.frame_count, camera.time, fps=video.fps, size=hw)
         cameras = render_cameras(resolved, depth.c2w, depth.K, relative_to_source=camera.relative_to_source,
                                  width=hw[1], height=hw[0])
         return cls(video, Fit.make((video.height, video.width), hw, fit), depth, depth_origin, resolved, cameras)
@@ -236,21 +243,25 @@ class Scene:
         return scene
 
 
-def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource, *,
+def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource | Trajectory, *,
                camera: CameraOptions | None = None, depth: str | Path | None = None, fit: str = "stretch",
                size: tuple[int, int] | None = None, resample_depth: bool = False,
                weights_dir: str | Path | None = None, device: str | None = None, skip_bad_frames: bool = False,
+               info: VideoInfo | None = None, video_fingerprint: str | None = None,
                reporter: Reporter | None = None) -> Scene:
     """Prepare a scene (no pixel work): see :class:`Scene`.
 
-    ``trajectory``: a trajectory file, a preset name or an already loaded source; ``camera``: how it is
+    ``trajectory``: a trajectory file, a preset name, an already loaded source, or a trajectory already
+    resolved for this video and canvas (time edits applied; a render plan's); ``camera``: how it is
     read (for a file or preset) and applied: conventions, ``relative_to_source``, time edits;
     ``depth``: a depth cache file (default: the video's sidecar, else the depth stage's cached estimate,
     see :func:`resolve_depth`);
     ``fit``: stretch|crop|pad; ``size`` (H, W): the canvas (default: the depth maps' size, which is the model
     size for depth made by the depth stage); ``resample_depth``: move depth made on another canvas onto
     ``size`` (:func:`resample_depth`) instead of refusing it; ``weights_dir``/``device``/``skip_bad_frames``: for
-    a depth estimate.
+    a depth estimate; ``info``/``video_fingerprint``: the video's probe and
+    :func:`~inspatio_cli.files.fingerprint_file` when the caller has them (default: computed here, the
+    fingerprint only when the depth records the video it was made from).
 
     Raises :class:`DepthError` when the depth is missing or does not match the video (frame count, size,
     fit) and :class:`TrajectoryError` / :class:`UsageError` for bad trajectory or time options. Warns when
@@ -258,19 +269,19 @@ def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource, *,
     official 0.8 deg/frame.
     """
     reporter = reporter or Reporter("silent")
-    info = probe(video)
+    info = info or probe(video)
     cut_off = cut_off_warning(info, skip_bad_frames)
     if cut_off:
         reporter.warn(cut_off)
     depth_result, depth_origin = resolve_depth(video, depth, fit=fit, size=size, weights_dir=weights_dir,
                                                device=device, skip_bad_frames=skip_bad_frames, reporter=reporter)
     camera = camera or CameraOptions()
-    source = trajectory if isinstance(trajectory, TrajectorySource) else camera.load(trajectory)
+    source = trajectory if isinstance(trajectory, (TrajectorySource, Trajectory)) else camera.load(trajectory)
     scene = Scene.make(info, depth_result, depth_origin, source, camera=camera, fit=fit, size=size,
                        resample=resample_depth)
     reporter.event("scene", **scene.describe())
     made_from = depth_result.meta.get("video_hash")
-    if made_from is not None and made_from != fingerprint_file(video):
+    if made_from is not None and made_from != (video_fingerprint or fingerprint_file(video)):
         reporter.warn(f"{depth_origin} was made from another video than {video} (or the video has changed "
                       "since): the warp will use that depth as it is; make the depth again if this is a mistake")
     too_fast = speed_warning(scene.trajectory)
@@ -325,33 +336,6 @@ def _warp_chunk(scene: Scene, frames: range, source: "_SourceFrames", lmax: torc
     warped, mask = scene.warp(frames, images, lmax)
     stage.advance(len(frames), frame=frames.stop - 1)
     return WarpedChunk(frames, images, warped, mask, scene.cameras.source_index[frames.start:frames.stop])
-
-
-class ConditionWriter:
-    """Writes the generator's condition as videos in ``folder``, at ``rate``: ``warped.mp4`` (H.264 CRF 18,
-    like the official render video) and ``mask.mp4`` (x264 qp 0, so it decodes back to the exact binary
-    mask). A context manager; both files appear only when it exits normally."""
-
-    def __init__(self, folder: str | Path, rate: Fraction | float):
-        self.folder = Path(folder)
-        self.rate = rate
-        self._stack = contextlib.ExitStack()
-
-    def __enter__(self) -> "ConditionWriter":
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with contextlib.ExitStack() as stack:
-            self.warped = stack.enter_context(VideoWriter(self.folder / "warped.mp4", self.rate))
-            self.mask = stack.enter_context(VideoWriter(self.folder / "mask.mp4", self.rate, lossless=True))
-            self._stack = stack.pop_all()
-        return self
-
-    def write(self, warped: torch.Tensor, mask: torch.Tensor) -> None:
-        """Append frames: ``warped`` (n, 3, H, W) in [-1, 1], ``mask`` (n, 1, H, W) in {0, 1}."""
-        self.warped.write(warped)
-        self.mask.write(mask_to_video(mask).numpy())
-
-    def __exit__(self, *exc) -> bool:
-        return self._stack.__exit__(*exc)
 
 
 def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:

@@ -10,12 +10,8 @@ from rich.table import Table
 
 from ..progress import Reporter
 from ..weights.hub import human_size
-from .app import (JsonOpt, QuietOpt, SkipBadFramesOpt, add_plain_row, app, parse_size, print_error, print_table,
-                  reporter)
-from .models import WeightsDirOpt
-from .rerender import (DEFAULT_SIZE, CompileOpt, CrfOpt, DecoderOpt, DeviceOpt, DtypeOpt, FitOpt, NameOpt,
-                       NoAudioOpt, PromptFileOpt, PromptOpt, SaveConditionOpt, SeedsOpt, SizeOpt, TextDeviceOpt,
-                       TrajectoriesOpt)
+from .app import JsonOpt, QuietOpt, add_plain_row, app, print_error, print_table, reporter
+from .options import RenderOptions, TrajectoriesOpt, render_options
 from .trajectory import camera_options
 
 if TYPE_CHECKING:
@@ -27,19 +23,17 @@ RUN_PANEL = "Batch options"
 
 
 @app.command()
+@render_options
 @camera_options
 def batch(
     manifest: Annotated[str, typer.Argument(help="Jobs: a .jsonl or .csv manifest, or a list of video paths one "
                                             "per line (with -t); '-' reads it from stdin.", show_default=False)],
     camera: CameraOptions,
+    options: RenderOptions,
     trajectories: TrajectoriesOpt = None,
     output: Annotated[Optional[str], typer.Option(
         "--output", "-o", metavar="DIR", help="Folder for outputs the manifest does not name (and for its "
         "relative output paths).")] = None,
-    name: NameOpt = None,
-    seeds: SeedsOpt = None,
-    prompt: PromptOpt = None,
-    prompt_file: PromptFileOpt = None,
     shard: Annotated[Optional[str], typer.Option(
         "--shard", metavar="K/N", help="Run only jobs K, K+N, K+2N, ... of the validated list: N processes "
         "with K=1..N split the manifest with no coordination.", rich_help_panel=RUN_PANEL)] = None,
@@ -50,18 +44,6 @@ def batch(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate everything and print the jobs with frame "
                                           "counts and a time/memory estimate; load no model.",
                                           rich_help_panel=RUN_PANEL)] = False,
-    decoder: DecoderOpt = "wan",
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "auto",
-    text_device: TextDeviceOpt = "auto",
-    compile_dit: CompileOpt = False,
-    weights_dir: WeightsDirOpt = None,
-    fit: FitOpt = "stretch",
-    size: SizeOpt = DEFAULT_SIZE,
-    save_condition: SaveConditionOpt = None,
-    no_audio: NoAudioOpt = False,
-    crf: CrfOpt = 18,
-    skip_bad_frames: SkipBadFramesOpt = False,
     json_mode: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -75,19 +57,15 @@ def batch(
     (output plus a sidecar with the same settings) are skipped unless --force; a failing job is reported
     and the others go on (exit 1 if any failed). --json: one event per line on stdout.
     """
-    from ..batch import (InvalidJobs, JobDefaults, check_weights, parse_shard, plan_jobs, read_manifest, run_jobs,
+    from ..batch import (InvalidJobs, check_weights, parse_shard, plan_jobs, read_manifest, run_jobs,
                          select_shard)
-    from ..render.rerender import Rerenderer
-
     out = reporter(json_mode, quiet)
-    defaults = JobDefaults(tuple(trajectories or ()), tuple(seeds or (0,)), prompt, prompt_file, camera, None, fit,
-                           parse_size(size), crf, not no_audio, skip_bad_frames, save_condition)
+    defaults = options.job_defaults(trajectories, camera)
     selected = parse_shard(shard) if shard is not None else None
-    renderer = Rerenderer(weights_dir, device=device, dtype=dtype, decoder=decoder, text_device=text_device,
-                          compile=compile_dit)
+    renderer = options.renderer()
     jobs_file = read_manifest(manifest)
     try:
-        jobs = plan_jobs(jobs_file.rows, defaults, base=jobs_file.base, output=output, name=name,
+        jobs = plan_jobs(jobs_file.rows, defaults, base=jobs_file.base, output=output, name=options.name,
                          manifest=jobs_file.path, problems=jobs_file.problems)
     except InvalidJobs as exc:
         where = manifest if jobs_file.path is not None else "<stdin>"

@@ -29,10 +29,11 @@ from PIL import Image, ImageDraw, ImageFont
 from ..cameras import CameraOptions, TrajectorySource
 from ..choices import COVERAGE_THRESHOLD, LAYOUTS, check_video_output
 from ..errors import UsageError
-from ..scene import ConditionWriter, WarpedChunk, open_scene, warped_chunks
+from ..scene import WarpedChunk, open_scene, warped_chunks
 from ..progress import Reporter
 from ..video import VideoInfo, VideoWriter, lost_frames_warning, to_uint8
 from ..warp import coverage, mask_to_video
+from .condition_videos import ConditionWriter
 
 WORST_FRAMES = 5
 HOLE_COLOUR = (255, 0, 64)

@@ -1,0 +1,159 @@
+"""The model and render options ``inspatio rerender`` and ``inspatio batch`` share, declared once.
+
+:func:`render_options` adds them to a command and hands them over as one :class:`RenderOptions`
+(``options`` parameter), which builds the command's :class:`~inspatio_cli.render.rerender.Rerenderer` and
+:class:`~inspatio_cli.batch.JobDefaults`. Light to import: the rendering code is imported by its methods.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
+
+import typer
+
+from ..choices import DECODERS, DEFAULT_NAME, DTYPE_NAMES, FIT_MODES, MODEL_SIZE
+from .app import SkipBadFramesOpt, parse_size
+from .models import WeightsDirOpt
+
+if TYPE_CHECKING:
+    from ..batch import JobDefaults
+    from ..cameras import CameraOptions
+    from ..render.rerender import Rerenderer
+
+MODEL_PANEL = "Model options"
+DEFAULT_SIZE = "x".join(map(str, MODEL_SIZE))
+
+TrajectoriesOpt = Annotated[Optional[list[str]], typer.Option(
+    "--trajectory", "-t", help="A trajectory file or a preset name (see 'inspatio trajectory presets'); "
+    "repeat for several.", show_default=False)]
+SeedsOpt = Annotated[Optional[list[int]], typer.Option(
+    "--seed", help="Noise seed (same seed and settings, same video); repeat for several. [default: 0]",
+    show_default=False)]
+NameOpt = Annotated[Optional[str], typer.Option(
+    "--name", metavar="PATTERN", help=f"Output names in the -o folder: fields {{video}}, {{trajectory}}, "
+    f"{{seed}}, {{index}} (default '{DEFAULT_NAME}', plus '__{{seed}}' with several seeds; .mp4 added).",
+    show_default=False)]
+PromptOpt = Annotated[Optional[str], typer.Option(
+    "--prompt", help="Describe the video (default: a Florence-2 caption with the caption extra installed, "
+    "else empty).")]
+PromptFileOpt = Annotated[Optional[Path], typer.Option(
+    "--prompt-file", metavar="FILE", help="Read the prompt from a UTF-8 file ('-': stdin).")]
+DecoderOpt = Annotated[str, typer.Option(
+    "--decoder", help=f"{' | '.join(DECODERS)}: the Wan2.1 VAE, or TAEHV (faster, less memory; encodes and "
+    "decodes, as the official --use_tae).", rich_help_panel=MODEL_PANEL)]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...", rich_help_panel=MODEL_PANEL)]
+DtypeOpt = Annotated[str, typer.Option(
+    "--dtype", help=f"auto (bf16 on GPUs, fp32 on the CPU), {', '.join(DTYPE_NAMES)}.", rich_help_panel=MODEL_PANEL)]
+TextDeviceOpt = Annotated[str, typer.Option(
+    "--text-device", help="Where the text encoder runs: auto (the GPU when it has room), cpu, cuda, ...",
+    rich_help_panel=MODEL_PANEL)]
+CompileOpt = Annotated[bool, typer.Option(
+    "--compile", help="torch.compile the generator (slow first chunk, faster afterwards).",
+    rich_help_panel=MODEL_PANEL)]
+FitOpt = Annotated[str, typer.Option("--fit", help=f"How frames map onto the canvas: {', '.join(FIT_MODES)}.")]
+SizeOpt = Annotated[str, typer.Option(
+    "--size", metavar="HxW", help="Canvas, multiples of 16 (the model was trained at 480x832).")]
+SaveConditionOpt = Annotated[Optional[Path], typer.Option(
+    "--save-condition", metavar="DIR", help="Also write DIR/warped.mp4 and a lossless DIR/mask.mp4 (the "
+    "generator's condition); with several outputs, in DIR/<output name>/.")]
+NoAudioOpt = Annotated[bool, typer.Option(
+    "--no-audio", help="Do not copy the source audio (it is copied when every source frame is shown once, in order).")]
+CrfOpt = Annotated[int, typer.Option("--crf", help="H.264 quality of the output, 0 (lossless) to 51.")]
+
+_RENDER_PARAMETERS: list[tuple[str, Any, Any]] = [
+    ("seeds", SeedsOpt, None), ("name", NameOpt, None), ("prompt", PromptOpt, None),
+    ("prompt_file", PromptFileOpt, None), ("decoder", DecoderOpt, "wan"), ("device", DeviceOpt, "auto"),
+    ("dtype", DtypeOpt, "auto"), ("text_device", TextDeviceOpt, "auto"), ("compile_dit", CompileOpt, False),
+    ("weights_dir", WeightsDirOpt, None), ("fit", FitOpt, "stretch"), ("size", SizeOpt, DEFAULT_SIZE),
+    ("save_condition", SaveConditionOpt, None), ("no_audio", NoAudioOpt, False), ("crf", CrfOpt, 18),
+    ("skip_bad_frames", SkipBadFramesOpt, False),
+]
+"""The shared options: parameter name, annotated type (flag and help), default."""
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """The shared options' values: ``seeds`` (default ``(0,)``), the output ``name`` pattern, ``prompt`` /
+    ``prompt_file``, the model choices (``decoder``, ``device``, ``dtype``, ``text_device``, ``compile``,
+    ``weights_dir``) and the render settings (``fit``, the canvas ``size`` (H, W) as parsed, not yet
+    checked, ``save_condition``, ``audio``, ``crf``, ``skip_bad_frames``)."""
+
+    seeds: tuple[int, ...]
+    name: str | None
+    prompt: str | None
+    prompt_file: Path | None
+    decoder: str
+    device: str
+    dtype: str
+    text_device: str
+    compile: bool
+    weights_dir: Path | None
+    fit: str
+    size: tuple[int, int]
+    save_condition: Path | None
+    audio: bool
+    crf: int
+    skip_bad_frames: bool
+
+    def renderer(self) -> Rerenderer:
+        """The command's renderer (imports PyTorch)."""
+        from ..render.rerender import Rerenderer
+
+        return Rerenderer(self.weights_dir, device=self.device, dtype=self.dtype, decoder=self.decoder,
+                          text_device=self.text_device, compile=self.compile)
+
+    def job_defaults(self, trajectories: list[str] | None, camera: CameraOptions, depth: Path | None = None,
+                     size: tuple[int, int] | None = None) -> JobDefaults:
+        """The jobs' defaults from these options, the ``-t`` ``trajectories``, ``camera`` and ``depth``
+        (``size``: the canvas when the command has checked it, default :attr:`size`)."""
+        from ..batch import JobDefaults
+
+        return JobDefaults(tuple(trajectories or ()), self.seeds, self.prompt, self.prompt_file, camera, depth,
+                           self.fit, size or self.size, self.crf, self.audio, self.skip_bad_frames,
+                           self.save_condition)
+
+
+def _build(seeds: list[int] | None, name: str | None, prompt: str | None, prompt_file: Path | None, decoder: str,
+           device: str, dtype: str, text_device: str, compile_dit: bool, weights_dir: Path | None, fit: str,
+           size: str, save_condition: Path | None, no_audio: bool, crf: int, skip_bad_frames: bool) -> RenderOptions:
+    return RenderOptions(tuple(seeds or (0,)), name, prompt, prompt_file, decoder, device, dtype, text_device,
+                         compile_dit, weights_dir, fit, parse_size(size), save_condition, not no_audio, crf,
+                         skip_bad_frames)
+
+
+def option_group(param: str, parameters: list[tuple[str, Any, Any]],
+                 build: Callable[..., Any]) -> Callable[[Callable], Callable]:
+    """A decorator for Typer commands that adds the flags ``parameters`` (name, annotated type, default)
+    and passes the command ``build(**their values)`` as its parameter ``param`` instead. The command's
+    other parameters' annotations are evaluated here (a decorator above it sees real types); its ``param``
+    annotation is not evaluated, so its type may be imported only for type checking."""
+
+    def decorate(func: Callable) -> Callable:
+        signature = inspect.signature(func)
+        own = [p.replace(annotation=eval(p.annotation, func.__globals__) if isinstance(p.annotation, str)
+                         else p.annotation)
+               for p in signature.parameters.values() if p.name != param]
+        if len(own) == len(signature.parameters):
+            raise TypeError(f"{func.__name__} must take a {param!r} parameter")
+        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+                 for name, kind, default in parameters]
+
+        @functools.wraps(func)
+        def command(*args, **kwargs):
+            values = {name: kwargs.pop(name) for name, *_ in parameters}
+            return func(*args, **{param: build(**values)}, **kwargs)
+
+        command.__signature__ = signature.replace(parameters=own + added)
+        command.__annotations__ = {p.name: p.annotation for p in own + added}
+        return command
+
+    return decorate
+
+
+render_options = option_group("options", _RENDER_PARAMETERS, _build)
+"""Adds the shared model and render flags to a command (apply it above ``camera_options``) and passes them
+as its ``options: RenderOptions`` parameter."""

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from inspatio_cli.cameras import CameraOptions, TimeControl, TrajectorySource
-from inspatio_cli.scene import open_scene, warped_chunks
+from inspatio_cli.scene import open_scene
+from inspatio_cli.scene_stream import warped_chunks
 from inspatio_cli.render.preview import preview
 from inspatio_cli.video import probe
 from inspatio_cli.warp import mask_from_video

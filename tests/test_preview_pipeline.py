@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from decoded import read_video
-from inspatio_cli import scene as pipeline
+from inspatio_cli import scene_stream
 from inspatio_cli.cameras import CameraOptions, TimeControl
 from inspatio_cli.depth import DepthResult
 from inspatio_cli.errors import DepthError, WeightsError
 from inspatio_cli.files import fingerprint_file
-from inspatio_cli.scene import open_scene, resolve_depth, warped_chunks
+from inspatio_cli.scene import open_scene, resolve_depth
+from inspatio_cli.scene_stream import warped_chunks
 from inspatio_cli.progress import Reporter
 from inspatio_cli.video import Fit
 from media import make_clip, pattern
@@ -139,7 +140,7 @@ def test_chunked_scene_warp_equals_one_call(clip):
                                    {"slow": ["0:19:1.5"]}, {"extend": "pingpong", "min_frames": 50}])
 def test_lazy_decoding_follows_the_time_map(clip, monkeypatch, edits):
     """Output frame k shows source frame time_map[k], whatever the order, with a small look-back buffer."""
-    monkeypatch.setattr(pipeline, "LOOKBACK_FRAMES", 4)
+    monkeypatch.setattr(scene_stream, "LOOKBACK_FRAMES", 4)
     camera = CameraOptions(time=TimeControl.from_options(**edits))
     scene = open_scene(clip["video"], clip["traj"], camera=camera)
     fitted = Fit.make((H, W), (H, W)).frames(read_video(clip["video"]).frames)

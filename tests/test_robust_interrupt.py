@@ -60,7 +60,7 @@ from inspatio_cli.cli import main
 main(sys.argv[4:])
 """
 
-DECODE = "inspatio_cli.scene:iter_frames"
+DECODE = "inspatio_cli.scene_stream:iter_frames"
 GENERATE = "inspatio_cli.generate.star:StarSampler.step"
 ENCODE = "inspatio_cli.video.writer:VideoWriter.write"
 FRAMES = 72

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inspatio_cli import scene as pipeline
+from inspatio_cli import scene as scene_module
 from inspatio_cli.cli import main
 from inspatio_cli.errors import OOM_ADVICE, RuntimeFailure, out_of_memory
 from test_preview_pipeline import scene_files
@@ -51,8 +51,8 @@ def test_preview_running_out_of_memory_mid_warp(tmp_path, capsys, monkeypatch, e
             raise exc
         return real(*args, **kwargs)
 
-    real = pipeline.forward_warp
-    monkeypatch.setattr(pipeline, "forward_warp", warp)
+    real = scene_module.forward_warp
+    monkeypatch.setattr(scene_module, "forward_warp", warp)
     output = tmp_path / "out" / "preview.mp4"
     with pytest.raises(SystemExit) as done:
         main(["preview", str(files["video"]), "-t", str(files["traj"]), "-o", str(output), "--save-condition",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from inspatio_cli import scene as pipeline
+from inspatio_cli import scene as scene_module
 from inspatio_cli.cli import main
 from inspatio_cli.files import TEMP_MARK
 from test_preview_pipeline import scene_files
@@ -82,7 +82,7 @@ def test_os_errors_from_any_stage_are_one_line(scene, capsys, tmp_path, monkeypa
     def refuse(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/scratch/cache.bin")
 
-    monkeypatch.setattr(pipeline, "forward_warp", refuse)
+    monkeypatch.setattr(scene_module, "forward_warp", refuse)
     code, err = _preview(capsys, scene, tmp_path / "o.mp4")
     assert code == 5 and err == "error: /scratch/cache.bin: No space left on device\n"
     assert not [p for p in tmp_path.iterdir() if p.name == "o.mp4" or TEMP_MARK in p.name]

@@ -1,15 +1,13 @@
-"""Scene preparation and streaming warp, shared by ``preview`` and ``rerender``.
+"""The scene: everything about a render that needs no pixels, shared by ``preview`` and ``rerender``.
 
-:func:`open_scene` does everything that needs no pixels: probe the video, plan the fit onto the model
-canvas, find and check the depth, resolve the trajectory (time edits included) and compute every output
-frame's source and target cameras. :func:`warped_chunks` then decodes the source lazily, in output-frame
-order, and yields the warped condition chunk by chunk. Memory stays bounded whatever the video length:
-besides the depth maps, only a chunk of frames and a small look-back buffer of decoded frames (for time
-edits that show a frame again, such as reverse or ping-pong) are held.
+:func:`open_scene` probes the video (or takes the caller's probe), plans the fit onto the model canvas, finds
+and checks the depth, resolves the trajectory (time edits included, or takes the caller's resolved one) and
+computes every output frame's source and target cameras. :mod:`inspatio_cli.scene_stream` then decodes the
+source lazily and warps it chunk by chunk.
 
-The soft z-buffer of the warp depends on the whole clip (``Lmax``, :mod:`inspatio_cli.warp`), so the
-chunks are warped with the clip-wide value computed in a cheap first pass: the result equals the official
-all-frames-at-once render.
+The soft z-buffer of the warp depends on the whole clip (``Lmax``, :mod:`inspatio_cli.warp`), so
+:meth:`Scene.log_depth_max` computes the clip-wide value in a cheap first pass: chunks warped with it equal
+the official all-frames-at-once render.
 
 For the generator, :func:`padded_length` gives the frame count its chunks cover (``1 + 4(L-1)`` frames, ``L``
 latent frames a multiple of 3) and :meth:`Scene.padded` repeats the last output frame (source frame, pose
@@ -18,35 +16,26 @@ and intrinsics) up to it, so no frame is dropped: the decoded video is trimmed b
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
-import numpy as np
 import torch
 
 from .cameras import CameraOptions, RenderCameras, Trajectory, TrajectorySource, chunk_plan, render_cameras
 from .cameras.lint import speed_warning
 from .choices import MODEL_SIZE
 from .depth import DepthResult, find_sidecar
+from .depth.catalog import DEFAULT_MODEL, depth_model
 from .depth.postprocess import intrinsics_to_canvas, maps_to_canvas
-from .errors import DepthError, UsageError, VideoError, WeightsError
+from .errors import DepthError, UsageError, WeightsError
 from .files import fingerprint_file
 from .progress import Reporter
-from .render.needs import depth_model_weights
-from .video import Fit, Prefetch, VideoInfo, cut_off_warning, iter_frames, probe
+from .video import Fit, VideoInfo, cut_off_warning, probe
 from .warp import forward_warp, log_depth_max
 
 DEPTH_RANGE = (1e-4, 1e4)
 """Depth is clipped to this range before warping, as the official render stage does (sky, zeros)."""
-LOOKBACK_FRAMES = 32
-"""Decoded frames kept for reuse by time edits that show a frame again (reverse, ping-pong, slow motion);
-a frame needed again after being evicted is decoded again."""
-PREFETCH_FRAMES = 12
-"""Source frames decoded and fitted ahead on a background thread (one generator chunk), so decoding
-overlaps the warp, the models and the writer."""
 
 
 def resolve_depth(video: str | Path, depth: str | Path | None = None, *, fit: str = "stretch",
@@ -93,7 +82,7 @@ def depth_weights_needed(video: str | Path, depth: str | Path | None = None, *, 
     canvas = Fit.make((info.height, info.width), size or MODEL_SIZE, fit).dst_hw
     if cache_path(video, DepthSettings(fit=fit, size=canvas)).is_file():
         return []
-    return depth_model_weights()
+    return depth_model(DEFAULT_MODEL).weight_names
 
 
 def resample_depth(depth: DepthResult, source_hw: tuple[int, int], size: tuple[int, int],
@@ -193,7 +182,7 @@ class Scene:
             reporter = reporter or Reporter("silent")
             peaks = []
             with reporter.stage("depth range", total=self.num_frames) as stage:
-                for frames in _ranges(self.num_frames, chunk):
+                for frames in frame_ranges(self.num_frames, chunk):
                     depth, cams = self._inputs(frames, device)
                     peaks.append(log_depth_max(depth, *cams))
                     stage.advance(len(frames))
@@ -290,54 +279,6 @@ def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource | Tr
     return scene
 
 
-@dataclass
-class WarpedChunk:
-    """Consecutive output frames ``frames`` (a range) of a scene.
-
-    ``source`` (n, 3, H, W) in [-1, 1]: the source frames shown; ``warped`` (n, 3, H, W) in [-1, 1], holes
-    -1; ``mask`` (n, 1, H, W) in {0, 1}; ``source_index`` (n,) int64: which source frame each one shows.
-    """
-
-    frames: range
-    source: torch.Tensor
-    warped: torch.Tensor
-    mask: torch.Tensor
-    source_index: torch.Tensor
-
-
-def warped_chunks(scene: Scene, chunks: int | Iterable[range] = 12, *, device: torch.device | str = "cpu",
-                  skip_bad_frames: bool = False, stats: dict | None = None,
-                  reporter: Reporter | None = None) -> Iterator[WarpedChunk]:
-    """Warp ``scene`` chunk by chunk, in output-frame order.
-
-    ``chunks``: a chunk size, or the consecutive frame ranges to yield (e.g. the generator's chunk plan).
-    The clip-wide ``Lmax`` is computed first, so the result equals warping all frames in one call.
-    ``skip_bad_frames``: source frames that do not decode are replaced by the previous good one
-    (:func:`~inspatio_cli.video.iter_frames`) instead of raising :class:`VideoError`;
-    ``stats["lost_frames"]`` then counts them (distinct source frames, kept up to date).
-    Progress: a ``warp`` stage advancing per frame.
-    """
-    reporter = reporter or Reporter("silent")
-    ranges = list(_ranges(scene.num_frames, chunks) if isinstance(chunks, int) else chunks)
-    device = str(device)
-    lmax = scene.log_depth_max(device, reporter=reporter)
-    order = scene.cameras.source_index.numpy()
-    with contextlib.closing(_SourceFrames(scene, order, skip_bad_frames, stats)) as source, \
-            reporter.stage("warp", total=sum(len(r) for r in ranges)) as stage:
-        for frames in ranges:
-            yield _warp_chunk(scene, frames, source, lmax, device, stage)
-
-
-def _warp_chunk(scene: Scene, frames: range, source: "_SourceFrames", lmax: torch.Tensor, device: str,
-                stage) -> WarpedChunk:
-    """One chunk of :func:`warped_chunks` (a function of its own, so the suspended generator holds no
-    reference to the chunk it handed out)."""
-    images = to_device(torch.stack([source.frame(k) for k in frames]), device)
-    warped, mask = scene.warp(frames, images, lmax)
-    stage.advance(len(frames), frame=frames.stop - 1)
-    return WarpedChunk(frames, images, warped, mask, scene.cameras.source_index[frames.start:frames.stop])
-
-
 def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
     """``tensor`` on ``device``; a host tensor bound for CUDA goes through pinned memory without blocking
     (the copy overlaps the host's next work; later work on the device's stream waits for it)."""
@@ -347,87 +288,8 @@ def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
     return tensor.to(device)
 
 
-def _ranges(total: int, size: int) -> list[range]:
+def frame_ranges(total: int, size: int) -> list[range]:
+    """``range(total)`` cut into consecutive ranges of ``size`` frames (the last may be shorter)."""
     if size < 1:
         raise UsageError(f"chunk size must be >= 1, got {size}")
     return [range(i, min(i + size, total)) for i in range(0, total, size)]
-
-
-class _SourceFrames:
-    """Fitted source frames in the order the output needs them (``order[k]`` for output frame k).
-
-    Decodes sequentially; keeps a decoded frame while a later output frame will show it, up to
-    :data:`LOOKBACK_FRAMES` frames (evicting the one needed farthest ahead), and restarts decoding when a
-    frame behind the decoder is needed and was not kept. Decoding and fitting run :data:`PREFETCH_FRAMES`
-    frames ahead on a background thread (:class:`~inspatio_cli.video.Prefetch`). Memory: at most
-    LOOKBACK_FRAMES + PREFETCH_FRAMES + 2 frames.
-    ``stats["lost_frames"]``: with ``skip_bad``, the source frames replaced so far (every decoder run starts
-    at the first frame, so the run that got furthest has seen them all).
-    """
-
-    def __init__(self, scene: Scene, order: np.ndarray, skip_bad: bool = False, stats: dict | None = None):
-        self.path, self.fit, self.order = scene.video.path, scene.fit, order
-        self.skip_bad, self.stats = skip_bad, stats if stats is not None else {}
-        self.stats["lost_frames"] = 0
-        self.total = scene.video.frame_count
-        self.uses: dict[int, list[int]] = {}
-        for k in range(len(order) - 1, -1, -1):
-            self.uses.setdefault(int(order[k]), []).append(k)  # reversed: the next use is at the end
-        self.kept: dict[int, torch.Tensor] = {}
-        self.decoder: Prefetch | None = None
-        self.position = -1
-
-    def frame(self, k: int) -> torch.Tensor:
-        """The fitted source frame (3, H, W) shown at output frame ``k`` (frames are asked for in order)."""
-        s = int(self.order[k])
-        image = self.kept.pop(s, None)
-        if image is None:
-            image = self._decode_until(s, k)
-        self.uses[s].pop()
-        if self.uses[s]:
-            self._keep(s, image)
-        return image
-
-    def _next_use(self, s: int) -> int:
-        return self.uses[s][-1] if self.uses.get(s) else -1
-
-    def _keep(self, s: int, image: torch.Tensor) -> None:
-        self.kept[s] = image
-        if len(self.kept) > LOOKBACK_FRAMES:
-            farthest = max(self.kept, key=self._next_use)
-            del self.kept[farthest]
-
-    def _decode_until(self, s: int, k: int) -> torch.Tensor:
-        if s <= self.position:
-            self.close()
-        if self.decoder is None:
-            # start at the earliest frame needed soon, so a reversed run is decoded once, not once per frame
-            soon = [int(f) for f in self.order[k:k + LOOKBACK_FRAMES] if int(f) not in self.kept]
-            start = min(soon)
-            self.decoder = Prefetch(lambda: self._fitted(start), PREFETCH_FRAMES, name="inspatio-decode")
-            self.position = start - 1
-        while True:
-            try:
-                image, skipped = next(self.decoder)
-            except StopIteration:
-                raise VideoError(f"only {self.position + 1} of {self.total} frames could be decoded; the depth "
-                                 "and trajectory expect all of them", self.path) from None
-            self.stats["lost_frames"] = max(self.stats["lost_frames"], skipped)
-            self.position += 1
-            if self.position == s:
-                return image
-            if self._next_use(self.position) > k:
-                self._keep(self.position, image)
-
-    def _fitted(self, start: int) -> Iterator[tuple[torch.Tensor, int]]:
-        """Fitted frames (3, H, W) from source frame ``start`` on, each with the number of frames replaced
-        so far in this run (``skip_bad``); runs on the prefetch thread."""
-        run: dict = {}
-        for _, raw in iter_frames(self.path, start_frame=start, skip_bad_frames=self.skip_bad, stats=run):
-            yield self.fit.frames(raw[None])[0], run.get("skipped", 0)
-
-    def close(self) -> None:
-        if self.decoder is not None:
-            self.decoder.close()
-        self.decoder = None
-        self.position = -1

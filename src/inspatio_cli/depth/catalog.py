@@ -76,6 +76,11 @@ class DepthModel:
         return "CC BY-NC 4.0 (non-commercial)" if "CC BY-NC 4.0" in licences else "Apache-2.0"
 
     @property
+    def weight_names(self) -> list[str]:
+        """Weight catalogue names of this model's checkpoint files, in checkpoint order."""
+        return [DA3_CHECKPOINTS[c].group for c in self.checkpoints]
+
+    @property
     def config(self) -> "DA3Config | NestedConfig":
         """The network configuration (imports the model code)."""
         from .da3 import CONFIGS, NestedConfig

@@ -25,7 +25,7 @@ from .da3 import CONFIGS, UNUSED_PREFIXES, DA3Config, DA3Net, NestedConfig, Nest
 def locate_checkpoints(model: DepthModel, weights_dir: str | Path | None = None) -> list[Path]:
     """Local ``model.safetensors`` of each checkpoint of ``model`` (no network); one
     :class:`WeightsError` lists every missing file and the command that downloads them."""
-    names = [DA3_CHECKPOINTS[c].group for c in model.checkpoints]
+    names = model.weight_names
     found = hub.resolve(names, weights_dir, purpose=f"for the depth model {model.name}")
     return [found[name] for name in names]
 

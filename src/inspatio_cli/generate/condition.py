@@ -2,7 +2,7 @@
 
 Per generator chunk the STAR loop needs three latents of the same 3 latent frames (:class:`~.star.ChunkInput`):
 the source frames encoded, the warped frames encoded, and the validity mask folded into its 4 latent
-channels. :class:`ChunkFeeder` makes them from :class:`~inspatio_cli.scene.WarpedChunk` s with two stream
+channels. :class:`ChunkFeeder` makes them from :class:`~inspatio_cli.scene_stream.WarpedChunk` s with two stream
 encoders:
 
 * the warped frames reach the encoder on the 8-bit levels of the official render video
@@ -21,7 +21,7 @@ import torch
 
 from ..meter import StageMeter
 from ..models.vae import StreamingAutoencoder
-from ..scene import WarpedChunk
+from ..scene_stream import WarpedChunk
 from ..warp import mask_to_latent_channels
 from .star import FRAMES_PER_CHUNK, ChunkInput
 
@@ -59,7 +59,7 @@ class LatentQueue:
 class ChunkFeeder:
     """Warped chunks in, generator inputs out.
 
-    ``chunks``: the scene's warped chunks in output order (:func:`~inspatio_cli.scene.warped_chunks` over the
+    ``chunks``: the scene's warped chunks in output order (:func:`~inspatio_cli.scene_stream.warped_chunks` over the
     generator's chunk plan); ``autoencoder``: makes the two stream encoders (source frames, quantised warped
     frames); ``meter``: times pulling the next warped chunk as ``warp`` and encoding as ``encode``;
     ``on_chunk``: sees every warped chunk before it is encoded (coverage, condition videos).

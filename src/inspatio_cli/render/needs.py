@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from ..choices import DECODERS
-from ..depth.catalog import DA3_CHECKPOINTS, DEFAULT_MODEL, depth_model
+from ..depth.catalog import DEFAULT_MODEL, depth_model
 from ..depth.sidecar import find_sidecar
 from ..weights import catalog, hub
 
@@ -21,18 +21,13 @@ def autoencoder_weights(decoder: str) -> str:
     return "vae" if decoder == "wan" else "tae"
 
 
-def depth_model_weights() -> list[str]:
-    """Registry names of the default depth model's checkpoints (needed to estimate a depth)."""
-    return [DA3_CHECKPOINTS[name].group for name in depth_model(DEFAULT_MODEL).checkpoints]
-
-
 def render_weights(decoder: str, *, held: Collection[str] = (), text: bool = True,
                    depth: bool = True) -> list[str]:
     """Registry names of the files a render with ``decoder`` loads: the generator and the autoencoder
     (unless ``held``: already in memory), the text encoder and tokenizer when ``text`` (the prompt must be
     embedded), the default depth model when ``depth`` (the depth must be estimated)."""
     names = [name for name in ("generator", autoencoder_weights(decoder)) if name not in held]
-    return names + (list(TEXT_WEIGHTS) if text else []) + (depth_model_weights() if depth else [])
+    return names + (list(TEXT_WEIGHTS) if text else []) + (depth_model(DEFAULT_MODEL).weight_names if depth else [])
 
 
 def check_core_weights(videos: Sequence[str | Path], decoder: str, depth: str | Path | None,

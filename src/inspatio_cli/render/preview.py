@@ -29,7 +29,8 @@ from PIL import Image, ImageDraw, ImageFont
 from ..cameras import CameraOptions, TrajectorySource
 from ..choices import COVERAGE_THRESHOLD, LAYOUTS, check_video_output
 from ..errors import UsageError
-from ..scene import WarpedChunk, open_scene, warped_chunks
+from ..scene import open_scene
+from ..scene_stream import WarpedChunk, warped_chunks
 from ..progress import Reporter
 from ..video import VideoInfo, VideoWriter, lost_frames_warning, to_uint8
 from ..warp import coverage, mask_to_video

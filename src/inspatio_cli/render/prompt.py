@@ -12,8 +12,8 @@ import torch
 from .. import caption as captioning
 from ..progress import Reporter
 from ..text import (NO_PROMPT_WARNING, PromptEmbedder, clean_prompt, find_cached_embedding, resolve_prompt,
-from ..weights import catalog, hub
                     resolve_text_device)
+from ..weights import catalog, hub
 from .needs import TEXT_WEIGHTS
 from .plan import TEXT_DTYPE, text_files_present
 

@@ -18,7 +18,8 @@ from ..meter import StageMeter
 from ..models.dit import CausalWanDiT
 from ..models.vae import StreamingAutoencoder
 from ..progress import Reporter
-from ..scene import Scene, WarpedChunk, padded_length, warped_chunks
+from ..scene import Scene, padded_length
+from ..scene_stream import WarpedChunk, warped_chunks
 from ..video import VideoWriter
 from ..warp import coverage
 from .condition_videos import ConditionWriter

@@ -3,7 +3,7 @@
 Architecture (REFERENCE.md section 8; Wan2.1 ``wan/modules/t5.py``): token embedding (no scaling) ->
 ``encoder_layers`` pre-norm blocks -> final RMS norm. Each block has its own relative-position table
 (umT5 style, ``shared_pos=False``); attention logits are **not** scaled by ``1/sqrt(head_dim)``; the
-feed-forward is a gated GELU (tanh approximation); RMS norms (the DiT's :class:`RMSNorm`, same math) take
+feed-forward is a gated GELU (tanh approximation); RMS norms (:class:`.layers.RMSNorm`, shared with the DiT) take
 their statistics in float32. No biases.
 
 Parameter names equal the keys of the official ``models_t5_umt5-xxl-enc-bf16.pth`` (and of its
@@ -26,7 +26,7 @@ from torch import nn
 
 from ..errors import WeightsError
 from ..weights import load_strict, read_state_dict
-from .dit import RMSNorm
+from .layers import RMSNorm
 
 
 @dataclass

@@ -60,7 +60,7 @@ from ..generate.star import FRAMES_PER_CHUNK, ChunkInput, StarSampler
 from ..meter import StageMeter
 from ..models import dit, tae, vae
 from ..models.dit import DTYPES, CausalWanDiT
-from ..models.vae import StreamingAutoencoder
+from ..models.streaming import StreamingAutoencoder
 from ..scene import (ConditionWriter, Scene, WarpedChunk, depth_weights_needed, open_scene, padded_length,
                        warped_chunks)
 from ..progress import Reporter

@@ -38,7 +38,7 @@ import torch
 from huggingface_hub.constants import HF_HUB_CACHE
 
 from . import registry
-from .depth.estimate import resolve_device
+from .devices import resolve_device
 from .errors import RuntimeFailure, UsageError, VideoError, WeightsError
 from .files import atomic_output, cache_dir, fingerprint_file
 from .progress import Reporter

@@ -13,9 +13,8 @@ from inspatio_cli.cameras import CameraOptions, TimeControl
 from inspatio_cli.scene import open_scene, warped_chunks
 from inspatio_cli.render.preview import preview
 from inspatio_cli.video import probe, read_video
-from inspatio_cli.warp import mask_from_video
 from clirun import run
-from media import make_clip, pattern
+from media import make_clip, mask_from_video, pattern
 from test_preview_pipeline import ORBIT, planar_depth, scene_files
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -285,11 +285,3 @@ def find_cached_embedding(prompt: str, dtype: torch.dtype = torch.bfloat16,
         if entry is not None:
             return entry[0]
     return None
-
-
-def encode_prompt(prompt: str, *, t5_path: str | Path, tokenizer_path: str | Path,
-                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16, cache: bool = True,
-                  reporter: Reporter | None = None) -> torch.Tensor:
-    """The embedding ``(1, 512, dim)`` of one raw prompt (see :class:`PromptEmbedder`)."""
-    return PromptEmbedder(t5_path, tokenizer_path, device=device, dtype=dtype, cache=cache,
-                          reporter=reporter).embed(prompt)

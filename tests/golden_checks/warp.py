@@ -16,7 +16,8 @@ from inspatio_cli.cameras import CameraOptions, Freeze, TimeControl
 from inspatio_cli.depth import DepthResult
 from inspatio_cli.scene import Scene
 from inspatio_cli.video import VideoInfo, to_uint8
-from inspatio_cli.warp import forward_warp, mask_from_video, mask_to_latent_channels, mask_to_video
+from inspatio_cli.warp import forward_warp, mask_to_latent_channels, mask_to_video
+from media import mask_from_video
 
 from .common import GoldenCase, assert_close
 

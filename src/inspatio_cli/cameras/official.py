@@ -152,25 +152,3 @@ def recenter_K(K: np.ndarray, width: int, height: int) -> np.ndarray:
     K[..., 0, 2] = width / 2.0
     K[..., 1, 2] = height / 2.0
     return K
-
-
-def foreground_depth_min(depth: np.ndarray) -> float:
-    """The official "foreground" statistic (a minimum, trajectory.md section 6): quantise all depth
-    maps ``(T, h, w)`` to uint16 over their global range, dequantise frame 0 and take its minimum."""
-    depth = np.asarray(depth, dtype=np.float32)
-    lo, hi = float(depth.min()), float(depth.max())
-    span = hi - lo if hi - lo >= 1e-8 else 1.0
-    q = np.clip((depth[0] - np.float32(lo)) / np.float32(span) * np.float32(65535), 0, 65535).astype(np.uint16)
-    return float((q.astype(np.float64) / 65535.0 * span + lo).min())
-
-
-def reference_target_w2c(orbit: OrbitKeyframes, n: int, first_depth_min: float, radius_ratio: float = 1.0
-                         ) -> tuple[np.ndarray, OrbitSamples]:
-    """The official reference-only ``target_extrinsics`` (REFERENCE.md 6.5): the orbit with ``r`` keys
-    scaled by ``first_depth_min * radius_ratio`` (the "only y is zero" list by ``first_depth_min``),
-    sampled at ``n`` frames and inverted to w2c ``(n, 4, 4)`` float64. The official pipeline only saves
-    it; it is exposed to check parity and to express radii relative to the scene."""
-    raw = orbit.r * orbit.scale
-    samples = sample_orbit(orbit.x_up, orbit.y_left, raw * (first_depth_min * radius_ratio), n,
-                           rotation_only=orbit.rotation_only, r_zoom_keys=raw * first_depth_min)
-    return se3.invert(samples.poses()), samples

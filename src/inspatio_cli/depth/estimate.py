@@ -167,9 +167,9 @@ def estimate_depth(frames: Iterable[np.ndarray], net: DA3Net | NestedDA3Net, fit
     and frames shared by consecutive calls (see the module doc). ``dtype``: ``fp32``, ``bf16`` (autocast, as
     upstream) or ``auto`` (:func:`inspatio_cli.devices.resolve_dtype`). Returns depth ``(T, H, W)`` and
     confidence on the canvas, ``K (T, 3, 3)`` in canvas pixels and smoothed camera-to-world poses
-    normalised to frame 0. ``total`` only sizes the progress bar. ``spill``: a folder where the canvas maps are written as
-    they are made (unnamed temporary files, memory-mapped in the result), so the estimate of a long video
-    costs disk rather than memory (3.2 MB a frame at 480x832); None keeps them in memory.
+    normalised to frame 0. ``total`` only sizes the progress bar. ``spill``: a folder where the canvas maps
+    are written as they are made (unnamed temporary files, memory-mapped in the result), so the estimate of
+    a long video costs disk rather than memory (3.2 MB a frame at 480x832); None keeps them in memory.
     """
     reporter = reporter or Reporter("silent")
     if window < 2:
@@ -276,8 +276,9 @@ def get_depth(video: str | Path, *, model: str | DepthModel = DEFAULT_MODEL,
     folders (one per checkpoint of the model) instead of the registry lookup in ``weights_dir`` / the
     Hugging Face cache; ``fit``/``size``: the canvas (as for the frames); ``window``: frames per DA3 call
     (default: from free memory); ``dtype``: ``auto`` (bf16 autocast on GPUs, as upstream), ``fp32`` or
-    ``bf16``; ``device``: a name of :mod:`inspatio_cli.devices` (``auto``: the GPU if any); ``cache=False`` always recomputes and stores nothing; ``skip_bad_frames``: frames that
-    do not decode are replaced by the previous good one (warned about, counted in ``meta["lost_frames"]``).
+    ``bf16``; ``device``: a name of :mod:`inspatio_cli.devices` (``auto``: the GPU if any); ``cache=False``
+    always recomputes and stores nothing; ``skip_bad_frames``: frames that do not decode are replaced by
+    the previous good one (warned about, counted in ``meta["lost_frames"]``).
     The resolved window and dtype are recorded in the result's ``meta``.
     Raises :class:`WeightsError` for missing weights (with the download command), :class:`VideoError`
     for unreadable videos, :class:`UsageError` for invalid options.

@@ -25,8 +25,9 @@ import time
 
 import torch
 
+from inspatio_cli.models.streaming import frame_count
 from inspatio_cli.models.tae import TAEHV
-from inspatio_cli.models.vae import WanVAE, frame_count
+from inspatio_cli.models.vae import WanVAE
 
 PRODUCTION = {"vae": torch.bfloat16, "tae": torch.float16}
 

@@ -7,7 +7,7 @@ smoothing. Each measurement runs in a fresh process: "peak" is the peak allocate
 weights on CUDA, or the growth of the peak resident memory (Linux ``ru_maxrss``) on CPU.
 
 Run: ``python benchmarks/bench_depth.py [--models small-metric base-metric nested-giant-large]
-[--windows 16 32 64] [--frames 64] [--source 1080 1920] [--device cuda] [--precision auto]``.
+[--windows 16 32 64] [--frames 64] [--source 1080 1920] [--device cuda] [--dtype auto]``.
 On a 2-core CPU try ``--models small --windows 4 8 --frames 8 --source 280 504``.
 """
 
@@ -24,7 +24,8 @@ import torch
 from inspatio_cli.choices import MODEL_SIZE
 from inspatio_cli.depth.catalog import depth_model
 from inspatio_cli.depth.da3 import build
-from inspatio_cli.depth.estimate import estimate_depth, resolve_precision
+from inspatio_cli.depth.estimate import estimate_depth
+from inspatio_cli.devices import DEPTH_DTYPE_NAMES, resolve_dtype
 from inspatio_cli.video import Fit
 
 
@@ -34,7 +35,7 @@ def _peak(device: torch.device) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def measure(model: str, window: int, frames: int, source: tuple[int, int], device_name: str, precision: str,
+def measure(model: str, window: int, frames: int, source: tuple[int, int], device_name: str, dtype: str,
             threads: int) -> tuple[float, int]:
     """(seconds per frame, peak bytes above the weights) of one estimate, in this process."""
     torch.set_num_threads(threads)
@@ -48,14 +49,14 @@ def measure(model: str, window: int, frames: int, source: tuple[int, int], devic
     rng = np.random.default_rng(0)
     video = [rng.integers(0, 256, (*source, 3), dtype=np.uint8) for _ in range(frames)]
     fit = Fit.make(source, MODEL_SIZE, "stretch")
-    prec = resolve_precision(precision, device)
-    estimate_depth(iter(video[:2]), net, fit, window=2, precision=prec, device=device)
+    prec = resolve_dtype(dtype, device, allowed=DEPTH_DTYPE_NAMES)
+    estimate_depth(iter(video[:2]), net, fit, window=2, dtype=prec, device=device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
     base = torch.cuda.memory_allocated(device) if device.type == "cuda" else _peak(device)
     start = time.perf_counter()
-    estimate_depth(iter(video), net, fit, window=window, precision=prec, device=device)
+    estimate_depth(iter(video), net, fit, window=window, dtype=prec, device=device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return (time.perf_counter() - start) / frames, _peak(device) - base
@@ -72,18 +73,18 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--source", nargs=2, type=int, default=[1080, 1920], metavar=("H", "W"))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--dtype", default="auto", help="auto, bf16 or fp32")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     ctx = multiprocessing.get_context("spawn")
     print(f"device {args.device}, source {args.source[0]}x{args.source[1]}, {args.frames} frames, "
-          f"precision {args.precision}")
+          f"dtype {args.dtype}")
     print(f"{'model':<20} {'window':>6} {'s/frame':>9} {'peak MB':>9}")
     for model in args.models:
         for window in args.windows:
             queue = ctx.Queue()
             proc = ctx.Process(target=_worker, args=((model, window, args.frames, tuple(args.source),
-                                                      args.device, args.precision, args.threads), queue))
+                                                      args.device, args.dtype, args.threads), queue))
             proc.start()
             proc.join()
             if proc.exitcode != 0:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 
 
 def pattern(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -86,3 +87,9 @@ def _write_tone(out: av.container.OutputContainer, stream, seconds: float, hertz
             out.mux(packet)
     for packet in stream.encode(None):
         out.mux(packet)
+
+
+def mask_from_video(mask_u8: torch.Tensor) -> torch.Tensor:
+    """Binary mask from decoded mask-video bytes (any shape, uint8): ``u8 / 255 > 0.5``, as the official
+    dataset reads a mask video back (re-binarising what a lossy codec blurred). Returns float32 {0, 1}."""
+    return (mask_u8.float() / 255 > 0.5).float()

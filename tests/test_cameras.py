@@ -153,7 +153,7 @@ def test_camera_keeps_moving_through_time_edits():
     traj = orbit.resolve(20, TimeControl(freezes=(Freeze(5, 10),)))
     assert len(traj) == 30 and traj.time_map[5:16].tolist() == [5] * 11
     yaw_step = se3.rotation_angle_deg(traj.rel_c2w[:-1, :3, :3].numpy(), traj.rel_c2w[1:, :3, :3].numpy())
-    assert np.allclose(yaw_step, 30.0 / 29.0)                                 # constant speed over all 30 frames
+    assert np.allclose(yaw_step, 30.0 / 29.0, atol=1e-3)  # constant speed over all 30 frames (float32 sines)
     official = orbit.resolve(20, TimeControl(extend="official"))               # replays the camera with the frames
     assert len(official) == 121 and torch.equal(official.rel_c2w[38], orbit.resolve(20).rel_c2w[0])
 
@@ -172,8 +172,8 @@ def test_extend_official_needs_an_orbit_file(tmp_path):
 def test_orbit_pose_geometry():
     poses = orbit_poses(np.array([10.0, -5.0]), np.array([20.0, 30.0]), np.array([2.0, 1.5]))
     for pose, r in zip(poses, (2.0, 1.5)):
-        # the camera looks at the orbit centre (0, 0, r) from distance r
-        assert np.allclose(pose[:3, 3] + r * pose[:3, 2], [0.0, 0.0, r])
+        # the camera looks at the orbit centre (0, 0, r) from distance r (to float32 rounding, as officially)
+        assert np.allclose(pose[:3, 3] + r * pose[:3, 2], [0.0, 0.0, r], atol=1e-6)
     left = orbit_poses(np.zeros(1), np.array([30.0]), np.ones(1))[0]
     up = orbit_poses(np.array([20.0]), np.zeros(1), np.ones(1))[0]
     assert left[0, 3] < 0 and up[1, 3] < 0                                    # +yaw orbits left, +pitch orbits up

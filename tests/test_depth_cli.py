@@ -18,7 +18,7 @@ def test_depth_command_writes_the_file_and_reuses_the_cache(capsys, monkeypatch,
     monkeypatch.setattr(estimate, "load_model", loader)
     video = make_clip(tmp_path / "clip.mp4", pattern(3, 28, 42))
     args = ["depth", str(video), "--model", "base-metric", "--size", "28x42", "--window", "4",
-            "--device", "cpu", "--precision", "float32"]
+            "--device", "cpu", "--dtype", "fp32"]
     code, out, err = run(capsys, *args, "--json")
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]

@@ -70,7 +70,7 @@ def loader(monkeypatch, tmp_path) -> CountingLoader:
     return counting
 
 
-SMALL = dict(model="base-metric", size=(32, 48), process_res=56, device="cpu", precision="float32")
+SMALL = dict(model="base-metric", size=(32, 48), process_res=56, device="cpu", dtype="fp32")
 
 
 def test_get_depth_estimates_caches_and_reuses(loader: CountingLoader, tmp_path: Path) -> None:
@@ -153,7 +153,7 @@ def test_five_thousand_frames_work_in_windows(loader: CountingLoader, tmp_path: 
     frames = np.repeat(pattern(50, 16, 16), 100, axis=0)
     video = make_clip(tmp_path / "long.mp4", frames)
     result = estimate.get_depth(video, window=100, model="base-metric", size=(8, 8), process_res=14,
-                                device="cpu", precision="float32")
+                                device="cpu", dtype="fp32")
     result.validate()
     assert result.num_frames == 5000
     assert torch.isfinite(result.c2w).all()

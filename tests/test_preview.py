@@ -14,10 +14,9 @@ from inspatio_cli.scene import open_scene
 from inspatio_cli.scene_stream import warped_chunks
 from inspatio_cli.render.preview import preview
 from inspatio_cli.video import probe
-from inspatio_cli.warp import mask_from_video
 from clirun import run
 from decoded import read_video
-from media import make_clip, pattern
+from media import make_clip, mask_from_video, pattern
 from test_preview_pipeline import ORBIT, count_calls, importers, planar_depth, scene_files
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -193,7 +193,7 @@ def test_depth_command_with_skip_bad_frames(corpus, capsys, monkeypatch, tmp_pat
     video = _by_name(corpus, "noise-middle.mp4").path
     target = tmp_path / "noise.depth.safetensors"
     args = ["depth", str(video), "-o", str(target), "--model", "base-metric", "--size", "28x42", "--window", "4",
-            "--device", "cpu", "--precision", "float32", "--no-cache"]
+            "--device", "cpu", "--dtype", "fp32", "--no-cache"]
     code, _, err = _cli(capsys, *args)
     assert code == 3 and "--skip-bad-frames" in err and err.count("\n") == 1 and not target.exists()
     code, _, err = _cli(capsys, *args, "--skip-bad-frames")

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from golden_checks.common import official_key_list
 from inspatio_cli.errors import WeightsError
-from inspatio_cli.models.t5 import T5Config, T5Encoder, load_t5, relative_position_buckets
+from inspatio_cli.models.t5 import GELU, T5Config, T5Encoder, load_t5, relative_position_buckets
 
 TINY = T5Config(vocab_size=40, dim=32, dim_attn=24, dim_ffn=48, num_heads=3, encoder_layers=2)
 
@@ -161,3 +161,13 @@ def test_load_t5_reports_wrong_files(tmp_path: Path) -> None:
 def test_shared_position_table_config_is_refused() -> None:
     with pytest.raises(ValueError, match="shared_pos"):
         T5Config.from_dict({"shared_pos": True})
+
+
+def test_gelu_is_the_official_op_by_op_formula_to_the_last_bit() -> None:
+    """In bf16 every intermediate of the official formula is rounded; the module must round the same way
+    (``nn.GELU(approximate="tanh")`` computes in one kernel and does not)."""
+    x = torch.randn(4096, generator=torch.Generator().manual_seed(0)).mul(3).to(torch.bfloat16)
+    official = 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+    assert torch.equal(GELU()(x), official)
+    assert not torch.equal(torch.nn.functional.gelu(x, approximate="tanh"), official)
+    assert isinstance(tiny_encoder().blocks[0].ffn.gate[0], torch.nn.Linear)

@@ -210,7 +210,7 @@ def test_undecodable_command_line_prompt() -> None:
 def test_text_device_names() -> None:
     assert text.resolve_text_device("cpu") == torch.device("cpu")
     for bad in ("tpu", "gpu0", "meta"):
-        with pytest.raises(UsageError, match="unknown text device"):
+        with pytest.raises(UsageError, match="--text-device .*: unknown device"):
             text.resolve_text_device(bad)
     if not torch.cuda.is_available():
         assert text.resolve_text_device("auto") == torch.device("cpu")

@@ -11,8 +11,8 @@ from safetensors.torch import save_file
 
 from golden_checks.common import assert_matches_key_list, official_key_list
 from inspatio_cli.errors import InputError, UsageError, WeightsError
-from inspatio_cli.models.vae import (LATENT_MEAN, LATENT_STD, Resample, VAEConfig, WanVAE, frame_count, latent_count,
-                                     load_vae)
+from inspatio_cli.models.streaming import frame_count, latent_count
+from inspatio_cli.models.vae import LATENT_MEAN, LATENT_STD, Resample, VAEConfig, WanVAE, load_vae
 
 TINY = VAEConfig(dim=4)
 

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from inspatio_cli.warp import (coverage, forward_warp, log_depth_max, mask_from_video, mask_to_latent_channels,
-                               project)
+from inspatio_cli.warp import coverage, forward_warp, log_depth_max, mask_to_latent_channels, project
+from media import mask_from_video
 
 H, W = 48, 80
 FOCAL = 60.0

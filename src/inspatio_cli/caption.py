@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from huggingface_hub.constants import HF_HUB_CACHE
 
-from .depth.estimate import resolve_device
+from .devices import resolve_device
 from .errors import RuntimeFailure, UsageError, VideoError, WeightsError
 from .files import atomic_output, cache_dir, fingerprint_file
 from .progress import Reporter

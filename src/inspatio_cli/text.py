@@ -23,6 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .devices import check_device, resolve_device
 from .errors import PromptError, RuntimeFailure, UsageError, WeightsError
 from .files import atomic_output, cache_dir, fingerprint_file
 from .models.t5 import load_t5
@@ -103,10 +104,11 @@ def resolve_prompt(prompt: str | None, prompt_file: str | Path | None,
 
 def resolve_text_device(name: str = "auto", reporter: Reporter | None = None) -> torch.device:
     """The device for ``--text-device``: ``cpu``, ``cuda``, ``cuda:N``, or ``auto`` (the current CUDA device
-    when it has room for the ~11.4 GB bf16 encoder, else the CPU, with a message). :class:`UsageError` for
-    an unknown name or CUDA requested where there is none."""
+    when it has room for the ~11.4 GB bf16 encoder, else the CPU, with a message). The names are those of
+    :mod:`inspatio_cli.devices` (:class:`UsageError` for an unknown name or CUDA where there is none); only
+    the meaning of ``auto`` is the text encoder's own."""
     reporter = reporter or Reporter("silent")
-    if name == "auto":
+    if check_device(name, "--text-device") == "auto":
         if torch.cuda.is_available():
             free, _ = torch.cuda.mem_get_info()
             if free >= TEXT_ENCODER_GPU_BYTES:
@@ -114,15 +116,7 @@ def resolve_text_device(name: str = "auto", reporter: Reporter | None = None) ->
             reporter.info(f"text encoder runs on the CPU: the GPU has {free / 2**30:.1f} GiB free, it needs "
                           f"about {TEXT_ENCODER_GPU_BYTES / 2**30:.0f} GiB")
         return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise UsageError(f"unknown text device {name!r} (use cpu, cuda, cuda:N or auto)")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("text device cuda requested but no CUDA device is available (use --text-device cpu)")
-    return device
+    return resolve_device(name, "--text-device")
 
 
 class PromptEmbedder:
@@ -291,11 +285,3 @@ def find_cached_embedding(prompt: str, dtype: torch.dtype = torch.bfloat16,
         if entry is not None:
             return entry[0]
     return None
-
-
-def encode_prompt(prompt: str, *, t5_path: str | Path, tokenizer_path: str | Path,
-                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16, cache: bool = True,
-                  reporter: Reporter | None = None) -> torch.Tensor:
-    """The embedding ``(1, 512, dim)`` of one raw prompt (see :class:`PromptEmbedder`)."""
-    return PromptEmbedder(t5_path, tokenizer_path, device=device, dtype=dtype, cache=cache,
-                          reporter=reporter).embed(prompt)

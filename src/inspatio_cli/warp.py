@@ -252,12 +252,6 @@ def mask_to_video(mask: torch.Tensor) -> torch.Tensor:
     return (mask.detach().float().cpu() * 255).to(torch.uint8).permute(0, 2, 3, 1).expand(-1, -1, -1, 3).contiguous()
 
 
-def mask_from_video(mask_u8: torch.Tensor) -> torch.Tensor:
-    """Binary mask from decoded mask-video bytes (any shape, uint8): ``u8 / 255 > 0.5``, as the official
-    dataset reads it back (this re-binarises what a lossy codec blurred). Returns float32 {0, 1}."""
-    return (mask_u8.float() / 255 > 0.5).float()
-
-
 def mask_to_latent_channels(mask: torch.Tensor, first: bool = True) -> torch.Tensor:
     """Pixel validity mask -> the generator's 4 mask channels per latent frame (``convert_mask_video``).
 

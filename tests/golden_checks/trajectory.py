@@ -6,7 +6,7 @@ Each file runs the official geometry under 16 flag combinations (trajectory.md).
   against the official poses, intrinsics, interpolated values and freeze indices;
 * dataset path: the same source resolved with ``extend="official"`` (the opt-in adaptive bounce /
   subsample) against the generator's frame indices, plus the reference-only depth-scaled extrinsics
-  and the foreground statistic;
+  and the foreground statistic (defined here: the official pipeline only saves them, nothing uses them);
 * counts: :meth:`Trajectory.chunks` against the VAE / mask / chunk frame counts.
 """
 
@@ -16,13 +16,38 @@ import numpy as np
 import torch
 
 from golden_checks.common import GoldenCase, assert_close
-from inspatio_cli.cameras import Freeze, TimeControl, official_adaptive_indices, render_cameras
+from inspatio_cli.cameras import Freeze, OrbitKeyframes, TimeControl, official_adaptive_indices, render_cameras
 from inspatio_cli.cameras.formats.orbit import parse_orbit
-from inspatio_cli.cameras.official import foreground_depth_min, reference_target_w2c
+from inspatio_cli.cameras.official import OrbitSamples, sample_orbit
+from inspatio_cli.geometry import se3
 
 POSE_ATOL = 1e-5
 INTERP_ATOL = 1e-5
 K_ATOL = 1e-3
+EXACT_FRACTION = 0.99
+"""Render poses and K equal the official float32 values bit for bit on at least this fraction of the entries
+(all of them on every golden file, composed in float32 as officially; a float64 composition: about half)."""
+
+
+def foreground_depth_min(depth: np.ndarray) -> float:
+    """The official "foreground" statistic (a minimum, trajectory.md section 6): quantise all depth
+    maps ``(T, h, w)`` to uint16 over their global range, dequantise frame 0 and take its minimum."""
+    depth = np.asarray(depth, dtype=np.float32)
+    lo, hi = float(depth.min()), float(depth.max())
+    span = hi - lo if hi - lo >= 1e-8 else 1.0
+    q = np.clip((depth[0] - np.float32(lo)) / np.float32(span) * np.float32(65535), 0, 65535).astype(np.uint16)
+    return float((q.astype(np.float64) / 65535.0 * span + lo).min())
+
+
+def reference_target_w2c(orbit: OrbitKeyframes, n: int, first_depth_min: float, radius_ratio: float = 1.0
+                         ) -> tuple[np.ndarray, OrbitSamples]:
+    """The official reference-only ``target_extrinsics`` (REFERENCE.md 6.5), which the official pipeline
+    only saves: the orbit with ``r`` keys scaled by ``first_depth_min * radius_ratio`` (the "only y is
+    zero" list by ``first_depth_min``), sampled at ``n`` frames and inverted to w2c ``(n, 4, 4)`` float64."""
+    raw = orbit.r * orbit.scale
+    samples = sample_orbit(orbit.x_up, orbit.y_left, raw * (first_depth_min * radius_ratio), n,
+                           rotation_only=orbit.rotation_only, r_zoom_keys=raw * first_depth_min)
+    return se3.invert(samples.poses()), samples
 
 
 def _time_control(combo: dict, n: int, extend: str) -> TimeControl:
@@ -54,6 +79,10 @@ def check(case: GoldenCase) -> None:
                            ("target_c2w", cams.target_c2w),
                            ("c2_from_c1", cams.target_w2c.double() @ torch.linalg.inv(cams.source_w2c.double()))):
             assert_close(f"{where} render.{name}", ours, out[f"render.{name}"], POSE_ATOL, 0)
+        for name, ours in (("source_w2c", cams.source_w2c), ("target_w2c", cams.target_w2c),
+                           ("target_c2w", cams.target_c2w), ("K", cams.K[0])):
+            exact = (ours == out[f"render.{name}"].float()).float().mean().item()
+            assert exact >= EXACT_FRACTION, f"{where} render.{name}: only {exact:.2%} of the entries bit-equal"
         assert_close(f"{where} render.K", cams.K[0], out["render.K"], K_ATOL, 0)
         assert torch.equal(cams.K, cams.K[:1].expand_as(cams.K)), "the official K is the same for every frame"
         samples = orbit.samples(len(render))

@@ -80,24 +80,33 @@ def sample_orbit(x_keys: np.ndarray, y_keys: np.ndarray, r_keys: np.ndarray, n: 
 
 def orbit_poses(x_up: np.ndarray, y_left: np.ndarray, r: np.ndarray, *, is_zoom: bool = False,
                 rotation_only: bool = False) -> np.ndarray:
-    """Official ``sphere2pose``: ``(n, 4, 4)`` float64 c2w relative to the first camera (OpenCV axes).
+    """Official ``sphere2pose``: ``(n, 4, 4)`` c2w relative to the first camera (OpenCV axes), float64
+    holding the official values.
 
     ``R = Ry(yaw) @ Rx(pitch)`` with ``Ry = [[c,0,s],[0,1,0],[-s,0,c]]``,
     ``Rx = [[1,0,0],[0,c,s],[0,-s,c]]``; ``t = [-r cos(a) sin(b), -r sin(a), r - r cos(a) cos(b)]``
     (a = pitch, b = yaw in radians). ``is_zoom`` (all angles zero): ``R = I``, ``t = [0, 0, r]`` (a dolly,
     positive forward), which overrides ``rotation_only`` (``t = 0``, a tripod rotation).
+
+    Evaluated in float32 as the official code does (trajectory.md section 3): the inputs are float32, the
+    radians, sines, cosines and the translation are float32 operations in the official order, and only
+    the products of ``Ry @ Rx`` (exact in float64: each entry is one product of two float32 numbers) are
+    float64. A float64 evaluation differs in the last bit of about half the entries, which decides
+    near-integer splats of the warp.
     """
-    a = np.radians(np.asarray(x_up, dtype=np.float64))
-    b = np.radians(np.asarray(y_left, dtype=np.float64))
-    r = np.asarray(r, dtype=np.float64)
+    a = np.deg2rad(np.asarray(x_up, dtype=np.float32))
+    b = np.deg2rad(np.asarray(y_left, dtype=np.float32))
+    r = np.asarray(r, dtype=np.float32)
     n = len(r)
+    zero32 = np.zeros(n, dtype=np.float32)
     if is_zoom:
-        return se3.make_pose(np.broadcast_to(np.eye(3), (n, 3, 3)), np.stack([np.zeros(n), np.zeros(n), r], axis=1))
+        return se3.make_pose(np.broadcast_to(np.eye(3), (n, 3, 3)), np.stack([zero32, zero32, r], axis=1))
     ca, sa, cb, sb = np.cos(a), np.sin(a), np.cos(b), np.sin(b)
     zero, one = np.zeros(n), np.ones(n)
     Ry = np.stack([np.stack([cb, zero, sb], -1), np.stack([zero, one, zero], -1), np.stack([-sb, zero, cb], -1)], 1)
     Rx = np.stack([np.stack([one, zero, zero], -1), np.stack([zero, ca, sa], -1), np.stack([zero, -sa, ca], -1)], 1)
-    t = np.zeros((n, 3)) if rotation_only else np.stack([-r * ca * sb, -r * sa, r - r * ca * cb], axis=1)
+    t = (np.stack([zero32, zero32, zero32], axis=1) if rotation_only
+         else np.stack([-r * ca * sb, -r * sa, r - r * ca * cb], axis=1))
     return se3.make_pose(Ry @ Rx, t)
 
 
@@ -134,32 +143,12 @@ class OrbitKeyframes(TrajectorySource):
 
 def recenter_K(K: np.ndarray, width: int, height: int) -> np.ndarray:
     """The official render intrinsics: scale ``fx`` by ``W/(2 cx)`` and ``fy`` by ``H/(2 cy)`` and move
-    the principal point to the image centre (a no-op for the depth model's own K). ``K (..., 3, 3)``."""
-    K = np.array(K, dtype=np.float64)
-    K[..., 0, 0] *= width / (2.0 * K[..., 0, 2])
-    K[..., 1, 1] *= height / (2.0 * K[..., 1, 2])
+    the principal point to the image centre (a no-op for the depth model's own K). ``K (..., 3, 3)`` ->
+    float32. In float32 as the official code (a float32 tensor times the scale rounded to float32); a
+    float64 product rounds differently in the last bit of ``fx``/``fy`` on about a third of the cases."""
+    K = np.array(K, dtype=np.float32)
+    K[..., 0, 0] *= (width / (2.0 * K[..., 0, 2].astype(np.float64))).astype(np.float32)
+    K[..., 1, 1] *= (height / (2.0 * K[..., 1, 2].astype(np.float64))).astype(np.float32)
     K[..., 0, 2] = width / 2.0
     K[..., 1, 2] = height / 2.0
     return K
-
-
-def foreground_depth_min(depth: np.ndarray) -> float:
-    """The official "foreground" statistic (a minimum, trajectory.md section 6): quantise all depth
-    maps ``(T, h, w)`` to uint16 over their global range, dequantise frame 0 and take its minimum."""
-    depth = np.asarray(depth, dtype=np.float32)
-    lo, hi = float(depth.min()), float(depth.max())
-    span = hi - lo if hi - lo >= 1e-8 else 1.0
-    q = np.clip((depth[0] - np.float32(lo)) / np.float32(span) * np.float32(65535), 0, 65535).astype(np.uint16)
-    return float((q.astype(np.float64) / 65535.0 * span + lo).min())
-
-
-def reference_target_w2c(orbit: OrbitKeyframes, n: int, first_depth_min: float, radius_ratio: float = 1.0
-                         ) -> tuple[np.ndarray, OrbitSamples]:
-    """The official reference-only ``target_extrinsics`` (REFERENCE.md 6.5): the orbit with ``r`` keys
-    scaled by ``first_depth_min * radius_ratio`` (the "only y is zero" list by ``first_depth_min``),
-    sampled at ``n`` frames and inverted to w2c ``(n, 4, 4)`` float64. The official pipeline only saves
-    it; it is exposed to check parity and to express radii relative to the scene."""
-    raw = orbit.r * orbit.scale
-    samples = sample_orbit(orbit.x_up, orbit.y_left, raw * (first_depth_min * radius_ratio), n,
-                           rotation_only=orbit.rotation_only, r_zoom_keys=raw * first_depth_min)
-    return se3.invert(samples.poses()), samples

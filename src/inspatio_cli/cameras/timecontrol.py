@@ -157,10 +157,6 @@ class TimeControl:
         return cls(tuple(parse_freeze(t) for t in freeze or ()), tuple(parse_slow(t) for t in slow or ()),
                    tuple(parse_reverse(t) for t in reverse or ()), extend, min_frames)
 
-    @property
-    def is_identity(self) -> bool:
-        return not (self.freezes or self.slows or self.reverses) and self.extend == "none"
-
     def describe(self) -> dict:
         """The settings as plain JSON-friendly values (for reports and ``--json``)."""
         return {"freeze": [f"{'mid' if f.frame is None else f.frame}:{f.count}" for f in self.freezes],

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from ..devices import check_device
 from ..errors import InputError, UsageError
 from .app import JsonOpt, QuietOpt, add_plain_row, app, exit_for, print_error, print_table, reporter
 from .models import WeightsDirOpt
@@ -18,8 +19,8 @@ def caption(
     videos: Annotated[list[Path], typer.Argument(help="Video files to caption.", show_default=False)],
     frame: Annotated[Optional[int], typer.Option("--frame", metavar="N", help="Caption frame N (0-based) "
                                                  "instead of the middle frame.", show_default=False)] = None,
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, ... (default: cuda if "
-                                                  "available)")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto (the GPU if any), cpu, cuda, cuda:1, ...",
+                                        callback=lambda name: check_device(name))] = "auto",
     weights_dir: WeightsDirOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the caption cache.")
                         ] = False,

@@ -10,6 +10,7 @@ import typer
 
 from ..depth.catalog import DEFAULT_MODEL, DEPTH_MODELS, depth_model
 from ..choices import FIT_MODES, MODEL_SIZE
+from ..devices import DEPTH_DTYPE_NAMES, check_device, check_dtype
 from .app import JsonOpt, QuietOpt, SkipBadFramesOpt, app, parse_size, reporter
 from .models import WeightsDirOpt
 
@@ -36,10 +37,12 @@ def depth(
     fit: Annotated[str, typer.Option("--fit", help=f"How frames map onto the model canvas: "
                                      f"{', '.join(FIT_MODES)} (use the same for preview/rerender).")] = "stretch",
     size: Annotated[str, typer.Option("--size", metavar="HxW", help="Model canvas.")] = "x".join(map(str, MODEL_SIZE)),
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, ... (default: cuda if "
-                                                  "available)")] = None,
-    precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast on GPUs, as upstream), "
-                                           "float32 or bfloat16.")] = "auto",
+    device: Annotated[str, typer.Option("--device", help="auto (the GPU if any), cpu, cuda, cuda:1, ...",
+                                        callback=lambda name: check_device(name))] = "auto",
+    dtype: Annotated[str, typer.Option("--dtype", help=f"auto (bf16 autocast on GPUs, as upstream), "
+                                       f"{', '.join(DEPTH_DTYPE_NAMES)}.",
+                                       callback=lambda name: check_dtype(name, allowed=DEPTH_DTYPE_NAMES))
+                     ] = "auto",
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute even if this video was done before "
                                            "with the same settings, and do not store the result.")] = False,
     skip_bad_frames: SkipBadFramesOpt = False,
@@ -56,7 +59,7 @@ def depth(
     from ..depth.estimate import get_depth
 
     result = get_depth(video, model=model, weights=weights, weights_dir=weights_dir, fit=fit, size=parse_size(size),
-                       window=window, precision=precision, device=device, cache=not no_cache,
+                       window=window, dtype=dtype, device=device, cache=not no_cache,
                        skip_bad_frames=skip_bad_frames, reporter=rep)
     target = output if output is not None else video.with_name(f"{video.stem}.depth.safetensors")
     result.save(target)

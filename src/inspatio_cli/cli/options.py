@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 import typer
 
 from ..choices import DECODERS, DEFAULT_NAME, DTYPE_NAMES, FIT_MODES, MODEL_SIZE
+from ..devices import check_device, check_dtype
 from .app import SkipBadFramesOpt, parse_size
 from .models import WeightsDirOpt
 
@@ -45,12 +46,14 @@ PromptFileOpt = Annotated[Optional[Path], typer.Option(
 DecoderOpt = Annotated[str, typer.Option(
     "--decoder", help=f"{' | '.join(DECODERS)}: the Wan2.1 VAE, or TAEHV (faster, less memory; encodes and "
     "decodes, as the official --use_tae).", rich_help_panel=MODEL_PANEL)]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...", rich_help_panel=MODEL_PANEL)]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...", rich_help_panel=MODEL_PANEL,
+                                        callback=lambda name: check_device(name))]
 DtypeOpt = Annotated[str, typer.Option(
-    "--dtype", help=f"auto (bf16 on GPUs, fp32 on the CPU), {', '.join(DTYPE_NAMES)}.", rich_help_panel=MODEL_PANEL)]
+    "--dtype", help=f"auto (bf16 on GPUs, fp32 on the CPU), {', '.join(DTYPE_NAMES)}.", rich_help_panel=MODEL_PANEL,
+    callback=lambda name: check_dtype(name))]
 TextDeviceOpt = Annotated[str, typer.Option(
     "--text-device", help="Where the text encoder runs: auto (the GPU when it has room), cpu, cuda, ...",
-    rich_help_panel=MODEL_PANEL)]
+    rich_help_panel=MODEL_PANEL, callback=lambda name: check_device(name, "--text-device"))]
 CompileOpt = Annotated[bool, typer.Option(
     "--compile", help="torch.compile the generator (slow first chunk, faster afterwards).",
     rich_help_panel=MODEL_PANEL)]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..choices import COVERAGE_THRESHOLD, FIT_MODES, LAYOUTS, check_video_output
+from ..devices import check_device
 from .app import JsonOpt, QuietOpt, SkipBadFramesOpt, app, reporter
 from .trajectory import camera_options
 
@@ -36,7 +37,8 @@ def preview(
     threshold: Annotated[float, typer.Option("--coverage-warning", metavar="FRACTION",
                                              help="Warn about frames whose known fraction is below this.")
                          ] = COVERAGE_THRESHOLD,
-    device: Annotated[str, typer.Option("--device", help="Where the warp runs: cpu, cuda, cuda:1, ...")] = "cpu",
+    device: Annotated[str, typer.Option("--device", help="Where the warp runs: auto (the GPU if any), cpu, cuda, "
+                                        "cuda:1, ...", callback=lambda name: check_device(name))] = "cpu",
     skip_bad_frames: SkipBadFramesOpt = False,
     json_mode: JsonOpt = False,
     quiet: QuietOpt = False,

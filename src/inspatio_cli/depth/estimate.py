@@ -11,8 +11,8 @@ call.
 
 :func:`get_depth` adds the cache: the result is stored under ``files.cache_dir("depth")`` with a key made of
 the video's content fingerprint, the depth model (and user weight files), the fit and canvas size, the
-window settings, the processing resolution, the smoothing and the precision, so a second run (say with
-another trajectory) loads it instead of building the model.
+window settings, the processing resolution, the smoothing and the precision (``dtype``), so a second run
+(say with another trajectory) loads it instead of building the model.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..choices import MODEL_SIZE
+from ..devices import DEPTH_DTYPE_NAMES, resolve_device, resolve_dtype
 from ..errors import RuntimeFailure, UsageError, VideoError
 from ..files import cache_dir, fingerprint_file
 from ..progress import Reporter
@@ -48,7 +49,7 @@ CACHE_VERSION = "1"
 @dataclass(frozen=True)
 class DepthSettings:
     """Everything that changes the depth of a video besides the video and the weights, as requested:
-    ``window=None`` (from free memory) and ``precision="auto"`` (from the device) stay unresolved, so the
+    ``window=None`` (from free memory) and ``dtype="auto"`` (from the device) stay unresolved, so the
     cache entry is found again on another machine or with other free memory."""
 
     model: str = DEFAULT_MODEL
@@ -58,27 +59,11 @@ class DepthSettings:
     overlap: int = DEFAULT_OVERLAP
     process_res: int = PROCESS_RES
     smooth_sigma: float = SMOOTH_SIGMA
-    precision: str = "auto"
+    dtype: str = "auto"
 
     def describe(self) -> str:
         """A stable one-line description (stored in the depth file and hashed into the cache key)."""
         return ";".join(f"{k}={v}" for k, v in asdict(self).items())
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``device`` or, by default, the first CUDA device when there is one, else the CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> ``bfloat16`` on a CUDA device that supports it (the official autocast), else ``float32``."""
-    if precision not in ("auto", "float32", "bfloat16"):
-        raise UsageError(f"unknown precision {precision!r} (choose auto, float32 or bfloat16)")
-    if precision == "auto":
-        return "bfloat16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
-    return precision
 
 
 def available_memory(device: torch.device) -> int:
@@ -95,18 +80,18 @@ def available_memory(device: torch.device) -> int:
     return 8 << 30
 
 
-def bytes_per_frame(cfg: DA3Config | NestedConfig, proc_hw: tuple[int, int], precision: str) -> int:
+def bytes_per_frame(cfg: DA3Config | NestedConfig, proc_hw: tuple[int, int], dtype: str) -> int:
     """Rough peak working memory per frame of a window: about 24 token-width activations per token in the
     backbone (tokens, local copy, four double-width out layers, q/k/v, FFN) in the compute dtype, plus the
     float32 full-resolution maps of the outputs."""
     nets = [cfg.anyview, cfg.metric] if isinstance(cfg, NestedConfig) else [cfg]
     tokens = 1 + (proc_hw[0] // 14) * (proc_hw[1] // 14)
-    width = 2 if precision == "bfloat16" else 4
+    width = 2 if dtype == "bf16" else 4
     return max(24 * tokens * n.backbone.embed_dim * width for n in nets) + 16 * proc_hw[0] * proc_hw[1] * 4
 
 
 def auto_window(cfg: DA3Config | NestedConfig, proc_hw: tuple[int, int], device: torch.device,
-                precision: str) -> int:
+                dtype: str) -> int:
     """Frames per window that fit half of the free memory, after the float32 weights and the DPT head's
     fixed working set (:data:`.da3.HEAD_PIXELS` at half the head width, a few maps deep), within
     [:data:`MIN_WINDOW`, :data:`MAX_WINDOW`]."""
@@ -114,7 +99,7 @@ def auto_window(cfg: DA3Config | NestedConfig, proc_hw: tuple[int, int], device:
     weights = sum(4 * 12 * n.backbone.depth * n.backbone.embed_dim ** 2 for n in nets)
     head = max(HEAD_PIXELS * (n.head.features // 2) * 4 * 4 for n in nets)
     budget = available_memory(device) // 2 - weights - head
-    return int(min(MAX_WINDOW, max(MIN_WINDOW, budget // bytes_per_frame(cfg, proc_hw, precision))))
+    return int(min(MAX_WINDOW, max(MIN_WINDOW, budget // bytes_per_frame(cfg, proc_hw, dtype))))
 
 
 @dataclass
@@ -142,14 +127,14 @@ class _Window:
 class _Runner:
     """Runs the network on one window of processed uint8 frames and chains it onto the previous one."""
 
-    def __init__(self, net: DA3Net | NestedDA3Net, device: torch.device, precision: str, reporter: Reporter):
-        self.net, self.device, self.precision, self.reporter = net, device, precision, reporter
+    def __init__(self, net: DA3Net | NestedDA3Net, device: torch.device, dtype: str, reporter: Reporter):
+        self.net, self.device, self.dtype, self.reporter = net, device, dtype, reporter
         self.warned = False
 
     def run(self, frames: list[np.ndarray]) -> _Window:
         images = normalize(np.stack(frames))[None].to(self.device)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                                     enabled=self.precision == "bfloat16"):
+                                                     enabled=self.dtype == "bf16"):
             try:
                 out = self.net(images)
             except torch.OutOfMemoryError:
@@ -173,24 +158,26 @@ class _Runner:
 
 def estimate_depth(frames: Iterable[np.ndarray], net: DA3Net | NestedDA3Net, fit: Fit, *,
                    window: int = MAX_WINDOW, overlap: int = DEFAULT_OVERLAP, process_res: int = PROCESS_RES,
-                   smooth_sigma: float = SMOOTH_SIGMA, precision: str = "float32",
-                   device: str | torch.device | None = None, reporter: Reporter | None = None,
+                   smooth_sigma: float = SMOOTH_SIGMA, dtype: str = "fp32",
+                   device: str | torch.device = "auto", reporter: Reporter | None = None,
                    total: int | None = None, spill: str | Path | None = None) -> DepthResult:
     """Depth, K and poses of a frame sequence on the canvas of ``fit``.
 
     ``frames``: uint8 ``(H0, W0, 3)`` RGB frames of size ``fit.src_hw`` (any iterable; consumed once, only a
     window is held). ``net``: a loaded DA3 network on ``device``. ``window``/``overlap``: frames per call
-    and frames shared by consecutive calls (see the module doc). Returns depth ``(T, H, W)`` and confidence
-    on the canvas, ``K (T, 3, 3)`` in canvas pixels and smoothed camera-to-world poses normalised to frame
-    0. ``total`` only sizes the progress bar. ``spill``: a folder where the canvas maps are written as
-    they are made (unnamed temporary files, memory-mapped in the result), so the estimate of a long video
-    costs disk rather than memory (3.2 MB a frame at 480x832); None keeps them in memory.
+    and frames shared by consecutive calls (see the module doc). ``dtype``: ``fp32``, ``bf16`` (autocast, as
+    upstream) or ``auto`` (:func:`inspatio_cli.devices.resolve_dtype`). Returns depth ``(T, H, W)`` and
+    confidence on the canvas, ``K (T, 3, 3)`` in canvas pixels and smoothed camera-to-world poses
+    normalised to frame 0. ``total`` only sizes the progress bar. ``spill``: a folder where the canvas maps
+    are written as they are made (unnamed temporary files, memory-mapped in the result), so the estimate of
+    a long video costs disk rather than memory (3.2 MB a frame at 480x832); None keeps them in memory.
     """
     reporter = reporter or Reporter("silent")
     if window < 2:
         raise UsageError(f"--window must be at least 2 (windows are chained on shared frames), got {window}")
     overlap = max(1, min(overlap, window // 2))
-    runner = _Runner(net, resolve_device(device), precision, reporter)
+    dev = resolve_device(device)
+    runner = _Runner(net, dev, resolve_dtype(dtype, dev, allowed=DEPTH_DTYPE_NAMES), reporter)
     proc_hw = process_sizes(fit.src_hw, process_res)[1]
     transform = processed_to_canvas(fit, proc_hw)
     poses: list[np.ndarray] = []
@@ -280,8 +267,8 @@ def get_depth(video: str | Path, *, model: str | DepthModel = DEFAULT_MODEL,
               weights: Sequence[str | Path] | None = None, weights_dir: str | Path | None = None,
               fit: str = "stretch", size: tuple[int, int] = MODEL_SIZE, window: int | None = None,
               overlap: int = DEFAULT_OVERLAP, process_res: int = PROCESS_RES,
-              smooth_sigma: float = SMOOTH_SIGMA, precision: str = "auto",
-              device: str | torch.device | None = None, cache: bool = True, skip_bad_frames: bool = False,
+              smooth_sigma: float = SMOOTH_SIGMA, dtype: str = "auto",
+              device: str | torch.device = "auto", cache: bool = True, skip_bad_frames: bool = False,
               reporter: Reporter | None = None) -> DepthResult:
     """The depth cache of ``video``: loaded from the cache when these settings were computed before,
     else estimated with DA3 (see :func:`estimate_depth`) and stored in the cache.
@@ -289,17 +276,18 @@ def get_depth(video: str | Path, *, model: str | DepthModel = DEFAULT_MODEL,
     ``model``: a ``--model`` name (:data:`.checkpoints.DEPTH_MODELS`); ``weights``: user weight files or
     folders (one per checkpoint of the model) instead of the registry lookup in ``weights_dir`` / the
     Hugging Face cache; ``fit``/``size``: the canvas (as for the frames); ``window``: frames per DA3 call
-    (default: from free memory); ``precision``: ``auto`` (bf16 autocast on GPUs, as upstream), ``float32``
-    or ``bfloat16``; ``cache=False`` always recomputes and stores nothing; ``skip_bad_frames``: frames that
-    do not decode are replaced by the previous good one (warned about, counted in ``meta["lost_frames"]``).
-    The resolved window and precision are recorded in the result's ``meta``.
+    (default: from free memory); ``dtype``: ``auto`` (bf16 autocast on GPUs, as upstream), ``fp32`` or
+    ``bf16``; ``device``: a name of :mod:`inspatio_cli.devices` (``auto``: the GPU if any); ``cache=False``
+    always recomputes and stores nothing; ``skip_bad_frames``: frames that do not decode are replaced by
+    the previous good one (warned about, counted in ``meta["lost_frames"]``).
+    The resolved window and dtype are recorded in the result's ``meta``.
     Raises :class:`WeightsError` for missing weights (with the download command), :class:`VideoError`
     for unreadable videos, :class:`UsageError` for invalid options.
     """
     reporter = reporter or Reporter("silent")
     spec = depth_model(model) if isinstance(model, str) else model
     dev = resolve_device(device)
-    prec = resolve_precision(precision, dev)
+    prec = resolve_dtype(dtype, dev, allowed=DEPTH_DTYPE_NAMES)
     if window is not None and window < 2:
         raise UsageError(f"--window must be at least 2 (windows are chained on shared frames), got {window}")
     info = probe(video)
@@ -308,7 +296,7 @@ def get_depth(video: str | Path, *, model: str | DepthModel = DEFAULT_MODEL,
         reporter.warn(cut_off)
     video_fit = Fit.make((info.height, info.width), size, fit)
     settings = DepthSettings(spec.name, fit, video_fit.dst_hw, window, overlap, process_res, float(smooth_sigma),
-                             precision)
+                             dtype)
     path = cache_path(video, settings, weights)
     if cache and path.is_file():
         reporter.info(f"depth: using the cached result {path}")
@@ -320,11 +308,11 @@ def get_depth(video: str | Path, *, model: str | DepthModel = DEFAULT_MODEL,
     decoding: dict = {}
     frames = (frame for _, frame in iter_frames(video, skip_bad_frames=skip_bad_frames, stats=decoding))
     result = estimate_depth(frames, net, video_fit, window=win, overlap=overlap, process_res=process_res,
-                            smooth_sigma=smooth_sigma, precision=prec, device=dev, reporter=reporter,
+                            smooth_sigma=smooth_sigma, dtype=prec, device=dev, reporter=reporter,
                             total=info.frame_count, spill=path.parent)
     result.meta.update(model=spec.name, units="metric" if spec.metric else "relative", licence=spec.licence,
                        video_hash=fingerprint_file(video), fit=fit, settings=settings.describe(),
-                       window=str(win), precision=prec)
+                       window=str(win), dtype=prec)
     if decoding.get("skipped"):
         result.meta["lost_frames"] = str(decoding["skipped"])
         reporter.warn(lost_frames_warning(video, decoding["skipped"], result.num_frames))
@@ -334,5 +322,4 @@ def get_depth(video: str | Path, *, model: str | DepthModel = DEFAULT_MODEL,
     return result
 
 
-__all__ = ["DepthSettings", "estimate_depth", "get_depth", "cache_path", "auto_window",
-           "resolve_device", "resolve_precision"]
+__all__ = ["DepthSettings", "estimate_depth", "get_depth", "cache_path", "auto_window"]

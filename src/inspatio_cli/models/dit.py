@@ -39,6 +39,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from ..errors import InputError, WeightsError
 from ..progress import Reporter
 from ..weights.io import load_strict, read_state_dict
+from .layers import RMSNorm
 
 try:
     from flash_attn_interface import flash_attn_func as _flash3
@@ -90,19 +91,6 @@ class DiTConfig:
 
 # ----------------------------------------------------------------------------------------------------------
 # Building blocks
-
-
-class RMSNorm(nn.Module):
-    """RMS normalisation over the last dim, statistics in fp32, result cast back and scaled by ``weight``."""
-
-    def __init__(self, dim: int, eps: float):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
 
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:

@@ -6,8 +6,8 @@ frame, with time handled by three kinds of blocks. ``MemBlock``: ``relu(conv(cat
 frames stacked on channels, 1x1 conv back to ``n``. ``TGrow(s)``: 1x1 conv to ``s*n`` channels whose blocks
 become ``s`` consecutive frames. Its latents are the Wan VAE's *normalised* latents (no mean/std here).
 
-It implements the streaming interface of :mod:`.vae` (frames in [-1, 1], latents ``(B, F, 16, h, w)``,
-``1 + 4k`` frames <-> ``k + 1`` latents). Differences, all from the official code:
+It implements the chunked autoencoder interface of :mod:`.streaming` (frames in [-1, 1], latents
+``(B, F, 16, h, w)``, ``1 + 4k`` frames <-> ``k + 1`` latents). Differences, all from the official code:
 
 * The encoder pools frames ``4j .. 4j+3`` into latent ``j`` (the Wan VAE: ``4j-3 .. 4j``). The last group is
   completed by repeating the last frame (3 repeats for ``1 + 4k`` frames), so the stream encoder returns
@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ..weights.io import load_strict, read_state_dict
-from .vae import Cache, StreamDecoder, StreamEncoder, StreamingAutoencoder, Tail
+from .streaming import Cache, StreamDecoder, StreamEncoder, StreamingAutoencoder, Tail
 
 
 @dataclass

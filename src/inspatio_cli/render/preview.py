@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..cameras import CameraOptions, TrajectorySource
 from ..choices import COVERAGE_THRESHOLD, LAYOUTS, check_video_output
+from ..devices import resolve_device
 from ..errors import UsageError
 from ..scene import open_scene
 from ..scene_stream import WarpedChunk, warped_chunks
@@ -93,14 +94,16 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
     ``save_condition``: a folder for ``warped.mp4`` and the lossless ``mask.mp4``; ``camera`` (trajectory
     conventions, relative_to_source, time edits) and ``fit``: as :func:`inspatio_cli.scene.open_scene`;
     ``threshold``: coverage below which frames are reported; ``chunk_size``: frames warped together;
-    ``device``: where the warp runs; ``crf``: H.264 quality of the preview video; ``skip_bad_frames``: source
-    frames that do not decode are replaced by the previous good one (counted in ``lost_frames``, warned about).
+    ``device``: where the warp runs (a name of :mod:`inspatio_cli.devices`); ``crf``: H.264 quality of the
+    preview video; ``skip_bad_frames``: source frames that do not decode are replaced by the previous good
+    one (counted in ``lost_frames``, warned about).
     """
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout {layout!r} (choose {', '.join(LAYOUTS)})")
     if not 0.0 <= threshold <= 1.0:
         raise UsageError(f"the coverage threshold must be within 0..1, got {threshold}")
     output = check_video_output(output, video)
+    warp_device = resolve_device(device)
     reporter = reporter or Reporter("silent")
     first_warning = len(reporter.warnings)
     scene = open_scene(video, trajectory, camera=camera, depth=depth, fit=fit, skip_bad_frames=skip_bad_frames,
@@ -117,7 +120,7 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
     with contextlib.ExitStack() as stack:
         writer = stack.enter_context(VideoWriter(output, rate, crf=crf, audio_from=info.path if audio else None))
         conditions = stack.enter_context(ConditionWriter(condition, rate)) if condition is not None else None
-        for chunk in warped_chunks(scene, chunk_size, device=device, skip_bad_frames=skip_bad_frames, stats=decoding,
+        for chunk in warped_chunks(scene, chunk_size, device=warp_device, skip_bad_frames=skip_bad_frames, stats=decoding,
                                    reporter=reporter):
             values = coverage(chunk.mask).tolist()
             per_frame += values

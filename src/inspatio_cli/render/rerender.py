@@ -52,11 +52,12 @@ from .. import __version__
 from ..cameras import CameraOptions, TrajectorySource, chunk_plan
 from ..choices import DECODERS, check_size, check_video_output
 from ..errors import UsageError, WeightsError, out_of_memory
+from ..devices import resolve_device, resolve_dtype
 from ..files import atomic_output
 from ..generate.scheduler import FlowMatchScheduler
 from ..meter import StageMeter
 from ..models.dit import DTYPES, CausalWanDiT
-from ..models.vae import StreamingAutoencoder
+from ..models.streaming import StreamingAutoencoder
 from ..scene import Scene, open_scene, padded_length
 from ..progress import Reporter
 from ..text import read_prompt_file
@@ -124,29 +125,6 @@ class RerenderResult:
         }
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` (the current CUDA device if any, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``;
-    :class:`UsageError` for anything else or for CUDA on a machine without it."""
-    if name == "auto":
-        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise UsageError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device cuda requested but no CUDA device is available (use --device cpu)")
-    return device
-
-
-def resolve_dtype(name: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` on CUDA (the official precision), ``fp32`` on the CPU; else the name, checked."""
-    if name == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    if name not in DTYPES:
-        raise UsageError(f"unknown dtype {name!r} (choose auto, {', '.join(DTYPES)})")
-    return name
 
 
 class Rerenderer:

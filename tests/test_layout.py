@@ -1,4 +1,5 @@
-"""The shape of the package: no import cycle among its modules, and no module too long to read as one.
+"""The shape of the package: no import cycle among its modules, no module too long to read as one, stages that
+do not import the wiring, and DEVELOPERS.md's layout table equal to the tree.
 
 Imports are read with :mod:`ast`, not by importing: every ``import``/``from ... import`` counts, relative or
 absolute, at the top of a module or inside a function or an ``if TYPE_CHECKING`` block, so an import
@@ -8,6 +9,7 @@ deferred to dodge a cycle at run time still shows as the cycle it is.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import inspatio_cli
@@ -104,3 +106,62 @@ def test_no_module_over_the_line_limit_but_single_models() -> None:
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert {k: v for k, v in long.items() if k not in SINGLE_MODELS} == {}
+
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCE = REPO / "src" / ROOT
+WIRING = ("render", "batch", "cli")
+"""The packages that wire stages together; no stage imports them."""
+
+
+def _layout_table() -> dict[str, str]:
+    """DEVELOPERS.md's layout table: the path in the first column -> the text of the second."""
+    text = (REPO / "DEVELOPERS.md").read_text()
+    section = text[text.index("## Layout"):]
+    section = section[:section.index("\n## ", 1)]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) >= 2:
+            rows[cells[0].strip("`")] = "|".join(cells[1:])
+    return rows
+
+
+def test_developers_layout_table_names_every_module_and_nothing_else() -> None:
+    """A row per top-level module and per package; a package's row names each of its modules (``x.py``),
+    its ``__init__.py`` optional (named where it holds more than lazy exports)."""
+    rows = _layout_table()
+    packages = sorted(str(p.parent.relative_to(SOURCE)) + "/" for p in SOURCE.rglob("__init__.py") if p.parent != SOURCE)
+    top = sorted(p.name for p in SOURCE.glob("*.py"))
+    assert sorted(r for r in rows if r.endswith(".py")) == top
+    assert sorted(r for r in rows if r.endswith("/")) == packages
+    for package in packages:
+        named = set(re.findall(r"`([a-z0-9_]+\.py)`", rows[package])) - {"__init__.py"}
+        present = {p.name for p in (SOURCE / package).glob("*.py")} - {"__init__.py"}
+        assert named == present, f"{package}: table names {sorted(named - present)}, misses {sorted(present - named)}"
+
+
+def test_stages_do_not_import_the_wiring() -> None:
+    """Data flows one way: only the wiring packages (and the package root's lazy exports, the entry point)
+    import ``render``, ``batch`` or ``cli``."""
+    wiring = tuple(f"{ROOT}.{w}" for w in WIRING)
+    for module, edges in import_graph().items():
+        if module.startswith(wiring) or module in (ROOT, f"{ROOT}.__main__"):
+            continue
+        assert not [m for m in edges if m.startswith(wiring)], module
+
+
+def _exports(init: Path) -> set[str]:
+    """The names a package's ``__init__.py`` exports lazily (the keys of its ``_EXPORTS`` dict)."""
+    for node in ast.parse(init.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_EXPORTS" for t in node.targets):
+            return {k.value for k in node.value.keys}
+    return set()
+
+
+def test_no_submodule_is_named_like_a_name_its_package_exports() -> None:
+    """Importing ``pkg.x`` sets the attribute ``pkg.x`` to the module, so a submodule named like an exported
+    function (``video/probe.py`` beside ``probe``) would replace the function for every later importer."""
+    for init in SOURCE.rglob("__init__.py"):
+        submodules = {p.stem for p in init.parent.glob("*.py")} | {p.name for p in init.parent.iterdir() if p.is_dir()}
+        assert not _exports(init) & submodules, init.parent.name

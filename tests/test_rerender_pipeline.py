@@ -12,8 +12,8 @@ from inspatio_cli.cameras import CameraOptions, TimeControl
 from inspatio_cli.depth import DepthResult
 from inspatio_cli.depth.estimate import DepthSettings, cache_path
 from inspatio_cli.errors import DepthError
-from inspatio_cli.scene import (depth_weights_needed, open_scene, padded_length, resample_depth, resolve_depth,
-                                   warped_chunks)
+from inspatio_cli.scene import depth_weights_needed, open_scene, padded_length, resample_depth, resolve_depth
+from inspatio_cli.scene_stream import warped_chunks
 from test_preview_pipeline import H, W, planar_depth, scene_files
 
 

@@ -16,7 +16,8 @@ from inspatio_cli.scene import padded_length
 from inspatio_cli.video import to_uint8
 from inspatio_cli.views import (image_to_model, latent_frame_groups, overlap_pixels, padded_frame_indices,
                                 padded_mask_latents, select_chunk_top3, source_view_per_frame, warp_views)
-from inspatio_cli.warp import V15_RULES, forward_warp_distance, log_depth_max, mask_from_video, mask_to_video
+from inspatio_cli.warp import V15_RULES, forward_warp_distance, log_depth_max, mask_to_video
+from media import mask_from_video
 
 from .common import GoldenCase, assert_close
 from .warp import MASK_FLIP_FRACTION, RENDER_FRACTION, assert_warp_close

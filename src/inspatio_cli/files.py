@@ -1,8 +1,11 @@
-"""File helpers shared by every stage: atomic outputs, stale temp cleanup, content fingerprints.
+"""File helpers shared by every stage: atomic outputs, the outputs' checks, stale temp cleanup, content
+fingerprints.
 
 Outputs are never written under their final name: a temporary file in the same folder receives the data
 and is renamed (an atomic ``os.replace``) only once it is complete. Any exception, Ctrl-C or SIGTERM
 removes the temporary file, and a SIGKILL leaves at most a temporary file that the next run removes.
+Before any work, a run checks all its outputs at once (:class:`OutputClaims`): none replaces a file that
+exists (unless the user said so), an input, or another output of the run.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from fractions import Fraction
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -49,13 +50,20 @@ class ConditionWriter:
 
     def write(self, warped: torch.Tensor, mask: torch.Tensor) -> None:
         """Append frames: ``warped`` (n, 3, H, W) in [-1, 1], ``mask`` (n, 1, H, W) in {0, 1}."""
-        self.warped.write(warped)
-        self.mask.write(mask_to_video(mask).numpy())
+        with self._final_names():
+            self.warped.write(warped)
+            self.mask.write(mask_to_video(mask).numpy())
 
     def finish(self) -> None:
-        """Complete both videos under their temporary names (errors name the final file)."""
-        try:
+        """Complete both videos under their temporary names."""
+        with self._final_names():
             self._stack.close()
+
+    @contextlib.contextmanager
+    def _final_names(self) -> Iterator[None]:
+        """Errors of the writers name the file the user asked for, not its temporary name."""
+        try:
+            yield
         except InspatioError as exc:
             for target in self._targets:
                 if exc.path == str(target.tmp):

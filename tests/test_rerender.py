@@ -201,7 +201,8 @@ def test_cached_prompt_needs_no_text_encoder_and_tae_needs_no_vae(tiny_weights, 
     result = rr.render(clip["video"], clip["traj"], tmp_path / "o.mp4", prompt=PROMPT, size=(H, W))
     assert result.frames == 20 and {w["name"] for w in result.weights} == {"generator", "tae"}
     with pytest.raises(WeightsError, match="models_t5_umt5-xxl-enc-bf16.pth"):
-        rr.render(clip["video"], clip["traj"], tmp_path / "o.mp4", prompt="another prompt", size=(H, W))
+        rr.render(clip["video"], clip["traj"], tmp_path / "o.mp4", prompt="another prompt", size=(H, W),
+                  overwrite=True)
 
 
 def test_prompt_is_embedded_and_the_encoder_freed_before_the_generator_loads(tiny_weights, clip, tmp_path,

@@ -117,6 +117,26 @@ def test_signal_while_decoding_the_source(tmp_path, sig, code):
     assert list(out.iterdir()) == [] and list(condition.iterdir()) == []
 
 
+@pytest.mark.parametrize("first, second, code", [(signal.SIGINT, signal.SIGINT, 130),
+                                                  (signal.SIGTERM, signal.SIGINT, 143)],
+                         ids=["SIGINT-twice", "SIGTERM-then-SIGINT"])
+@pytest.mark.parametrize("gap", [0.0, 0.05])
+def test_a_second_signal_while_unwinding_is_ignored(tmp_path, first, second, code, gap):
+    """Ctrl-C pressed twice, or SIGTERM then SIGINT, mid-preview: the first signal is reported and the
+    unwinding it started still removes every temporary file."""
+    files = scene_files(tmp_path, FRAMES, 24)
+    out, condition = tmp_path / "out", tmp_path / "condition"
+    proc, marker = _start(tmp_path, DECODE, 0.02, _preview_args(files, out, condition))
+    _wait(proc, marker, out)
+    proc.send_signal(first)
+    time.sleep(gap)
+    proc.send_signal(second)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert err.splitlines()[-1] == f"error: interrupted by {signal.Signals(first).name}" and "Traceback" not in err
+    assert list(out.iterdir()) == [] and list(condition.iterdir()) == []
+
+
 @pytest.mark.parametrize("stage, sig, code", [(GENERATE, signal.SIGINT, 130), (ENCODE, signal.SIGTERM, 143)],
                          ids=["SIGINT-generating", "SIGTERM-encoding"])
 def test_signal_while_generating_or_encoding(tiny_weights, tmp_path, stage, sig, code):

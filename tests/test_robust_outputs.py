@@ -1,6 +1,7 @@
 """Where outputs cannot be written: a folder, an unknown extension, a file where a folder should be, a place
 the system refuses, a full disk (a file size limit in a subprocess), an OS error from any stage: one line,
-a distinct exit code, and no file under the output's name."""
+a distinct exit code, and no file under the output's name (nor a condition video's, when one of them fails
+mid-way)."""
 
 from __future__ import annotations
 
@@ -86,3 +87,33 @@ def test_os_errors_from_any_stage_are_one_line(scene, capsys, tmp_path, monkeypa
     code, err = _preview(capsys, scene, tmp_path / "o.mp4")
     assert code == 5 and err == "error: /scratch/cache.bin: No space left on device\n"
     assert not [p for p in tmp_path.iterdir() if p.name == "o.mp4" or TEMP_MARK in p.name]
+
+
+def test_full_disk_leaves_no_condition_video(scene, tmp_path):
+    """A file size limit reached by a condition video mid-way: no file under any of the run's names (the
+    preview included), no temporary file, one line naming the condition video."""
+    out, condition = tmp_path / "out", tmp_path / "condition"
+    done = subprocess.run([sys.executable, "-c", _LIMITED, "preview", str(scene["video"]), "-t", str(scene["traj"]),
+                           "-o", str(out / "preview.mp4"), "--save-condition", str(condition), "--quiet"],
+                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert done.returncode == 5 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr == f"error: {condition / 'warped.mp4'}: cannot write the video (File too large)\n"
+    assert [p.name for folder in (out, condition) if folder.is_dir() for p in folder.iterdir()] == []
+
+
+def test_a_condition_video_failing_mid_way_leaves_nothing(scene, capsys, tmp_path, monkeypatch):
+    from inspatio_cli.errors import RuntimeFailure
+    from inspatio_cli.video import VideoWriter
+
+    real = VideoWriter.write
+
+    def write(self, frames) -> None:
+        real(self, frames)
+        if self.path.name.startswith(".mask"):  # the mask video has frames by now
+            raise RuntimeFailure("cannot write the video (No space left on device)", self.path)
+
+    monkeypatch.setattr(VideoWriter, "write", write)
+    condition = tmp_path / "condition"
+    code, err = _preview(capsys, scene, tmp_path / "out" / "preview.mp4", "--save-condition", condition)
+    assert code == 5 and err == f"error: {condition / 'mask.mp4'}: cannot write the video (No space left on device)\n"
+    assert [p.name for folder in (tmp_path / "out", condition) for p in folder.iterdir()] == []

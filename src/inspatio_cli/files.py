@@ -1,8 +1,11 @@
-"""File helpers shared by every stage: atomic outputs, stale temp cleanup, content fingerprints.
+"""File helpers shared by every stage: atomic outputs, the outputs' checks, stale temp cleanup, content
+fingerprints.
 
 Outputs are never written under their final name: a temporary file in the same folder receives the data
 and is renamed (an atomic ``os.replace``) only once it is complete. Any exception, Ctrl-C or SIGTERM
 removes the temporary file, and a SIGKILL leaves at most a temporary file that the next run removes.
+Before any work, a run checks all its outputs at once (:class:`OutputClaims`): none replaces a file that
+exists (unless the user said so), an input, or another output of the run.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ import os
 import secrets
 import socket
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
-from .errors import InputError
+from .errors import InputError, InspatioError, UsageError
 
 TEMP_MARK = ".inspatio-tmp-"
 
@@ -120,6 +123,55 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         target.discard()
         raise
+
+
+def _identities(path: Path) -> list[tuple]:
+    """What makes two names the same file: the resolved path and, for an existing file, its device and
+    inode (so a symbolic link or a hard link to a file is that file)."""
+    keys: list[tuple] = [("path", path.resolve())]
+    with contextlib.suppress(OSError):
+        found = path.stat()
+        keys.append(("inode", found.st_dev, found.st_ino))
+    return keys
+
+
+class OutputClaims:
+    """The outputs of one run, checked as they are planned, before any work: no output may be an input
+    (``inputs``: path -> what it is, e.g. ``"the source video"``), another output of the run, or (unless
+    ``overwrite``) a file that already exists; ``flag`` is the option that allows replacing files, named in
+    the error. :meth:`claim` returns the problem rather than raising it, so a batch can list every job's."""
+
+    def __init__(self, inputs: dict[Path, str], *, overwrite: bool = False, flag: str = "--overwrite"):
+        self.overwrite, self.flag = overwrite, flag
+        self._inputs: dict[tuple, str] = {}
+        for path, what in inputs.items():
+            self._inputs.update(dict.fromkeys(_identities(Path(path)), what))
+        self._claimed: dict[tuple, str] = {}
+
+    def claim(self, path: Path, what: str, owner: str | None = None) -> InspatioError | None:
+        """Record ``path`` as the output ``what`` (e.g. ``"the sidecar"``) of ``owner`` (e.g. ``"job 2's"``,
+        default: this run's ``what``); the :class:`UsageError` naming it when it would replace an input, is
+        already another output of the run, or exists; None when it is free."""
+        keys = _identities(path)
+        for key in keys:
+            if key in self._inputs:
+                return UsageError(f"{what} would overwrite {self._inputs[key]}", path)
+            if key in self._claimed:
+                return UsageError(f"{what} is also {self._claimed[key]}; give each output its own name", path)
+        if not self.overwrite and (path.exists() or path.is_symlink()):
+            return UsageError(f"{what} already exists (give {self.flag} to replace it)", path)
+        self._claimed.update(dict.fromkeys(keys, owner or what))
+        return None
+
+
+def check_outputs(outputs: Iterable[tuple[Path, str]], inputs: dict[Path, str], *, overwrite: bool = False,
+                  flag: str = "--overwrite") -> None:
+    """Raise the first problem :class:`OutputClaims` finds with the run's ``outputs`` (path, what it is)."""
+    claims = OutputClaims(inputs, overwrite=overwrite, flag=flag)
+    for path, what in outputs:
+        problem = claims.claim(Path(path), what)
+        if problem is not None:
+            raise problem
 
 
 def fingerprint_file(path: str | os.PathLike[str], sample_bytes: int = 1 << 22) -> str:

@@ -15,6 +15,8 @@ from typing import Any, Callable, Iterable, Sequence
 from ..cameras import CameraOptions, TimeControl, chunk_plan
 from ..choices import DEFAULT_NAME, VIDEO_SUFFIXES, check_size
 from ..errors import InputError, InspatioError, ManifestError, UsageError
+from ..files import OutputClaims
+from ..render.plan import planned_outputs
 from ..scene import padded_length
 from ..text import read_prompt_file
 from ..video import probe
@@ -253,8 +255,8 @@ def _job(number: int, draft: _Draft, defaults: JobDefaults, inputs: _Inputs, bas
 
 
 def _conflicts(jobs: Sequence[Job], inputs: _Inputs, manifest: Path | None) -> list[Problem]:
-    """Outputs (or their sidecars, or condition folders) shared by two jobs, and outputs that would
-    overwrite an input of any job or the manifest."""
+    """Outputs (videos, sidecars, condition videos) shared by two jobs, and outputs that would overwrite an
+    input of any job or the manifest (by path, symbolic link or hard link: :class:`OutputClaims`)."""
     sources: dict[Path, str] = {p: "a source video" for p in inputs.probes}
     sources.update({p: "a prompt file" for p in inputs.prompts})
     trajectory_files: dict[str, bool] = {}
@@ -267,28 +269,33 @@ def _conflicts(jobs: Sequence[Job], inputs: _Inputs, manifest: Path | None) -> l
             sources[inputs.real(job.depth)] = "a depth file"
     if manifest is not None:
         sources[manifest.resolve()] = "the manifest"
+    claims = OutputClaims(sources, overwrite=True)
     problems: list[Problem] = []
-    claimed: dict[Path, Job] = {}
     for job in jobs:
-        before = len(problems)
-        owned = [(job.output.resolve(), "output"), (job.sidecar.resolve(), "sidecar")]
-        if job.save_condition is not None:
-            owned.append((job.save_condition.resolve(), "condition folder"))
-        for path, what in owned:
-            if len(problems) > before:
-                break  # one problem per job: a clashing output also clashes by its sidecar
-            if path in sources:
-                problems.append(Problem(job.line, UsageError(f"the {what} would overwrite {sources[path]}",
-                                                             job.output)))
-            elif path in claimed:
-                other = claimed[path]
-                where = f"line {other.line}" if other.line is not None else f"job {other.number}"
-                problems.append(Problem(job.line, InputError(f"the {what} is also job {other.number}'s "
-                                                             f"({where}); give each job its own output",
-                                                             job.output)))
-            else:
-                claimed[path] = job
+        owner = f"job {job.number}'s ({f'line {job.line}' if job.line is not None else f'job {job.number}'})"
+        for path, what in job_outputs(job):
+            problem = claims.claim(path, what, owner)
+            if problem is not None:  # one problem per job: a clashing output also clashes by its sidecar
+                problems.append(Problem(job.line, problem))
+                break
     return problems
+
+
+def job_outputs(job: Job) -> list[tuple[Path, str]]:
+    """Every file ``job`` writes, with what it is: the video, its sidecar and its condition videos."""
+    return planned_outputs(job.output, sidecar=True, save_condition=job.save_condition)
+
+
+def refuse_existing(jobs: Sequence[Job], flag: str) -> None:
+    """Before any work: a :class:`UsageError` naming the first output of ``jobs`` that already exists and
+    ``flag``, the option that allows replacing it (``--force`` for a batch, whose finished jobs are skipped
+    before this check; ``--overwrite`` for ``inspatio rerender``)."""
+    claims = OutputClaims({}, flag=flag)
+    for job in jobs:
+        for path, what in job_outputs(job):
+            problem = claims.claim(path, what)
+            if problem is not None:
+                raise problem
 
 
 def output_is_folder(output: str | Path) -> bool:
@@ -298,9 +305,13 @@ def output_is_folder(output: str | Path) -> bool:
 
 
 def plan_inputs(videos: Sequence[str | Path], defaults: JobDefaults, output: str | Path,
-                name: str | None = None) -> list[Job]:
+                name: str | None = None, *, overwrite: bool = False) -> list[Job]:
     """The command line's jobs: every video x ``defaults.trajectories`` x ``defaults.seeds``, validated by
     :func:`plan_jobs`. ``output`` is the output file of a single job, or (see :func:`output_is_folder`) the
-    folder of outputs named by the ``name`` pattern (default ``{video}__{trajectory}[__{seed}].mp4``)."""
+    folder of outputs named by the ``name`` pattern (default ``{video}__{trajectory}[__{seed}].mp4``).
+    Without ``overwrite``, an output that already exists is refused (:func:`refuse_existing`)."""
     rows = [Row(None, {"video": str(v)}, False) for v in videos]
-    return plan_jobs(rows, defaults, output=output, name=name, single_output=not output_is_folder(output))
+    jobs = plan_jobs(rows, defaults, output=output, name=name, single_output=not output_is_folder(output))
+    if not overwrite:
+        refuse_existing(jobs, "--overwrite")
+    return jobs

@@ -21,6 +21,7 @@ from ..render.rerender import Rerenderer, RerenderResult
 from ..scene import depth_weights_needed, resolve_depth
 from ..text import read_prompt_file, resolve_text_device
 from .jobs import Job
+from .plan import refuse_existing
 from .resume import is_finished
 
 
@@ -142,7 +143,9 @@ def run_jobs(jobs: Sequence[Job], renderer: Rerenderer, *, force: bool = False, 
     """Render ``jobs`` (validated by :func:`plan_jobs`, possibly one shard) with ``renderer``; see the module
     docstring for the phases.
 
-    ``force``: redo finished jobs; ``fail_fast``: stop after the first failure (the rest are ``not_run``);
+    ``force``: redo finished jobs and replace existing outputs (without it, an output of a job left to do
+    that exists is refused before any work: :func:`.plan.refuse_existing`); ``fail_fast``: stop after the
+    first failure (the rest are ``not_run``);
     ``isolate=False``: re-raise a job's error instead of reporting it (a single ``inspatio rerender``);
     ``job_events``: emit ``job_started``/``chunk_done``/``job_done``/``job_failed``/``job_skipped``/
     ``summary`` events and one human line per job; ``forward_events``: pass the renders' own events (progress,
@@ -165,7 +168,9 @@ def run_jobs(jobs: Sequence[Job], renderer: Rerenderer, *, force: bool = False, 
         todo = run.pending()
         renderer.setup = StageMeter(renderer.device)
         if todo:
-            check_weights(todo, renderer)
+            check_weights(todo, renderer)  # first: without the weights, finished jobs are not recognised
+            if not force:
+                refuse_existing(todo, "--force")
             with renderer.setup("depth"):
                 _prepare_depth(run, renderer)
             with renderer.setup("prompts"):
@@ -247,7 +252,8 @@ def _render(run: _Run, job: Job, renderer: Rerenderer) -> None:
     run.tell("job_started", job, f"{job.video} x {job.trajectory} -> {job.output} ({job.frames} frames)")
     renderer.reporter = run.for_job(job)
     try:
-        result = renderer.render(job.video, job.trajectory, job.output, **job.render_args())
+        result = renderer.render(job.video, job.trajectory, job.output, **job.render_args(),
+                                 overwrite=True)  # the batch refused existing outputs when it planned them
     except Exception as exc:  # noqa: BLE001 - isolated: reported, the batch goes on
         run.fail(job, exc, started)
         return

@@ -44,21 +44,34 @@ def _usage_error_classes() -> tuple[type, ...]:
 _USAGE = _usage_error_classes()
 
 
-def _raise_on_sigterm(signum, frame) -> None:
-    raise Interrupted("SIGTERM")
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _interrupt(signum: int, frame) -> None:
+    """The first SIGINT or SIGTERM: from now on both are ignored, so that a second one (Ctrl-C pressed
+    twice, SIGTERM then SIGINT) cannot cut the unwinding short, which removes the writers' temporary
+    files, nor change the signal reported; then :class:`Interrupted` unwinds the run."""
+    for sig in _SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise Interrupted(signal.Signals(signum).name)
 
 
 def install_signal_handlers() -> Callable[[], None]:
-    """Turn SIGTERM into an :class:`Interrupted` exception (exit 143) so that, like Ctrl-C, it unwinds
-    through the writers and removes their temporary files.
+    """Turn SIGINT and SIGTERM into an :class:`Interrupted` exception (exit 130 or 143) that unwinds through
+    the writers and removes their temporary files; the first signal wins (:func:`_interrupt`). A SIGINT
+    that is ignored (a background job) stays ignored.
 
-    Returns the function that puts the previous handler back (the default one where the previous handler
+    Returns the function that puts the previous handlers back (the default ones where the previous handler
     was not set from Python): :func:`main` calls it when it finishes, because it is a library entry point
     too and a handler left behind would raise :class:`Interrupted` in its caller's code."""
-    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
+    for sig in _SIGNALS:
+        if previous[sig] is not signal.SIG_IGN or sig == signal.SIGTERM:
+            signal.signal(sig, _interrupt)
 
     def restore() -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
     return restore
 

@@ -41,6 +41,8 @@ def _root(
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist (without it "
+                                            "they are refused before any work).")]
 SkipBadFramesOpt = Annotated[bool, typer.Option(
     "--skip-bad-frames", help="Keep going past damaged video data: each source frame that does not decode is "
     "replaced by the previous good one, and the number replaced is reported (default: stop with an error).")]

@@ -38,7 +38,8 @@ def batch(
         "--shard", metavar="K/N", help="Run only jobs K, K+N, K+2N, ... of the validated list: N processes "
         "with K=1..N split the manifest with no coordination.", rich_help_panel=RUN_PANEL)] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo jobs that are already finished (output and sidecar "
-                                        "with the same settings).", rich_help_panel=RUN_PANEL)] = False,
+                                        "with the same settings) and replace existing outputs (without it they "
+                                        "are refused before any work).", rich_help_panel=RUN_PANEL)] = False,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed job (default: report it "
                                             "and go on).", rich_help_panel=RUN_PANEL)] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate everything and print the jobs with frame "
@@ -59,6 +60,7 @@ def batch(
     """
     from ..batch import (InvalidJobs, check_weights, parse_shard, plan_jobs, read_manifest, run_jobs,
                          select_shard)
+    from ..batch.plan import refuse_existing
     out = reporter(json_mode, quiet)
     defaults = options.job_defaults(trajectories, camera)
     selected = parse_shard(shard) if shard is not None else None
@@ -76,7 +78,10 @@ def batch(
         raise typer.Exit(exc.exit_code) from None
     mine = select_shard(jobs, selected)
     if dry_run:
-        check_weights(_show_plan(jobs, mine, renderer, force, out), renderer)
+        pending = _show_plan(jobs, mine, renderer, force, out)
+        check_weights(pending, renderer)  # first: without the weights, finished jobs are not recognised
+        if not force:
+            refuse_existing(pending, "--force")
         return
     summary = run_jobs(mine, renderer, force=force, fail_fast=fail_fast, total=len(jobs), shard=selected,
                        reporter=out)

@@ -11,7 +11,8 @@ import typer
 from ..depth.catalog import DEFAULT_MODEL, DEPTH_MODELS, depth_model
 from ..choices import FIT_MODES, MODEL_SIZE
 from ..devices import DEPTH_DTYPE_NAMES, check_device, check_dtype
-from .app import JsonOpt, QuietOpt, SkipBadFramesOpt, app, parse_size, reporter
+from ..files import check_outputs
+from .app import JsonOpt, OverwriteOpt, QuietOpt, SkipBadFramesOpt, app, parse_size, reporter
 from .models import WeightsDirOpt
 
 _MODELS_HELP = "; ".join(f"{m.name}: {m.licence}, {'metric' if m.metric else 'relative'}"
@@ -46,6 +47,7 @@ def depth(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute even if this video was done before "
                                            "with the same settings, and do not store the result.")] = False,
     skip_bad_frames: SkipBadFramesOpt = False,
+    overwrite: OverwriteOpt = False,
     json_mode: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -56,12 +58,14 @@ def depth(
     """
     rep = reporter(json_mode, quiet)
     depth_model(model)  # an unknown --model is refused before PyTorch loads
+    target = output if output is not None else video.with_name(f"{video.stem}.depth.safetensors")
+    inputs = {video: "the source video", **{path: "a weights file" for path in weights or ()}}
+    check_outputs([(target, "the depth file")], inputs, overwrite=overwrite)
     from ..depth.estimate import get_depth
 
     result = get_depth(video, model=model, weights=weights, weights_dir=weights_dir, fit=fit, size=parse_size(size),
                        window=window, dtype=dtype, device=device, cache=not no_cache,
                        skip_bad_frames=skip_bad_frames, reporter=rep)
-    target = output if output is not None else video.with_name(f"{video.stem}.depth.safetensors")
     result.save(target)
     summary = {"output": str(target), **result.describe()}
     if json_mode:

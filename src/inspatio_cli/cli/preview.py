@@ -9,7 +9,7 @@ import typer
 
 from ..choices import COVERAGE_THRESHOLD, FIT_MODES, LAYOUTS, check_video_output
 from ..devices import check_device
-from .app import JsonOpt, QuietOpt, SkipBadFramesOpt, app, reporter
+from .app import JsonOpt, OverwriteOpt, QuietOpt, SkipBadFramesOpt, app, reporter
 from .trajectory import camera_options
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ def preview(
     device: Annotated[str, typer.Option("--device", help="Where the warp runs: auto (the GPU if any), cpu, cuda, "
                                         "cuda:1, ...", callback=lambda name: check_device(name))] = "cpu",
     skip_bad_frames: SkipBadFramesOpt = False,
+    overwrite: OverwriteOpt = False,
     json_mode: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -52,4 +53,4 @@ def preview(
 
     run_preview(video, trajectory, output, depth=depth, layout=layout, save_condition=save_condition,
                 camera=camera, fit=fit, threshold=threshold, device=device, skip_bad_frames=skip_bad_frames,
-                reporter=reporter(json_mode, quiet))
+                overwrite=overwrite, reporter=reporter(json_mode, quiet))

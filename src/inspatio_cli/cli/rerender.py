@@ -14,7 +14,7 @@ import typer
 
 from ..choices import check_size
 from ..render.needs import check_core_weights
-from .app import JsonOpt, QuietOpt, app, reporter
+from .app import JsonOpt, OverwriteOpt, QuietOpt, app, reporter
 from .options import RenderOptions, TrajectoriesOpt, render_options
 from .trajectory import camera_options
 
@@ -36,6 +36,7 @@ def rerender(
     depth: Annotated[Optional[Path], typer.Option("--depth", help="Depth cache file of the (single) video "
                                                   "(default: <video stem>.depth.safetensors next to the video, "
                                                   "else the depth model's cached estimate).")] = None,
+    overwrite: OverwriteOpt = False,
     json_mode: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -55,9 +56,10 @@ def rerender(
 
     defaults = options.job_defaults(trajectories, camera, depth, canvas)
     renderer = options.renderer()
-    jobs = plan_inputs(videos, defaults, output, options.name)
+    jobs = plan_inputs(videos, defaults, output, options.name, overwrite=overwrite)
     several = len(jobs) > 1
-    summary = run_jobs(jobs, renderer, force=True, isolate=several, job_events=several, forward_events=True,
+    summary = run_jobs(jobs, renderer, force=True,  # plan_inputs refused existing outputs unless --overwrite
+                       isolate=several, job_events=several, forward_events=True,
                        reporter=reporter(json_mode, quiet))
     if summary.failed:
         raise typer.Exit(1)

@@ -22,7 +22,8 @@ import typer
 from rich.console import Console
 
 from ..choices import CONVENTIONS, EXPORTS, EXTEND_MODES, FORMATS
-from .app import JsonOpt, QuietOpt, app, reporter
+from ..files import check_outputs
+from .app import JsonOpt, OverwriteOpt, QuietOpt, app, reporter
 
 if TYPE_CHECKING:
     from ..cameras import CameraOptions
@@ -117,6 +118,15 @@ group = typer.Typer(name="trajectory", help="Plot, lint, convert and list camera
 app.add_typer(group)
 
 
+def _check_output(output: Path, trajectory: str, depth: Path | None, overwrite: bool) -> None:
+    """Before any work: ``output`` is neither the trajectory file nor the depth file, nor (unless
+    ``overwrite``) an existing file."""
+    inputs = {Path(trajectory): "the trajectory file"} if Path(trajectory).is_file() else {}
+    if depth is not None:
+        inputs[depth] = "the depth file"
+    check_outputs([(output, "the output")], inputs, overwrite=overwrite)
+
+
 def _depth(path: Path | None) -> DepthResult | None:
     from ..depth.result import DepthResult
 
@@ -132,9 +142,11 @@ def show(
     frames: FramesOpt = None,
     depth: DepthOpt = None,
     fps: FpsOpt = None,
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Draw the camera path: top and side views with frustums, start/end, and a timing panel."""
+    _check_output(output, trajectory, depth, overwrite)
     from ..cameras.commands import show_trajectory
 
     out = show_trajectory(trajectory, output, options=camera, num_frames=frames, depth=_depth(depth), fps=fps)
@@ -186,9 +198,11 @@ def convert(
     frames: FramesOpt = None,
     depth: DepthOpt = None,
     fps: FpsOpt = None,
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Write the resolved per-frame cameras (OpenCV, relative to the first source camera) to another format."""
+    _check_output(output, trajectory, depth, overwrite)
     from ..cameras.commands import convert_trajectory
 
     out = reporter(False, quiet)

@@ -31,11 +31,12 @@ from ..cameras import CameraOptions, Trajectory, TrajectorySource
 from ..choices import check_size
 from ..depth.sidecar import find_sidecar
 from ..errors import UsageError
-from ..files import fingerprint_file
+from ..files import check_outputs, fingerprint_file
 from ..scene import depth_weights_needed
 from ..text import check_prompt_text, find_cached_embedding, read_prompt_file
 from ..video import Fit, VideoInfo, probe
 from ..weights import catalog, hub
+from .condition_videos import condition_outputs
 from .needs import TEXT_WEIGHTS, autoencoder_weights, render_weights
 
 TEXT_DTYPE = torch.bfloat16
@@ -165,6 +166,37 @@ def fingerprint_of(settings: dict[str, Any]) -> str:
     identity["trajectory"] = settings["trajectory"]["digest"]
     identity["depth"] = settings["depth"].get("fingerprint", settings["depth"].get("estimate"))
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def render_inputs(video: str | Path, trajectory: str | Path | TrajectorySource, *, depth: str | Path | None = None,
+                  prompt_file: str | Path | None = None) -> dict[Path, str]:
+    """The files a render (or preview) reads, by what they are: no output may replace one of them."""
+    inputs = {Path(video): "the source video"}
+    if isinstance(trajectory, (str, Path)) and Path(trajectory).is_file():
+        inputs[Path(trajectory)] = "the trajectory file"
+    if depth is not None:
+        inputs[Path(depth)] = "the depth file"
+    if prompt_file is not None:
+        inputs[Path(prompt_file)] = "the prompt file"
+    return inputs
+
+
+def planned_outputs(output: Path, *, sidecar: bool, save_condition: str | Path | None) -> list[tuple[Path, str]]:
+    """Every file a render (``sidecar``: its ``<output stem>.json``) or preview writes, with what it is."""
+    outputs = [(output, "the output")]
+    if sidecar:
+        outputs.append((output.with_suffix(".json"), "the sidecar"))
+    if save_condition is not None:
+        outputs += condition_outputs(Path(save_condition))
+    return outputs
+
+
+def check_render_outputs(output: Path, inputs: dict[Path, str], *, sidecar: bool,
+                         save_condition: str | Path | None, overwrite: bool) -> None:
+    """Before any work: none of the run's :func:`planned_outputs` is an input, another of its outputs or
+    (unless ``overwrite``) an existing file (:func:`~inspatio_cli.files.check_outputs`)."""
+    check_outputs(planned_outputs(output, sidecar=sidecar, save_condition=save_condition), inputs,
+                  overwrite=overwrite)
 
 
 def make_plan(setup: ModelSetup, video: str | Path, trajectory: str | Path | TrajectorySource, *,

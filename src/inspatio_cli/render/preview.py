@@ -36,6 +36,7 @@ from ..progress import Reporter
 from ..video import VideoInfo, VideoWriter, lost_frames_warning, to_uint8
 from ..warp import coverage, mask_to_video
 from .condition_videos import ConditionWriter
+from .plan import check_render_outputs, render_inputs
 
 WORST_FRAMES = 5
 HOLE_COLOUR = (255, 0, 64)
@@ -87,7 +88,7 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
             depth: str | Path | None = None, layout: str = "side", save_condition: str | Path | None = None,
             camera: CameraOptions | None = None, fit: str = "stretch", threshold: float = COVERAGE_THRESHOLD,
             chunk_size: int = 12, device: str = "cpu", crf: int = 18, skip_bad_frames: bool = False,
-            reporter: Reporter | None = None) -> PreviewResult:
+            overwrite: bool = False, reporter: Reporter | None = None) -> PreviewResult:
     """Warp ``video`` along ``trajectory`` and write the preview video ``output`` (see the module doc).
 
     ``depth``: a depth cache file (default: the video's sidecar depth, else the depth stage's estimate); ``layout``: side|warped|mask|grid;
@@ -96,13 +97,17 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
     ``threshold``: coverage below which frames are reported; ``chunk_size``: frames warped together;
     ``device``: where the warp runs (a name of :mod:`inspatio_cli.devices`); ``crf``: H.264 quality of the
     preview video; ``skip_bad_frames``: source frames that do not decode are replaced by the previous good
-    one (counted in ``lost_frames``, warned about).
+    one (counted in ``lost_frames``, warned about); ``overwrite``: replace existing outputs (without it an
+    existing output is refused, as is any output that is an input or another output of the run, before any
+    work: :func:`.plan.check_render_outputs`).
     """
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout {layout!r} (choose {', '.join(LAYOUTS)})")
     if not 0.0 <= threshold <= 1.0:
         raise UsageError(f"the coverage threshold must be within 0..1, got {threshold}")
     output = check_video_output(output, video)
+    check_render_outputs(output, render_inputs(video, trajectory, depth=depth), sidecar=False,
+                         save_condition=save_condition, overwrite=overwrite)
     warp_device = resolve_device(device)
     reporter = reporter or Reporter("silent")
     first_warning = len(reporter.warnings)
@@ -117,9 +122,9 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
     per_frame: list[float] = []
     condition = Path(save_condition) if save_condition is not None else None
     decoding: dict = {}
-    with contextlib.ExitStack() as stack:
-        writer = stack.enter_context(VideoWriter(output, rate, crf=crf, audio_from=info.path if audio else None))
+    with contextlib.ExitStack() as stack:  # the condition videos are renamed last, once the preview is there
         conditions = stack.enter_context(ConditionWriter(condition, rate)) if condition is not None else None
+        writer = stack.enter_context(VideoWriter(output, rate, crf=crf, audio_from=info.path if audio else None))
         for chunk in warped_chunks(scene, chunk_size, device=warp_device, skip_bad_frames=skip_bad_frames, stats=decoding,
                                    reporter=reporter):
             values = coverage(chunk.mask).tolist()
@@ -127,6 +132,8 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
             writer.write(painter.paint(chunk, values))
             if conditions is not None:
                 conditions.write(chunk.warped, chunk.mask)
+        if conditions is not None:
+            conditions.finish()
     result = PreviewResult(Path(output), scene.num_frames, float(rate), painter.output_size, layout, per_frame,
                            threshold, audio, condition, decoding["lost_frames"])
     _report(result, reporter, info, first_warning)

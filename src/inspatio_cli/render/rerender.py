@@ -65,7 +65,8 @@ from ..video import lost_frames_warning
 from ..weights import hub
 from .models import Models, load_models
 from .needs import autoencoder_weights
-from .plan import ModelSetup, RenderPlan, can_caption, make_plan, prompt_text, required_weights
+from .plan import (ModelSetup, RenderPlan, can_caption, check_render_outputs, make_plan, prompt_text,
+                   render_inputs, required_weights)
 from .prompt import embed_prompts, prompt_record
 from .stream import StreamOptions, stream
 
@@ -236,7 +237,8 @@ class Rerenderer:
                depth: str | Path | None = None, prompt: str | None = None, prompt_file: str | Path | None = None,
                seed: int = 0, camera: CameraOptions | None = None, fit: str = "stretch",
                size: Sequence[int] | None = None, crf: int = 18, audio: bool = True,
-               save_condition: str | Path | None = None, skip_bad_frames: bool = False) -> RerenderResult:
+               save_condition: str | Path | None = None, skip_bad_frames: bool = False,
+               overwrite: bool = False) -> RerenderResult:
         """Rerender ``video`` along ``trajectory`` (a file, a preset name or a loaded source) into ``output``
         (.mp4/.mov/.mkv) and its sidecar ``<output>.json``; see the module docstring.
 
@@ -247,15 +249,19 @@ class Rerenderer:
         another canvas is resampled); ``crf``: H.264 quality; ``audio``: keep the source audio when the
         time map is the identity; ``save_condition``: a folder for the condition videos (``warped.mp4``,
         lossless ``mask.mp4``); ``skip_bad_frames``: source frames that do not decode are replaced by the
-        previous good one (counted in ``lost_frames``, warned about) instead of stopping with an error.
+        previous good one (counted in ``lost_frames``, warned about) instead of stopping with an error;
+        ``overwrite``: replace existing outputs. Before any work, an output (video, sidecar, condition
+        videos) that is an input, another output of the render or (without ``overwrite``) an existing file
+        is refused (:func:`.plan.check_render_outputs`).
 
         Raises :class:`WeightsError` (all missing files at once, before any work), :class:`UsageError`,
         :class:`InputError` subclasses for bad inputs, :class:`RuntimeFailure` when out of memory.
         """
         reporter = self.reporter
         first_warning = len(reporter.warnings)
-        output = Path(output)
-        self._check_paths(video, output)
+        output = check_video_output(output, video)
+        check_render_outputs(output, render_inputs(video, trajectory, depth=depth, prompt_file=prompt_file),
+                             sidecar=True, save_condition=save_condition, overwrite=overwrite)
         if prompt is not None and prompt_file is not None:
             raise UsageError("give either --prompt or --prompt-file, not both")
         from_file = prompt_file is not None
@@ -309,12 +315,6 @@ class Rerenderer:
                       f"{result.frames_per_second:.2f} frames/s) and {result.sidecar}")
         reporter.event("result", **result.summary())
         return result
-
-    @staticmethod
-    def _check_paths(video: str | Path, output: Path) -> None:
-        check_video_output(output, video)
-        if output.with_suffix(".json").resolve() == Path(video).resolve():
-            raise UsageError("the output's sidecar would overwrite the source video", output)
 
     def _result(self, output: Path, scene: Scene, plan: RenderPlan, prompt: dict[str, Any],
                 paths: dict[str, Path], meter: StageMeter, coverages: list[float], audio: bool,

@@ -56,11 +56,11 @@ def stream(scene: Scene, output: Path, generator: CausalWanDiT, autoencoder: Str
     rate = scene.video.rate
     coverages: list[float] = []
     decoding: dict = {}
-    with contextlib.ExitStack() as stack:
-        writer = stack.enter_context(VideoWriter(output, rate, crf=options.crf,
-                                                 audio_from=scene.video.path if options.audio else None))
+    with contextlib.ExitStack() as stack:  # the condition videos are renamed last, once the video is there
         conditions = (stack.enter_context(ConditionWriter(options.save_condition, rate))
                       if options.save_condition is not None else None)
+        writer = stack.enter_context(VideoWriter(output, rate, crf=options.crf,
+                                                 audio_from=scene.video.path if options.audio else None))
 
         def seen(chunk: WarpedChunk) -> None:
             real = max(0, min(chunk.frames.stop, total) - chunk.frames.start)  # the rest pads the last chunk
@@ -88,4 +88,6 @@ def stream(scene: Scene, output: Path, generator: CausalWanDiT, autoencoder: Str
             del inputs, latents, frames  # nothing of this chunk stays alive while the next one is made
             progress.advance(keep, chunk=index + 1, chunks=len(plan))
             progress.status(f"chunk {index + 1}/{len(plan)}")
+        if conditions is not None:
+            conditions.finish()
     return coverages, decoding["lost_frames"]

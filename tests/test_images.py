@@ -20,21 +20,11 @@ from inspatio_cli.errors import UsageError
 from inspatio_cli.video import iter_frames, probe, read_image
 from media import pattern
 from test_preview_pipeline import ORBIT, H, W, planar_depth
+from test_rerender_cli import setup  # noqa: F401 - its autouse fixture: one torch thread, a private cache
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "room_frame.png"
 FAST = ["--size", f"{H}x{W}", "--device", "cpu", "--decoder", "tae", "--prompt", "a room"]
-
-
-@pytest.fixture(autouse=True)
-def setup(tmp_path, monkeypatch):
-    """One torch thread, a private cache, no weights folder from the environment."""
-    monkeypatch.setenv("INSPATIO_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("INSPATIO_WEIGHTS_DIR", raising=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def photo(folder: Path, name: str = "photo.png", seed: int = 0) -> dict[str, Path]:

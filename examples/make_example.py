@@ -3,8 +3,9 @@
 Writes ``examples/room.mp4`` and its sidecar ``examples/room.depth.safetensors.gz``: the ground-truth depth,
 intrinsics and camera poses of the same rendering (depth as float16, gzip-compressed to about 1 MB), so
 ``inspatio preview examples/room.mp4 -t <trajectory>`` runs offline with no depth model; and its first frame
-as a still image, ``examples/room_frame.png``, with its own one-frame sidecar ``room_frame.depth.safetensors.gz``. Deterministic: a
-rerun renders the same frames and depth (x264's threading may change the encoded bytes slightly).
+as a still image, ``examples/room_frame.png``, with its own one-frame sidecar
+``room_frame.depth.safetensors.gz``. Deterministic: a rerun renders the same frames and depth (x264's threading
+may change the encoded bytes slightly).
 
 The scene is analytic (ray casting, no dependencies beyond torch): a room 6 m wide with a checkered floor,
 striped and tiled walls, and three objects at different depths (a box at ~2.2 m, a sphere at ~3.6 m, a pillar

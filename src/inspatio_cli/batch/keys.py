@@ -137,9 +137,8 @@ TIME_KEYS: dict[str, Callable[[Any, bool], Any]] = {
 OPTION_KEYS = {**RENDER_KEYS, **CAMERA_KEYS, **TIME_KEYS}
 """Per-job overrides of the rerender options (the same names as the command-line flags, ``-`` or ``_``):
 ``depth fit size crf audio skip_bad_frames save_condition frames fps`` (the last two for image sources) and
-the trajectory/time options ``format
-convention direction scale anchor rotation_only resample relative_to_source freeze slow reverse extend
-min_frames``."""
+the trajectory/time options ``format convention direction scale anchor rotation_only resample
+relative_to_source freeze slow reverse extend min_frames``."""
 ALL_KEYS = {**JOB_KEYS, **OPTION_KEYS}
 BATCH_WIDE_KEYS = ("decoder", "device", "dtype", "text_device", "compile", "weights_dir")
 """Options that choose the models, so they apply to the whole batch (command line only)."""

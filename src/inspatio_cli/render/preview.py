@@ -87,7 +87,8 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
             depth: str | Path | None = None, layout: str = "side", save_condition: str | Path | None = None,
             camera: CameraOptions | None = None, fit: str = "stretch", threshold: float = COVERAGE_THRESHOLD,
             chunk_size: int = 12, device: str = "cpu", crf: int = 18, skip_bad_frames: bool = False,
-            frames: int | None = None, fps: float | None = None, reporter: Reporter | None = None) -> PreviewResult:
+            frames: int | None = None, fps: float | None = None,
+            reporter: Reporter | None = None) -> PreviewResult:
     """Warp ``video`` (or a still image) along ``trajectory`` and write the preview video ``output`` (see the
     module doc).
 

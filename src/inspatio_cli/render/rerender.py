@@ -108,10 +108,11 @@ class RerenderResult:
 
     def summary(self) -> dict[str, Any]:
         """The sidecar ``OUT.json`` (also the ``--json`` result): format, tool version, output facts, the
-        source (``kind`` video or image, path, frames, fps), the inputs, the scene (sizes, depth origin, trajectory), resolved settings and their fingerprint, prompt (and
-        caption), weight files with sizes and fingerprints, per-stage seconds, peak memory, warp coverage
-        and warnings. ``setup_seconds`` is the work done before the render for all the jobs of a run at once
-        (depth estimates, captions and prompt embeddings, model loading: see :func:`batch.run_jobs`)."""
+        source (``kind`` video or image, path, frames, fps), the inputs, the scene (sizes, depth origin,
+        trajectory), resolved settings and their fingerprint, prompt (and caption), weight files with sizes
+        and fingerprints, per-stage seconds, peak memory, warp coverage and warnings. ``setup_seconds`` is
+        the work done before the render for all the jobs of a run at once (depth estimates, captions and
+        prompt embeddings, model loading: see :func:`batch.run_jobs`)."""
         return {
             "format": SIDECAR_FORMAT, "version": __version__, "output": str(self.output),
             "frames": self.frames, "fps": self.fps, "size": list(self.size), "chunks": self.chunks,

@@ -40,7 +40,7 @@ def read_image(path: str | Path) -> np.ndarray:
         with Image.open(path) as image:
             image.load()
             upright = ImageOps.exif_transpose(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
         raise VideoError(f"not a readable image ({' '.join(str(exc).split()) or type(exc).__name__})", path) from None
     if upright.mode not in IMAGE_MODES:
         raise VideoError(f"unsupported image mode {upright.mode!r} (use 8-bit RGB, RGBA or grey)", path)

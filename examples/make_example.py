@@ -2,8 +2,10 @@
 
 Writes ``examples/room.mp4`` and its sidecar ``examples/room.depth.safetensors.gz``: the ground-truth depth,
 intrinsics and camera poses of the same rendering (depth as float16, gzip-compressed to about 1 MB), so
-``inspatio preview examples/room.mp4 -t <trajectory>`` runs offline with no depth model. Deterministic: a
-rerun renders the same frames and depth (x264's threading may change the encoded bytes slightly).
+``inspatio preview examples/room.mp4 -t <trajectory>`` runs offline with no depth model; and its first frame
+as a still image, ``examples/room_frame.png``, with its own one-frame sidecar
+``room_frame.depth.safetensors.gz``. Deterministic: a rerun renders the same frames and depth (x264's threading
+may change the encoded bytes slightly).
 
 The scene is analytic (ray casting, no dependencies beyond torch): a room 6 m wide with a checkered floor,
 striped and tiled walls, and three objects at different depths (a box at ~2.2 m, a sphere at ~3.6 m, a pillar
@@ -20,6 +22,8 @@ import math
 from pathlib import Path
 
 import torch
+
+from PIL import Image
 
 from inspatio_cli.depth import DepthResult
 from inspatio_cli.video import write_video
@@ -165,6 +169,22 @@ def render(c2w: torch.Tensor, supersample: int = 2) -> tuple[torch.Tensor, torch
     return image, depth.float()
 
 
+def write_depth(path: Path, depths: torch.Tensor, poses: torch.Tensor) -> None:
+    """The ground-truth depth file of the views ``poses`` (T, 4, 4) with z-depths ``depths`` (T, H, W)."""
+    K = intrinsics().float().expand(len(poses), 3, 3).clone()
+    DepthResult(depth=depths, K=K, c2w=poses.float(),
+                meta={"model": "ground-truth (synthetic render)", "units": "metric",
+                      "source": "examples/make_example.py"}).save(path, depth_dtype=torch.float16)
+
+
+def write_still(folder: Path, image: torch.Tensor, depth: torch.Tensor, pose: torch.Tensor) -> Path:
+    """The view ``image`` (H, W, 3) uint8 as ``room_frame.png`` with its one-frame sidecar depth file."""
+    path = folder / "room_frame.png"
+    Image.fromarray(image.numpy()).save(path, optimize=True)
+    write_depth(folder / "room_frame.depth.safetensors.gz", depth[None], pose[None])
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=49)
@@ -176,11 +196,9 @@ def main() -> None:
     video_path = args.out / "room.mp4"
     depth_path = args.out / "room.depth.safetensors.gz"
     write_video(video_path, torch.stack(images).numpy(), args.fps, crf=20)
-    K = intrinsics().float().expand(args.frames, 3, 3).clone()
-    DepthResult(depth=torch.stack(depths), K=K, c2w=poses.float(),
-                meta={"model": "ground-truth (synthetic render)", "units": "metric",
-                      "source": "examples/make_example.py"}).save(depth_path, depth_dtype=torch.float16)
-    print(f"wrote {video_path} and {depth_path} ({args.frames} frames)")
+    write_depth(depth_path, torch.stack(depths), poses)
+    still = write_still(args.out, images[0], depths[0], poses[0])
+    print(f"wrote {video_path} and {depth_path} ({args.frames} frames), and {still}")
 
 
 if __name__ == "__main__":

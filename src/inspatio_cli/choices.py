@@ -36,6 +36,13 @@ CONVENTIONS = ("opencv", "opengl", "blender", "unreal")
 """Camera axis conventions of pose files."""
 EXTEND_MODES = ("none", "pingpong", "loop", "hold", "official")
 """How short clips are lengthened (:class:`inspatio_cli.cameras.TimeControl`)."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+"""Source file names read as still images rather than videos (:mod:`inspatio_cli.video.image`)."""
+DEFAULT_IMAGE_FPS = 15.0
+"""Frame rate of a video made from an image (as the official v1.5 examples), unless ``--fps`` says otherwise."""
+DEFAULT_IMAGE_FRAMES = 45
+"""Output frames made from an image with a trajectory that fits any length (3-line orbit, keyframes),
+unless ``--frames`` says otherwise: 3 seconds at 15 fps, exactly 4 generator chunks (nothing padded)."""
 
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")

@@ -9,6 +9,9 @@ The soft z-buffer of the warp depends on the whole clip (``Lmax``, :mod:`inspati
 :meth:`Scene.log_depth_max` computes the clip-wide value in a cheap first pass: chunks warped with it equal
 the official all-frames-at-once render.
 
+A still image is a source of one frame (:mod:`inspatio_cli.video.image`): every output frame shows it, and
+:func:`source_camera` sets how many there are (the trajectory's pose count, or ``--frames``).
+
 For the generator, :func:`padded_length` gives the frame count its chunks cover (``1 + 4(L-1)`` frames, ``L``
 latent frames a multiple of 3) and :meth:`Scene.padded` repeats the last output frame (source frame, pose
 and intrinsics) up to it, so no frame is dropped: the decoded video is trimmed back to the time map's length.
@@ -22,16 +25,17 @@ from pathlib import Path
 
 import torch
 
-from .cameras import CameraOptions, RenderCameras, Trajectory, TrajectorySource, chunk_plan, render_cameras
+from .cameras import (CameraOptions, PoseSequence, RenderCameras, TimeControl, Trajectory, TrajectorySource,
+                      chunk_plan, render_cameras)
 from .cameras.lint import speed_warning
 from .choices import MODEL_SIZE
 from .depth import DepthResult, find_sidecar
 from .depth.catalog import DEFAULT_MODEL, depth_model
 from .depth.postprocess import intrinsics_to_canvas, maps_to_canvas
-from .errors import DepthError, UsageError, WeightsError
+from .errors import DepthError, TrajectoryError, UsageError, WeightsError
 from .files import fingerprint_file
 from .progress import Reporter
-from .video import Fit, VideoInfo, cut_off_warning, probe
+from .video import DEFAULT_IMAGE_FRAMES, Fit, VideoInfo, cut_off_warning, probe, with_fps
 from .warp import forward_warp, log_depth_max
 
 DEPTH_RANGE = (1e-4, 1e4)
@@ -103,6 +107,35 @@ def resample_depth(depth: DepthResult, source_hw: tuple[int, int], size: tuple[i
                        depth.c2w, confidence, meta)
 
 
+def source_camera(info: VideoInfo, source: TrajectorySource, camera: CameraOptions,
+                  frames: int | None = None) -> CameraOptions:
+    """``camera`` for rendering ``source`` from the source ``info``: unchanged for a video; for a still image,
+    with the time map that shows its one frame ``N`` times, where ``N`` is the pose count of a per-frame
+    trajectory, else ``frames`` (``--frames``), else :data:`~inspatio_cli.video.DEFAULT_IMAGE_FRAMES`.
+
+    Raises :class:`UsageError` for ``frames`` with a video (its length comes from the video and the time
+    options), for time options with an image and for ``frames < 1``; :class:`TrajectoryError` when
+    ``frames`` disagrees with a per-frame trajectory's pose count.
+    """
+    if info.kind != "image":
+        if frames is not None:
+            raise UsageError("--frames applies to image sources; a video's output length comes from the video "
+                             "and the time options (--extend, --min-frames)", info.path)
+        return camera
+    if camera.time != TimeControl():
+        raise UsageError("time options (--freeze, --slow, --reverse, --extend) do not apply to an image; "
+                         "set the output length with --frames N", info.path)
+    fixed = source.frame_count if isinstance(source, PoseSequence) and not source.resample else None
+    if fixed is not None and frames is not None and frames != fixed:
+        raise TrajectoryError(f"--frames {frames} but the trajectory has {fixed} poses, one per output frame",
+                              source.meta.get("path"), hint="leave --frames out, or pass --resample to stretch "
+                                                            f"the path to {frames} frames")
+    count = fixed or frames or DEFAULT_IMAGE_FRAMES
+    if count < 1:
+        raise UsageError(f"--frames must be >= 1, got {count}")
+    return dataclasses.replace(camera, time=TimeControl(extend="hold", min_frames=count))
+
+
 def padded_length(num_frames: int) -> int:
     """Frames the generator covers for ``num_frames`` output frames: the smallest ``1 + 4(L-1)`` that is
     at least ``num_frames`` with ``L`` latent frames a multiple of the 3-latent chunk (9, 21, 33, ...);
@@ -114,7 +147,8 @@ def padded_length(num_frames: int) -> int:
 
 @dataclass
 class Scene:
-    """A video, its depth and a resolved trajectory, with every output frame's cameras.
+    """A source (a video, or a still image as one frame), its depth and a resolved trajectory, with every
+    output frame's cameras.
 
     ``video``: the source facts; ``fit``: how source frames map onto the model canvas ``size`` (H, W);
     ``depth``: depth maps (T, H, W) at ``size`` with the source poses and intrinsics; ``depth_origin``: the
@@ -204,7 +238,8 @@ class Scene:
 
     def describe(self) -> dict:
         """JSON-friendly summary: sizes, frame counts, depth origin, trajectory meta."""
-        out = {"video": self.video.path, "source_frames": self.video.frame_count, "fps": self.video.fps,
+        out = {"video": self.video.path, "source": {"kind": self.video.kind, "path": self.video.path},
+               "source_frames": self.video.frame_count, "fps": self.video.fps,
                "size": list(self.size), "fit": self.fit.mode, "output_frames": self.num_frames,
                "depth": self.depth_origin, "trajectory": {k: v for k, v in self.trajectory.meta.items()
                                                           if isinstance(v, (str, int, float, bool, list, dict))}}
@@ -236,8 +271,8 @@ def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource | Tr
                camera: CameraOptions | None = None, depth: str | Path | None = None, fit: str = "stretch",
                size: tuple[int, int] | None = None, resample_depth: bool = False,
                weights_dir: str | Path | None = None, device: str | None = None, skip_bad_frames: bool = False,
-               info: VideoInfo | None = None, video_fingerprint: str | None = None,
-               reporter: Reporter | None = None) -> Scene:
+               info: VideoInfo | None = None, video_fingerprint: str | None = None, frames: int | None = None,
+               fps: float | None = None, reporter: Reporter | None = None) -> Scene:
     """Prepare a scene (no pixel work): see :class:`Scene`.
 
     ``trajectory``: a trajectory file, a preset name, an already loaded source, or a trajectory already
@@ -250,7 +285,9 @@ def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource | Tr
     ``size`` (:func:`resample_depth`) instead of refusing it; ``weights_dir``/``device``/``skip_bad_frames``: for
     a depth estimate; ``info``/``video_fingerprint``: the video's probe and
     :func:`~inspatio_cli.files.fingerprint_file` when the caller has them (default: computed here, the
-    fingerprint only when the depth records the video it was made from).
+    fingerprint only when the depth records the video it was made from); ``frames``/``fps``: for a still
+    image, the output length (:func:`source_camera`) and frame rate (:func:`~inspatio_cli.video.with_fps`;
+    ``info`` given by the caller is used as it is).
 
     Raises :class:`DepthError` when the depth is missing or does not match the video (frame count, size,
     fit) and :class:`TrajectoryError` / :class:`UsageError` for bad trajectory or time options. Warns when
@@ -258,7 +295,7 @@ def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource | Tr
     official 0.8 deg/frame.
     """
     reporter = reporter or Reporter("silent")
-    info = info or probe(video)
+    info = info or with_fps(probe(video), fps)
     cut_off = cut_off_warning(info, skip_bad_frames)
     if cut_off:
         reporter.warn(cut_off)
@@ -266,6 +303,8 @@ def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource | Tr
                                                device=device, skip_bad_frames=skip_bad_frames, reporter=reporter)
     camera = camera or CameraOptions()
     source = trajectory if isinstance(trajectory, (TrajectorySource, Trajectory)) else camera.load(trajectory)
+    if not isinstance(source, Trajectory):
+        camera = source_camera(info, source, camera, frames)
     scene = Scene.make(info, depth_result, depth_origin, source, camera=camera, fit=fit, size=size,
                        resample=resample_depth)
     reporter.event("scene", **scene.describe())

@@ -22,7 +22,8 @@ SEED_RANGE = (-(2 ** 63), 2 ** 64 - 1)
 class JobDefaults:
     """The command line's values, used by every job that does not set its own: ``trajectories`` and
     ``seeds`` expand jobs that give none (cross product); the other fields are :meth:`Rerenderer.render`'s
-    arguments. ``save_condition`` is the folder itself for a single job, else ``DIR/<output stem>``."""
+    arguments. ``save_condition`` is the folder itself for a single job, else ``DIR/<output stem>``;
+    ``frames``/``fps``: the output length and frame rate of an image source (``--frames``, ``--fps``)."""
 
     trajectories: tuple[str, ...] = ()
     seeds: tuple[int, ...] = (0,)
@@ -36,6 +37,8 @@ class JobDefaults:
     audio: bool = True
     skip_bad_frames: bool = False
     save_condition: str | Path | None = None
+    frames: int | None = None
+    fps: float | None = None
 
     def checked(self) -> "JobDefaults":
         """The defaults with their prompt file read (once: it may be standard input), after checking
@@ -68,8 +71,10 @@ def check_seed(seed: int) -> None:
 class Job:
     """One validated render. ``number``: 1-based position in the whole job list (stable across shards and
     runs); ``line``: the manifest line (None for command-line jobs); ``frames``/``chunks``: the output
-    length and generator chunks, from the resolved trajectory; the rest are :meth:`Rerenderer.render`'s
-    arguments (``prompt`` holds the text of a prompt file read from standard input)."""
+    length and generator chunks, from the resolved trajectory; ``image_frames``/``fps``: the ``frames`` and
+    ``fps`` arguments of :meth:`Rerenderer.render` (an image source's length and rate, as asked); the rest are
+    :meth:`Rerenderer.render`'s arguments (``prompt`` holds the text of a prompt file read from standard
+    input)."""
 
     number: int
     line: int | None
@@ -89,6 +94,8 @@ class Job:
     save_condition: Path | None
     frames: int
     chunks: int
+    image_frames: int | None = None
+    fps: float | None = None
 
     @property
     def sidecar(self) -> Path:
@@ -101,7 +108,8 @@ class Job:
     def settings_args(self) -> dict[str, Any]:
         """Keyword arguments of :meth:`Rerenderer.settings` / :meth:`Rerenderer.fingerprint`."""
         return dict(depth=self.depth, prompt=self.prompt, prompt_file=self.prompt_file, seed=self.seed,
-                    camera=self.camera, fit=self.fit, size=self.size, crf=self.crf, audio=self.audio)
+                    camera=self.camera, fit=self.fit, size=self.size, crf=self.crf, audio=self.audio,
+                    frames=self.image_frames, fps=self.fps)
 
     def render_args(self) -> dict[str, Any]:
         """Keyword arguments of :meth:`Rerenderer.render`."""

@@ -125,7 +125,7 @@ JOB_KEYS: dict[str, Callable[[Any, bool], Any]] = {
 """What a job is: its inputs, output, prompt and seed."""
 RENDER_KEYS: dict[str, Callable[[Any, bool], Any]] = {
     "depth": _text, "fit": _fit, "size": _size, "crf": _crf, "audio": _bool, "skip_bad_frames": _bool,
-    "save_condition": _text,
+    "save_condition": _text, "frames": _int, "fps": _float,
 }
 CAMERA_KEYS: dict[str, Callable[[Any, bool], Any]] = {
     "format": _text, "convention": _text, "direction": _text, "scale": _float, "anchor": _text,
@@ -136,9 +136,9 @@ TIME_KEYS: dict[str, Callable[[Any, bool], Any]] = {
 }
 OPTION_KEYS = {**RENDER_KEYS, **CAMERA_KEYS, **TIME_KEYS}
 """Per-job overrides of the rerender options (the same names as the command-line flags, ``-`` or ``_``):
-``depth fit size crf audio skip_bad_frames save_condition`` and the trajectory/time options ``format
-convention direction scale anchor rotation_only resample relative_to_source freeze slow reverse extend
-min_frames``."""
+``depth fit size crf audio skip_bad_frames save_condition frames fps`` (the last two for image sources) and
+the trajectory/time options ``format convention direction scale anchor rotation_only resample
+relative_to_source freeze slow reverse extend min_frames``."""
 ALL_KEYS = {**JOB_KEYS, **OPTION_KEYS}
 BATCH_WIDE_KEYS = ("decoder", "device", "dtype", "text_device", "compile", "weights_dir")
 """Options that choose the models, so they apply to the whole batch (command line only)."""

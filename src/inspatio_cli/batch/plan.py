@@ -17,9 +17,9 @@ from ..choices import DEFAULT_NAME, VIDEO_SUFFIXES, check_size
 from ..errors import InputError, InspatioError, ManifestError, UsageError
 from ..files import OutputClaims
 from ..render.plan import planned_outputs
-from ..scene import padded_length
+from ..scene import padded_length, source_camera
 from ..text import read_prompt_file
-from ..video import probe
+from ..video import probe, with_fps
 from .jobs import Job, JobDefaults, check_seed
 from .keys import ALL_KEYS, CAMERA_KEYS, TIME_KEYS
 from .manifest import InvalidJobs, Problem, Row
@@ -50,14 +50,20 @@ class _Inputs:
     def trajectory(self, reference: str, camera: CameraOptions):
         return _once(self.sources, _source_key(reference, camera), lambda: camera.load(reference))
 
-    def frames(self, video: Path, reference: str, camera: CameraOptions, hw: tuple[int, int]) -> int:
+    def frames(self, video: Path, reference: str, camera: CameraOptions, hw: tuple[int, int],
+               image: tuple[int | None, float | None] = (None, None)) -> int:
         """The output length of trajectory ``reference`` resolved against ``video``'s frame count and rate
-        with ``camera``'s time edits at the canvas ``hw`` (H, W)."""
-        info = self.probe(video)
+        with ``camera``'s time edits at the canvas ``hw`` (H, W); ``image``: the ``frames`` and ``fps`` of
+        an image source (:func:`~inspatio_cli.scene.source_camera`; both refused for a video)."""
+        info = with_fps(self.probe(video), image[1])
         source = self.trajectory(reference, camera)
-        key = (self.real(video), _source_key(reference, camera), camera.time, hw)
-        return _once(self.lengths, key,
-                     lambda: len(source.resolve(info.frame_count, camera.time, fps=info.fps, size=hw)))
+        key = (self.real(video), _source_key(reference, camera), camera.time, hw, image)
+
+        def length() -> int:
+            timed = source_camera(info, source, camera, image[0])
+            return len(source.resolve(info.frame_count, timed.time, fps=info.fps, size=hw))
+
+        return _once(self.lengths, key, length)
 
 
 def _source_key(reference: str, camera: CameraOptions) -> tuple:
@@ -228,7 +234,8 @@ def _job(number: int, draft: _Draft, defaults: JobDefaults, inputs: _Inputs, bas
     depth = _under(base, values["depth"]) if "depth" in values else defaults.depth
     if depth is not None and not Path(depth).is_file():
         raise InputError("no such depth file", depth)
-    frames = inputs.frames(video, trajectory, camera, hw)
+    image = (values.get("frames", defaults.frames), values.get("fps", defaults.fps))
+    frames = inputs.frames(video, trajectory, camera, hw, image)
     if "output" in values:
         target = _under(Path(output) if output is not None else base, values["output"])
     elif output is None:
@@ -251,7 +258,7 @@ def _job(number: int, draft: _Draft, defaults: JobDefaults, inputs: _Inputs, bas
                None if prompt_file is None else Path(prompt_file), camera,
                None if depth is None else Path(depth), fit, size, crf, values.get("audio", defaults.audio),
                values.get("skip_bad_frames", defaults.skip_bad_frames),
-               condition, frames, len(chunk_plan(padded_length(frames))))
+               condition, frames, len(chunk_plan(padded_length(frames))), *image)
 
 
 def _conflicts(jobs: Sequence[Job], inputs: _Inputs, manifest: Path | None) -> list[Problem]:

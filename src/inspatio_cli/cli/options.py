@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 
-from ..choices import DECODERS, DEFAULT_NAME, DTYPE_NAMES, FIT_MODES, MODEL_SIZE
+from ..choices import (DECODERS, DEFAULT_IMAGE_FPS, DEFAULT_IMAGE_FRAMES, DEFAULT_NAME, DTYPE_NAMES, FIT_MODES,
+                       MODEL_SIZE)
 from ..devices import check_device, check_dtype
 from .app import SkipBadFramesOpt, parse_size
 from .models import WeightsDirOpt
@@ -66,6 +67,12 @@ SaveConditionOpt = Annotated[Optional[Path], typer.Option(
 NoAudioOpt = Annotated[bool, typer.Option(
     "--no-audio", help="Do not copy the source audio (it is copied when every source frame is shown once, in order).")]
 CrfOpt = Annotated[int, typer.Option("--crf", help="H.264 quality of the output, 0 (lossless) to 51.")]
+FramesOpt = Annotated[Optional[int], typer.Option(
+    "--frames", metavar="N", min=1, help=f"Image source: output frames (default: the trajectory's pose count for "
+    f"per-frame files, else {DEFAULT_IMAGE_FRAMES}). Not for videos.", show_default=False)]
+FpsOpt = Annotated[Optional[float], typer.Option(
+    "--fps", metavar="F", help=f"Image source: output frame rate [default: {DEFAULT_IMAGE_FPS:g}]. A video keeps "
+    "its own.", show_default=False)]
 
 _RENDER_PARAMETERS: list[tuple[str, Any, Any]] = [
     ("seeds", SeedsOpt, None), ("name", NameOpt, None), ("prompt", PromptOpt, None),
@@ -73,7 +80,7 @@ _RENDER_PARAMETERS: list[tuple[str, Any, Any]] = [
     ("dtype", DtypeOpt, "auto"), ("text_device", TextDeviceOpt, "auto"), ("compile_dit", CompileOpt, False),
     ("weights_dir", WeightsDirOpt, None), ("fit", FitOpt, "stretch"), ("size", SizeOpt, DEFAULT_SIZE),
     ("save_condition", SaveConditionOpt, None), ("no_audio", NoAudioOpt, False), ("crf", CrfOpt, 18),
-    ("skip_bad_frames", SkipBadFramesOpt, False),
+    ("skip_bad_frames", SkipBadFramesOpt, False), ("frames", FramesOpt, None), ("fps", FpsOpt, None),
 ]
 """The shared options: parameter name, annotated type (flag and help), default."""
 
@@ -83,7 +90,8 @@ class RenderOptions:
     """The shared options' values: ``seeds`` (default ``(0,)``), the output ``name`` pattern, ``prompt`` /
     ``prompt_file``, the model choices (``decoder``, ``device``, ``dtype``, ``text_device``, ``compile``,
     ``weights_dir``) and the render settings (``fit``, the canvas ``size`` (H, W) as parsed, not yet
-    checked, ``save_condition``, ``audio``, ``crf``, ``skip_bad_frames``)."""
+    checked, ``save_condition``, ``audio``, ``crf``, ``skip_bad_frames``) and an image source's ``frames``
+    and ``fps``."""
 
     seeds: tuple[int, ...]
     name: str | None
@@ -101,6 +109,8 @@ class RenderOptions:
     audio: bool
     crf: int
     skip_bad_frames: bool
+    frames: int | None
+    fps: float | None
 
     def renderer(self) -> Rerenderer:
         """The command's renderer (imports PyTorch)."""
@@ -117,15 +127,16 @@ class RenderOptions:
 
         return JobDefaults(tuple(trajectories or ()), self.seeds, self.prompt, self.prompt_file, camera, depth,
                            self.fit, size or self.size, self.crf, self.audio, self.skip_bad_frames,
-                           self.save_condition)
+                           self.save_condition, self.frames, self.fps)
 
 
 def _build(seeds: list[int] | None, name: str | None, prompt: str | None, prompt_file: Path | None, decoder: str,
            device: str, dtype: str, text_device: str, compile_dit: bool, weights_dir: Path | None, fit: str,
-           size: str, save_condition: Path | None, no_audio: bool, crf: int, skip_bad_frames: bool) -> RenderOptions:
+           size: str, save_condition: Path | None, no_audio: bool, crf: int, skip_bad_frames: bool,
+           frames: int | None, fps: float | None) -> RenderOptions:
     return RenderOptions(tuple(seeds or (0,)), name, prompt, prompt_file, decoder, device, dtype, text_device,
                          compile_dit, weights_dir, fit, parse_size(size), save_condition, not no_audio, crf,
-                         skip_bad_frames)
+                         skip_bad_frames, frames, fps)
 
 
 def option_group(param: str, parameters: list[tuple[str, Any, Any]],

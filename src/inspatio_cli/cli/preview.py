@@ -1,4 +1,5 @@
-"""``inspatio preview VIDEO -t TRAJ -o preview.mp4``: the depth warp along a trajectory, no model weights."""
+"""``inspatio preview VIDEO -t TRAJ -o preview.mp4``: the depth warp along a trajectory, no model weights
+(VIDEO may be a still image)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import typer
 from ..choices import COVERAGE_THRESHOLD, FIT_MODES, LAYOUTS, check_video_output
 from ..devices import check_device
 from .app import JsonOpt, OverwriteOpt, QuietOpt, SkipBadFramesOpt, app, reporter
+from .options import FpsOpt, FramesOpt
 from .trajectory import camera_options
 
 if TYPE_CHECKING:
@@ -19,7 +21,8 @@ if TYPE_CHECKING:
 @app.command()
 @camera_options
 def preview(
-    video: Annotated[Path, typer.Argument(help="Source video.", show_default=False)],
+    video: Annotated[Path, typer.Argument(help="Source video, or a still image (png, jpg, webp).",
+                                          show_default=False)],
     trajectory: Annotated[str, typer.Option("--trajectory", "-t", help="A trajectory file or a preset name "
                                             "(see 'inspatio trajectory presets').", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Preview video to write (.mp4).",
@@ -40,11 +43,14 @@ def preview(
     device: Annotated[str, typer.Option("--device", help="Where the warp runs: auto (the GPU if any), cpu, cuda, "
                                         "cuda:1, ...", callback=lambda name: check_device(name))] = "cpu",
     skip_bad_frames: SkipBadFramesOpt = False,
+    frames: FramesOpt = None,
+    fps: FpsOpt = None,
     overwrite: OverwriteOpt = False,
     json_mode: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Warp VIDEO along a trajectory with its depth: source | warped | mask, and a coverage summary.
+    """Warp VIDEO (or a still image) along a trajectory with its depth: source | warped | mask, and a coverage
+    summary.
 
     No generator, no weights, no GPU. Low coverage = large holes the generator will have to invent.
     """
@@ -53,4 +59,4 @@ def preview(
 
     run_preview(video, trajectory, output, depth=depth, layout=layout, save_condition=save_condition,
                 camera=camera, fit=fit, threshold=threshold, device=device, skip_bad_frames=skip_bad_frames,
-                overwrite=overwrite, reporter=reporter(json_mode, quiet))
+                frames=frames, fps=fps, overwrite=overwrite, reporter=reporter(json_mode, quiet))

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 @render_options
 @camera_options
 def rerender(
-    videos: Annotated[list[Path], typer.Argument(help="Source video(s).", show_default=False)],
+    videos: Annotated[list[Path], typer.Argument(help="Source video(s) or still images (png, jpg, webp).",
+                                                 show_default=False)],
     trajectories: TrajectoriesOpt,
     output: Annotated[str, typer.Option("--output", "-o", help="Video to write (.mp4, .mov or .mkv; the sidecar "
                                         "OUT.json is written next to it), or a folder (ending in '/', existing, "
@@ -42,6 +43,7 @@ def rerender(
 ) -> None:
     """Rerender VIDEO along a new camera trajectory with InSpatio-World (depth -> warp -> generator).
 
+    A still image is a video of one frame shown at every output frame (--frames, --fps).
     Streams chunk by chunk: memory does not grow with the video. Writes OUT and its sidecar OUT.json
     (settings, weights, timings, warnings); --json prints progress events and the same object on stdout.
     Several videos, trajectories (-t) or seeds render their cross product into the folder OUT with the

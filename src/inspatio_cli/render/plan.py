@@ -32,9 +32,9 @@ from ..choices import check_size
 from ..depth.sidecar import find_sidecar
 from ..errors import UsageError
 from ..files import check_outputs, fingerprint_file
-from ..scene import depth_weights_needed
+from ..scene import depth_weights_needed, source_camera
 from ..text import check_prompt_text, find_cached_embedding, read_prompt_file
-from ..video import Fit, VideoInfo, probe
+from ..video import Fit, VideoInfo, probe, with_fps
 from ..weights import catalog, hub
 from .condition_videos import condition_outputs
 from .needs import TEXT_WEIGHTS, autoencoder_weights, render_weights
@@ -160,9 +160,11 @@ def trajectory_digest(trajectory: Trajectory) -> str:
 
 
 def fingerprint_of(settings: dict[str, Any]) -> str:
-    """16 hex digits identifying ``settings`` (paths left out: moving a file keeps the fingerprint)."""
+    """16 hex digits identifying ``settings`` (paths left out: moving a file keeps the fingerprint). A
+    video's frame rate is part of its content; an image's is a setting, so it is hashed with the image."""
     identity = {k: v for k, v in settings.items() if k not in ("video", "trajectory", "depth")}
-    identity["video"] = settings["video"]["fingerprint"]
+    source = settings["video"]
+    identity["video"] = source["fingerprint"] if source["kind"] == "video" else [source["fingerprint"], source["fps"]]
     identity["trajectory"] = settings["trajectory"]["digest"]
     identity["depth"] = settings["depth"].get("fingerprint", settings["depth"].get("estimate"))
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -202,11 +204,13 @@ def check_render_outputs(output: Path, inputs: dict[Path, str], *, sidecar: bool
 def make_plan(setup: ModelSetup, video: str | Path, trajectory: str | Path | TrajectorySource, *,
               depth: str | Path | None = None, prompt: str | None = None, prompt_file: str | Path | None = None,
               seed: int = 0, camera: CameraOptions | None = None, fit: str = "stretch",
-              size: Sequence[int] | None = None, crf: int = 18, audio: bool = True) -> RenderPlan:
-    """The plan of a render of ``video`` along ``trajectory`` (a file, a preset name or a loaded source)
-    with :meth:`Rerenderer.render <.rerender.Rerenderer.render>`'s arguments. Probes the video once, parses
-    and resolves the trajectory once, reads the prompt file if any (read it first when it is standard
-    input, and pass its text as ``prompt``); loads no model and no pixels.
+              size: Sequence[int] | None = None, crf: int = 18, audio: bool = True, frames: int | None = None,
+              fps: float | None = None) -> RenderPlan:
+    """The plan of a render of ``video`` (or a still image) along ``trajectory`` (a file, a preset name or a
+    loaded source) with :meth:`Rerenderer.render <.rerender.Rerenderer.render>`'s arguments (``frames`` and
+    ``fps``: an image's output length and frame rate, :func:`~inspatio_cli.scene.source_camera`). Probes the
+    video once, parses and resolves the trajectory once, reads the prompt file if any (read it first when it
+    is standard input, and pass its text as ``prompt``); loads no model and no pixels.
 
     Raises :class:`UsageError` for bad options (size, fit, both prompts), :class:`VideoError`,
     :class:`TrajectoryError` and :class:`PromptError` for bad inputs.
@@ -214,9 +218,10 @@ def make_plan(setup: ModelSetup, video: str | Path, trajectory: str | Path | Tra
     camera = camera or CameraOptions()
     hw = check_size(size)
     text = prompt_text(prompt, prompt_file, setup.weights_dir)
-    info = probe(video)
+    info = with_fps(probe(video), fps)
     canvas = Fit.make((info.height, info.width), hw, fit)
     source = trajectory if isinstance(trajectory, TrajectorySource) else camera.load(trajectory)
+    camera = source_camera(info, source, camera, frames)
     resolved = source.resolve(info.frame_count, camera.time, fps=info.fps, size=hw)
     sidecar = find_sidecar(video) if depth is None else None
     depth_source = (DepthSource("file", Path(depth)) if depth is not None else
@@ -226,7 +231,7 @@ def make_plan(setup: ModelSetup, video: str | Path, trajectory: str | Path | Tra
     located = {name: hub.locate(catalog.entry(name), setup.weights_dir)
                for name in ("generator", autoencoder_weights(setup.decoder))}
     settings = {
-        "video": {"path": str(video), "fingerprint": fingerprints(video)},
+        "video": {"path": str(video), "fingerprint": fingerprints(video), "kind": info.kind, "fps": info.fps},
         "trajectory": {"source": str(trajectory) if not isinstance(trajectory, TrajectorySource) else
                        type(trajectory).__name__, "digest": trajectory_digest(resolved), "frames": len(resolved)},
         "camera": camera.describe(),

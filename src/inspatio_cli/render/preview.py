@@ -88,8 +88,10 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
             depth: str | Path | None = None, layout: str = "side", save_condition: str | Path | None = None,
             camera: CameraOptions | None = None, fit: str = "stretch", threshold: float = COVERAGE_THRESHOLD,
             chunk_size: int = 12, device: str = "cpu", crf: int = 18, skip_bad_frames: bool = False,
-            overwrite: bool = False, reporter: Reporter | None = None) -> PreviewResult:
-    """Warp ``video`` along ``trajectory`` and write the preview video ``output`` (see the module doc).
+            frames: int | None = None, fps: float | None = None, overwrite: bool = False,
+            reporter: Reporter | None = None) -> PreviewResult:
+    """Warp ``video`` (or a still image) along ``trajectory`` and write the preview video ``output`` (see the
+    module doc).
 
     ``depth``: a depth cache file (default: the video's sidecar depth, else the depth stage's estimate); ``layout``: side|warped|mask|grid;
     ``save_condition``: a folder for ``warped.mp4`` and the lossless ``mask.mp4``; ``camera`` (trajectory
@@ -97,9 +99,10 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
     ``threshold``: coverage below which frames are reported; ``chunk_size``: frames warped together;
     ``device``: where the warp runs (a name of :mod:`inspatio_cli.devices`); ``crf``: H.264 quality of the
     preview video; ``skip_bad_frames``: source frames that do not decode are replaced by the previous good
-    one (counted in ``lost_frames``, warned about); ``overwrite``: replace existing outputs (without it an
-    existing output is refused, as is any output that is an input or another output of the run, before any
-    work: :func:`.plan.check_render_outputs`).
+    one (counted in ``lost_frames``, warned about); ``frames``/``fps``: for an image, the output length and
+    frame rate (:func:`inspatio_cli.scene.source_camera`, :func:`inspatio_cli.video.with_fps`);
+    ``overwrite``: replace existing outputs (without it an existing output is refused, as is any output that
+    is an input or another output of the run, before any work: :func:`.plan.check_render_outputs`).
     """
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout {layout!r} (choose {', '.join(LAYOUTS)})")
@@ -112,7 +115,7 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
     reporter = reporter or Reporter("silent")
     first_warning = len(reporter.warnings)
     scene = open_scene(video, trajectory, camera=camera, depth=depth, fit=fit, skip_bad_frames=skip_bad_frames,
-                       reporter=reporter)
+                       frames=frames, fps=fps, reporter=reporter)
     info = scene.video
     rate = info.rate
     audio = info.has_audio and scene.time_is_identity

@@ -35,6 +35,9 @@ Differences from the official script, all deliberate (DESIGN.md principle 5):
 * Noise comes from one ``torch.Generator`` seeded with ``seed`` on the generator's device
   (:class:`generate.SeededNoise`), so a chunk's noise depends only on the seed and the chunks before it.
 
+A still image is rendered as a video of one frame shown at every output frame (:mod:`inspatio_cli.video.image`,
+:func:`scene.source_camera`).
+
 Outputs: the video (atomic: nothing under the final name until it is complete; Ctrl-C leaves nothing) and
 a sidecar ``<output stem>.json`` (atomic) described in :meth:`RerenderResult.summary`.
 """
@@ -106,15 +109,17 @@ class RerenderResult:
 
     def summary(self) -> dict[str, Any]:
         """The sidecar ``OUT.json`` (also the ``--json`` result): format, tool version, output facts, the
-        inputs, the scene (sizes, depth origin, trajectory), resolved settings and their fingerprint, prompt (and
-        caption), weight files with sizes and fingerprints, per-stage seconds, peak memory, warp coverage
-        and warnings. ``setup_seconds`` is the work done before the render for all the jobs of a run at once
-        (depth estimates, captions and prompt embeddings, model loading: see :func:`batch.run_jobs`)."""
+        source (``kind`` video or image, path, frames, fps), the inputs, the scene (sizes, depth origin,
+        trajectory), resolved settings and their fingerprint, prompt (and caption), weight files with sizes
+        and fingerprints, per-stage seconds, peak memory, warp coverage and warnings. ``setup_seconds`` is
+        the work done before the render for all the jobs of a run at once (depth estimates, captions and
+        prompt embeddings, model loading: see :func:`batch.run_jobs`)."""
         return {
             "format": SIDECAR_FORMAT, "version": __version__, "output": str(self.output),
             "frames": self.frames, "fps": self.fps, "size": list(self.size), "chunks": self.chunks,
             "padded_frames": self.padded_frames, "audio": self.audio, "lost_frames": self.lost_frames,
             "condition_dir": None if self.condition_dir is None else str(self.condition_dir),
+            "source": {**self.scene["source"], "frames": self.scene["source_frames"], "fps": self.scene["fps"]},
             "inputs": {"video": self.scene["video"], "trajectory": self.settings["trajectory"]["source"],
                        "depth": self.scene["depth"],
                        "prompt": self.prompt["text"] if self.prompt["source"] != "caption" else None},
@@ -203,11 +208,12 @@ class Rerenderer:
     def settings(self, video: str | Path, trajectory: str | Path | TrajectorySource, *,
                  depth: str | Path | None = None, prompt: str | None = None, prompt_file: str | Path | None = None,
                  seed: int = 0, camera: CameraOptions | None = None, fit: str = "stretch",
-                 size: Sequence[int] | None = None, crf: int = 18, audio: bool = True) -> dict[str, Any]:
+                 size: Sequence[int] | None = None, crf: int = 18, audio: bool = True, frames: int | None = None,
+                 fps: float | None = None) -> dict[str, Any]:
         """The resolved settings of a render, identified by content rather than by path (see :mod:`.plan`).
         Cheap: probes the video and parses the trajectory, loads no model. :meth:`fingerprint` hashes it."""
         return self.plan(video, trajectory, depth=depth, prompt=prompt, prompt_file=prompt_file, seed=seed,
-                         camera=camera, fit=fit, size=size, crf=crf, audio=audio).settings
+                         camera=camera, fit=fit, size=size, crf=crf, audio=audio, frames=frames, fps=fps).settings
 
     def fingerprint(self, video: str | Path, trajectory: str | Path | TrajectorySource, **options: Any) -> str:
         """The settings fingerprint a render with these arguments records in its sidecar (arguments as
@@ -237,10 +243,11 @@ class Rerenderer:
                depth: str | Path | None = None, prompt: str | None = None, prompt_file: str | Path | None = None,
                seed: int = 0, camera: CameraOptions | None = None, fit: str = "stretch",
                size: Sequence[int] | None = None, crf: int = 18, audio: bool = True,
-               save_condition: str | Path | None = None, skip_bad_frames: bool = False,
-               overwrite: bool = False) -> RerenderResult:
-        """Rerender ``video`` along ``trajectory`` (a file, a preset name or a loaded source) into ``output``
-        (.mp4/.mov/.mkv) and its sidecar ``<output>.json``; see the module docstring.
+               save_condition: str | Path | None = None, skip_bad_frames: bool = False, frames: int | None = None,
+               fps: float | None = None, overwrite: bool = False) -> RerenderResult:
+        """Rerender ``video`` (or a still image: png, jpg, webp) along ``trajectory`` (a file, a preset name or
+        a loaded source) into ``output`` (.mp4/.mov/.mkv) and its sidecar ``<output>.json``; see the module
+        docstring.
 
         ``depth``: a depth cache file (default: the sidecar, else the cached estimate, else the depth
         model); ``prompt``/``prompt_file``: the text prompt (at most one; neither: caption or empty);
@@ -253,6 +260,9 @@ class Rerenderer:
         ``overwrite``: replace existing outputs. Before any work, an output (video, sidecar, condition
         videos) that is an input, another output of the render or (without ``overwrite``) an existing file
         is refused (:func:`.plan.check_render_outputs`).
+        ``frames``/``fps``: for an image, the output length (default: a per-frame trajectory's pose count,
+        else :data:`~inspatio_cli.video.DEFAULT_IMAGE_FRAMES`) and frame rate (default
+        :data:`~inspatio_cli.video.DEFAULT_IMAGE_FPS`); every output frame shows the image.
 
         Raises :class:`WeightsError` (all missing files at once, before any work), :class:`UsageError`,
         :class:`InputError` subclasses for bad inputs, :class:`RuntimeFailure` when out of memory.
@@ -271,7 +281,7 @@ class Rerenderer:
         with meter("total"):
             with meter("check"):
                 plan = self.plan(video, trajectory, depth=depth, prompt=prompt, seed=seed, camera=camera, fit=fit,
-                                 size=size, crf=crf, audio=audio)
+                                 size=size, crf=crf, audio=audio, frames=frames, fps=fps)
                 paths = {**self.models.files,
                          **hub.resolve(plan.weights, self.weights_dir, purpose="for rerender")}
             with meter("scene"):

@@ -16,8 +16,12 @@ trimmed to the video's duration, always through :class:`inspatio_cli.files.Atomi
 on a background thread (PyAV releases the GIL while x264 works), so encoding overlaps the next chunk's
 compute; :class:`Prefetch` does the same for decoding.
 
-Modules, in the order data flows: ``container`` (opening a source, shared by the next two), ``info``
-(:func:`probe`, :class:`VideoInfo`), ``decode`` (:func:`iter_frames` and lost-frame accounting), ``fit``
+A still image (png, jpg, webp; EXIF orientation applied) is a source of one frame: ``probe`` and
+``iter_frames`` read it through ``image``, so every stage takes a photo as it takes a video.
+
+Modules, in the order data flows: ``container`` (opening a source, shared by the next three), ``image``
+(still images: :func:`is_image`, :func:`read_image`), ``info`` (:func:`probe`, :class:`VideoInfo`,
+:func:`with_fps`), ``decode`` (:func:`iter_frames` and lost-frame accounting), ``fit``
 (:class:`Fit`, :func:`to_uint8`), ``threads`` (:class:`Prefetch`, the encode thread), ``audio`` (passthrough),
 ``writer`` (:class:`VideoWriter`).
 
@@ -33,7 +37,8 @@ Typical use::
 from ..lazy import lazy_exports
 
 _EXPORTS = {
-    "VideoInfo": "info", "cut_off_warning": "info", "probe": "info",
+    "VideoInfo": "info", "cut_off_warning": "info", "probe": "info", "with_fps": "info",
+    "DEFAULT_IMAGE_FPS": "image", "DEFAULT_IMAGE_FRAMES": "image", "is_image": "image", "read_image": "image",
     "iter_frames": "decode", "lost_frames_warning": "decode",
     "Fit": "fit", "to_uint8": "fit",
     "Prefetch": "threads",

@@ -1,5 +1,6 @@
-"""Source containers (PyAV), shared by probing and decoding: opening a file with one clear error, its video
-stream, which packets are frames, the display rotation of a frame, and FFmpeg's error text."""
+"""Source containers (PyAV), shared by probing and decoding: opening a file with one clear error (the file
+checks are shared with still images), its video stream, which packets are frames, the display rotation of a
+frame, and FFmpeg's error text."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import av
 from ..errors import VideoError
 
 
-def open_source(path: str | Path) -> av.container.InputContainer:
-    """``path`` opened for reading; :class:`VideoError` for a missing, folder, empty or unreadable file."""
+def check_file(path: str | Path) -> Path:
+    """``path`` when it is a non-empty file; :class:`VideoError` for a missing, folder or empty one."""
     p = Path(path)
     if not p.exists():
         raise VideoError("no such file", p)
@@ -19,6 +20,12 @@ def open_source(path: str | Path) -> av.container.InputContainer:
         raise VideoError("is a directory, not a video file", p)
     if p.stat().st_size == 0:
         raise VideoError("file is empty", p)
+    return p
+
+
+def open_source(path: str | Path) -> av.container.InputContainer:
+    """``path`` opened for reading; :class:`VideoError` for a missing, folder, empty or unreadable file."""
+    p = check_file(path)
     try:
         return av.open(str(p), mode="r")
     except av.error.FFmpegError as exc:

@@ -1,5 +1,6 @@
 """Decoding: frames streamed in presentation order, in display orientation, at their own timestamps, with
-the accounting of frames that do not decode (strict by default, replaced under ``--skip-bad-frames``)."""
+the accounting of frames that do not decode (strict by default, replaced under ``--skip-bad-frames``); a
+still image is a source of one frame."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from ..errors import VideoError
 from .container import ffmpeg_reason, is_frame, open_source, rotation_of, video_stream
+from .image import is_image, read_image
 
 
 def iter_frames(path: str | Path, *, start_frame: int = 0, max_frames: int | None = None,
@@ -26,8 +28,15 @@ def iter_frames(path: str | Path, *, start_frame: int = 0, max_frames: int | Non
     decoding continues past damaged data, every frame that does not decode is replaced by the previous
     good frame (the first good one at the start) at its own timestamp, so frame indices and times stay
     those :func:`~inspatio_cli.video.probe` counts, and ``stats["skipped"]`` counts the replaced frames so far.
+    A still image (:func:`~.image.is_image`) yields its one frame at time 0 (upright, :func:`~.image.read_image`).
     """
     if max_frames is not None and max_frames <= 0:
+        return
+    if is_image(path):
+        if stats is not None:
+            stats["skipped"] = 0
+        if start_frame == 0 and (start_time is None or start_time <= 0) and (end_time is None or end_time > 0):
+            yield 0.0, read_image(path)
         return
     with contextlib.closing(open_source(path)) as container:
         stream = video_stream(container, path)

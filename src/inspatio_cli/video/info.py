@@ -1,9 +1,11 @@
-"""Probing: the facts of a video file (:class:`VideoInfo`) read without decoding it, and the message for a
-cut-off file."""
+"""Probing: the facts of a source (:class:`VideoInfo`): a video file read without decoding it, or a still
+image as a one-frame source (:mod:`.image`); the frame rate given to an image; the message for a cut-off file."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -11,13 +13,15 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ..errors import VideoError
+from ..errors import UsageError, VideoError
 from .container import ffmpeg_reason, is_frame, open_source, rotation_of, video_stream
+from .image import DEFAULT_IMAGE_FPS, is_image, read_image
 
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """Facts about a video file. ``width``/``height`` are display sizes (after rotation)."""
+    """Facts about a source. ``width``/``height`` are display sizes (after rotation); ``kind``: ``video``, or
+    ``image`` for a still image (one frame, no audio, ``fps`` the rate of the video made from it)."""
 
     path: str
     width: int
@@ -38,6 +42,7 @@ class VideoInfo:
     missing_frames: int = 0
     """Frames the container's index lists beyond the end of the file (a cut-off copy of a file whose index
     comes first, e.g. an mp4 written for streaming): they are not in ``frame_count`` and cannot be decoded."""
+    kind: str = "video"
 
     def as_dict(self) -> dict:
         """JSON-friendly dict (``fps_fraction`` as ``"num/den"``)."""
@@ -53,11 +58,14 @@ class VideoInfo:
 
 
 def probe(path: str | Path) -> VideoInfo:
-    """Read a video's facts. Demuxes every video packet (no full decode) to count frames exactly and to
-    detect variable frame rate, and decodes the first frame to validate the stream and read rotation.
+    """Read a source's facts. A video: demuxes every video packet (no full decode) to count frames exactly
+    and to detect variable frame rate, and decodes the first frame to validate the stream and read rotation.
+    A still image (:func:`~.image.is_image`): :func:`probe_image`.
 
     Raises :class:`VideoError` for a missing, empty, non-video or undecodable file.
     """
+    if is_image(path):
+        return probe_image(path)
     with contextlib.closing(open_source(path)) as container:
         stream = video_stream(container, path)
         ctx = stream.codec_context
@@ -98,6 +106,31 @@ def probe(path: str | Path) -> VideoInfo:
             audio_channels=int(actx.channels) if actx is not None and actx.channels else None,
             fps_fraction=(rate.numerator, rate.denominator), missing_frames=missing,
         )
+
+
+def probe_image(path: str | Path) -> VideoInfo:
+    """The facts of the still image at ``path`` as a one-frame source (``kind="image"``) at
+    :data:`~.image.DEFAULT_IMAGE_FPS`. Reads the image fully, so a bad file fails here with
+    :func:`~.image.read_image`'s errors rather than later."""
+    height, width = read_image(path).shape[:2]
+    info = VideoInfo(path=str(path), width=int(width), height=int(height), fps=DEFAULT_IMAGE_FPS, frame_count=1,
+                     duration=0.0, rotation=0, codec=Path(path).suffix.lower().lstrip("."), pix_fmt="rgb24",
+                     bit_depth=8, variable_frame_rate=False, has_audio=False, kind="image")
+    return with_fps(info, DEFAULT_IMAGE_FPS)
+
+
+def with_fps(info: VideoInfo, fps: float | None) -> VideoInfo:
+    """``info`` of an image with the output frame rate ``fps`` frames per second (``None``: unchanged).
+    A video keeps its own rate: ``fps`` with a video source is a :class:`UsageError`."""
+    if fps is None:
+        return info
+    if info.kind != "image":
+        raise UsageError("--fps applies to image sources; a video keeps its own frame rate", info.path)
+    if not (math.isfinite(fps) and 0 < fps <= 240):
+        raise UsageError(f"--fps must be within (0, 240], got {fps:g}")
+    rate = Fraction(fps).limit_denominator(1001)
+    return dataclasses.replace(info, fps=float(rate), duration=1.0 / float(rate),
+                               fps_fraction=(rate.numerator, rate.denominator))
 
 
 def cut_off_warning(info: VideoInfo, skip_bad_frames: bool = False) -> str | None:

@@ -64,6 +64,9 @@ FILES: tuple[WeightFile, ...] = (
     WeightFile("generator", "inspatio/world", "InSpatio-World-1.3B.safetensors",
                "InSpatio-World-1.3B", int(5.7 * GB), "see the inspatio/world model card",
                "generator", "the distilled causal DiT (1.42B parameters)"),
+    WeightFile("generator-1.5", "inspatio/world-1.5", "InSpatio-World-1.5-1.3B.safetensors",
+               "InSpatio-World-1.5-1.3B", int(5.7 * GB), "see the inspatio/world-1.5 model card", "generator-1.5",
+               "the v1.5 distilled causal DiT (same architecture and keys as v1; image, multi-view and video sources)"),
     WeightFile("wan-config", WAN, "config.json", "Wan2.1-T2V-1.3B", 1_000, "Apache-2.0", "generator",
                "official DiT dimensions, cross-checked against the checkpoint"),
     WeightFile("vae", WAN, "Wan2.1_VAE.pth", "Wan2.1-T2V-1.3B", 508 * MB, "Apache-2.0", "vae",
@@ -86,6 +89,7 @@ FILES: tuple[WeightFile, ...] = (
 
 GROUP_COMMANDS = {
     "generator": "rerender",
+    "generator-1.5": "rerender --model world-1.5",
     "vae": "rerender --decoder wan",
     "text": "rerender (new prompts only; embeddings are cached)",
     "tae": "rerender --decoder tae",

@@ -133,7 +133,7 @@ def _verify_captioner(path: Path) -> str:
 
 
 _VERIFIERS: dict[str, Callable[[Path], str]] = {
-    "generator": _verify_generator, "wan-config": _verify_wan_config, "vae": _verify_vae,
-    "text-encoder": _verify_t5, "tokenizer": _verify_tokenizer, "tae": _verify_tae,
+    "generator": _verify_generator, "generator-1.5": _verify_generator, "wan-config": _verify_wan_config,
+    "vae": _verify_vae, "text-encoder": _verify_t5, "tokenizer": _verify_tokenizer, "tae": _verify_tae,
     "captioner": _verify_captioner,
 }

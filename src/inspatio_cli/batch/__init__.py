@@ -31,6 +31,7 @@ _EXPORTS = {
     "InvalidJobs": "manifest", "Manifest": "manifest", "Problem": "manifest", "Row": "manifest",
     "read_manifest": "manifest",
     "Job": "jobs", "JobDefaults": "jobs", "parse_shard": "jobs", "select_shard": "jobs",
+    "shard_from_environment": "jobs",
     "output_is_folder": "plan", "plan_inputs": "plan", "plan_jobs": "plan",
     "Estimate": "resume", "estimate": "resume", "is_finished": "resume", "read_sidecar": "resume",
     "BatchSummary": "run", "Outcome": "run", "check_weights": "run", "run_jobs": "run",

@@ -35,8 +35,10 @@ def batch(
         "--output", "-o", metavar="DIR", help="Folder for outputs the manifest does not name (and for its "
         "relative output paths).")] = None,
     shard: Annotated[Optional[str], typer.Option(
-        "--shard", metavar="K/N", help="Run only jobs K, K+N, K+2N, ... of the validated list: N processes "
-        "with K=1..N split the manifest with no coordination.", rich_help_panel=RUN_PANEL)] = None,
+        "--shard", metavar="K/N|auto", help="Run only jobs K, K+N, K+2N, ... of the validated list: N processes "
+        "with K=1..N split the manifest with no coordination. 'auto': K/N from SLURM (SLURM_PROCID/SLURM_NTASKS "
+        "or an array), torchrun (RANK/WORLD_SIZE) or a Kubernetes indexed Job (JOB_COMPLETION_INDEX, with "
+        "INSPATIO_SHARDS set to its completions).", rich_help_panel=RUN_PANEL)] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo jobs that are already finished (output and sidecar "
                                         "with the same settings).", rich_help_panel=RUN_PANEL)] = False,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed job (default: report it "

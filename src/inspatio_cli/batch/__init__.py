@@ -32,8 +32,9 @@ _EXPORTS = {
     "read_manifest": "manifest",
     "Job": "jobs", "JobDefaults": "jobs", "parse_shard": "jobs", "select_shard": "jobs",
     "shard_from_environment": "jobs",
-    "output_is_folder": "plan", "plan_inputs": "plan", "plan_jobs": "plan",
-    "Estimate": "resume", "estimate": "resume", "is_finished": "resume", "read_sidecar": "resume",
+    "output_is_folder": "plan", "plan_inputs": "plan", "plan_jobs": "plan", "plan_manifest": "plan",
+    "Estimate": "resume", "estimate": "resume", "is_finished": "resume", "job_fingerprint": "resume",
+    "read_sidecar": "resume", "split_finished": "resume",
     "BatchSummary": "run", "Outcome": "run", "check_weights": "run", "run_jobs": "run",
 }
 __all__ = sorted(_EXPORTS)

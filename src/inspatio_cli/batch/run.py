@@ -21,7 +21,7 @@ from ..render.rerender import Rerenderer, RerenderResult
 from ..scene import depth_weights_needed, resolve_depth
 from ..text import read_prompt_file, resolve_text_device
 from .jobs import Job
-from .resume import is_finished
+from .resume import split_finished
 
 
 @dataclass
@@ -157,11 +157,10 @@ def run_jobs(jobs: Sequence[Job], renderer: Rerenderer, *, force: bool = False, 
     started = time.perf_counter()
     own_reporter = renderer.reporter
     try:
-        for job in jobs:
-            if not force and is_finished(job, renderer):
-                run.outcomes[job.number] = Outcome(job, "skipped")
-                run.tell("job_skipped", job, f"skipped {job.output}: finished with the same settings",
-                         reason="finished")
+        for job in split_finished(jobs, renderer, force=force)[0]:
+            run.outcomes[job.number] = Outcome(job, "skipped")
+            run.tell("job_skipped", job, f"skipped {job.output}: finished with the same settings",
+                     reason="finished")
         todo = run.pending()
         renderer.setup = StageMeter(renderer.device)
         if todo:

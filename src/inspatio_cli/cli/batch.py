@@ -59,18 +59,15 @@ def batch(
     (output plus a sidecar with the same settings) are skipped unless --force; a failing job is reported
     and the others go on (exit 1 if any failed). --json: one event per line on stdout.
     """
-    from ..batch import (InvalidJobs, check_weights, parse_shard, plan_jobs, read_manifest, run_jobs,
-                         select_shard)
+    from ..batch import InvalidJobs, check_weights, parse_shard, plan_manifest, run_jobs, select_shard
     out = reporter(json_mode, quiet)
     defaults = options.job_defaults(trajectories, camera)
     selected = parse_shard(shard) if shard is not None else None
     renderer = options.renderer()
-    jobs_file = read_manifest(manifest)
     try:
-        jobs = plan_jobs(jobs_file.rows, defaults, base=jobs_file.base, output=output, name=options.name,
-                         manifest=jobs_file.path, problems=jobs_file.problems)
+        jobs = plan_manifest(manifest, defaults, output=output, name=options.name)
     except InvalidJobs as exc:
-        where = manifest if jobs_file.path is not None else "<stdin>"
+        where = manifest if manifest != "-" else "<stdin>"
         for problem in exc.problems:
             print_error(f"{where}:{problem.line}: {problem.error.one_line()}")
         out.event("invalid", problems=[{"line": p.line, "error": p.error.one_line()} for p in exc.problems])

@@ -1,13 +1,20 @@
-"""``--shard auto`` (issue 20): K/N read from the launcher's environment (SLURM tasks and arrays, torchrun,
-Kubernetes indexed Jobs with ``INSPATIO_SHARDS``), with one clear usage error when it cannot be known."""
+"""Scaling out without Ray (issue 20): ``--shard auto`` reads K/N from the launcher's environment (SLURM tasks
+and arrays, torchrun, Kubernetes indexed Jobs with ``INSPATIO_SHARDS``), with one clear usage error when it
+cannot be known; the public planning API (plan a manifest, fingerprints, finished jobs) a user's own
+scheduler calls."""
 
 from __future__ import annotations
 
 import pytest
 
-from inspatio_cli.batch import parse_shard, shard_from_environment
+import json
+
+from inspatio_cli.batch import (JobDefaults, job_fingerprint, parse_shard, plan_manifest, run_jobs,
+                                shard_from_environment, split_finished)
 from inspatio_cli.errors import UsageError
+from inspatio_cli.render.rerender import Rerenderer
 from clirun import run
+from test_batch import H, W, clips, setup, trajectories, write  # noqa: F401 (setup: the autouse fixture)
 
 
 @pytest.mark.parametrize("environ, expected", [
@@ -44,3 +51,21 @@ def test_the_command_line_reads_the_environment(tmp_path, capsys, monkeypatch):
     code, stdout, err = run(capsys, "batch", tmp_path / "missing.jsonl", "-o", tmp_path, "--shard", "auto",
                             "--device", "cpu")
     assert code == 2 and stdout == "" and err.count("\n") == 1 and "--shard auto: no launcher" in err
+
+
+def test_the_planning_api_lists_fingerprints_and_finished_jobs(tiny_weights, tmp_path):
+    """What a user's Ray Data or Airflow code calls: the manifest planned as ``inspatio batch`` plans it,
+    each job's fingerprint (the one its sidecar will record) and which jobs are finished."""
+    clips(tmp_path, "ab")
+    trajectories(tmp_path)
+    write(tmp_path / "jobs.jsonl", '{"video": "a.mp4"}\n{"video": "b.mp4", "trajectory": "dolly_in"}\n')
+    jobs = plan_manifest("jobs.jsonl", JobDefaults(("orbit.txt",), prompt="x", size=(H, W)), output="out")
+    assert [(j.number, j.line, j.output.name) for j in jobs] == [(1, 1, "a__orbit.mp4"), (2, 2, "b__dolly_in.mp4")]
+    renderer = Rerenderer(tiny_weights, device="cpu", decoder="tae")
+    assert split_finished(jobs, renderer) == ([], jobs)
+    fingerprints = [job_fingerprint(job, renderer) for job in jobs]
+    assert len(set(fingerprints)) == 2
+    run_jobs(jobs[:1], renderer)
+    assert json.loads(jobs[0].sidecar.read_text())["fingerprint"] == fingerprints[0]
+    assert split_finished(jobs, renderer) == ([jobs[0]], [jobs[1]])
+    assert split_finished(jobs, renderer, force=True) == ([], jobs)

@@ -16,10 +16,12 @@ from .trajectory import camera_options
 
 if TYPE_CHECKING:
     from ..batch import Job
+    from ..batch.cluster import RayOptions
     from ..cameras import CameraOptions
     from ..render.rerender import Rerenderer
 
 RUN_PANEL = "Batch options"
+RAY_PANEL = "Many GPUs and machines (Ray)"
 
 
 @app.command()
@@ -46,6 +48,16 @@ def batch(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate everything and print the jobs with frame "
                                           "counts and a time/memory estimate; load no model.",
                                           rich_help_panel=RUN_PANEL)] = False,
+    ray: Annotated[Optional[str], typer.Option(
+        "--ray", metavar="ADDRESS", help="Render on a Ray cluster (the 'ray' extra): 'local' starts one on this "
+        "machine, 'auto' joins the running one, or a cluster address. Workers pull jobs one at a time, each "
+        "with its models loaded once.", rich_help_panel=RAY_PANEL)] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", metavar="N", help="Ray workers (default: one per GPU of the cluster, else one).",
+        rich_help_panel=RAY_PANEL)] = None,
+    gpus_per_worker: Annotated[Optional[float], typer.Option(
+        "--gpus-per-worker", metavar="G", help="GPUs each Ray worker holds (default: 1 on a cluster with GPUs, "
+        "else 0).", rich_help_panel=RAY_PANEL)] = None,
     json_mode: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -58,12 +70,16 @@ def batch(
     Everything is checked first: all problems are listed with their line numbers (exit 3). Finished jobs
     (output plus a sidecar with the same settings) are skipped unless --force; a failing job is reported
     and the others go on (exit 1 if any failed). --json: one event per line on stdout.
+
+    With --ray the jobs are checked and planned the same way, then rendered by a pool of Ray workers
+    that pull them one at a time; a job whose worker dies is retried on another.
     """
     from ..batch import InvalidJobs, check_weights, parse_shard, plan_manifest, run_jobs, select_shard
     out = reporter(json_mode, quiet)
     defaults = options.job_defaults(trajectories, camera)
     selected = parse_shard(shard) if shard is not None else None
-    renderer = options.renderer()
+    pool = _ray_options(ray, workers, gpus_per_worker)
+    renderer = options.renderer() if pool is None or dry_run else None
     try:
         jobs = plan_manifest(manifest, defaults, output=output, name=options.name)
     except InvalidJobs as exc:
@@ -77,10 +93,31 @@ def batch(
     if dry_run:
         check_weights(_show_plan(jobs, mine, renderer, force, out), renderer)
         return
-    summary = run_jobs(mine, renderer, force=force, fail_fast=fail_fast, total=len(jobs), shard=selected,
-                       reporter=out)
+    if pool is not None:
+        from ..batch.cluster import run_on_ray
+
+        summary = run_on_ray(mine, options.renderer_args(), pool, force=force, fail_fast=fail_fast,
+                             total=len(jobs), shard=selected, reporter=out)
+    else:
+        summary = run_jobs(mine, renderer, force=force, fail_fast=fail_fast, total=len(jobs), shard=selected,
+                           reporter=out)
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _ray_options(address: str | None, workers: int | None, gpus_per_worker: float | None) -> RayOptions | None:
+    """The Ray pool's options (None without --ray), checked, with Ray importable; :class:`UsageError`
+    otherwise (before any manifest is read)."""
+    from ..errors import UsageError
+
+    if address is None:
+        if workers is not None or gpus_per_worker is not None:
+            raise UsageError("--workers and --gpus-per-worker need --ray")
+        return None
+    from ..batch.cluster import RayOptions, import_ray
+
+    import_ray()
+    return RayOptions(address, workers, gpus_per_worker).checked()
 
 
 def _show_plan(jobs: list[Job], mine: list[Job], renderer: Rerenderer, force: bool, out: Reporter) -> list[Job]:

@@ -111,12 +111,16 @@ def test_a_killed_worker_loses_no_job(tiny_weights, tmp_path):
 
 
 def test_an_interrupted_run_then_a_rerun_redoes_none(tiny_weights, tmp_path, capsys):
-    """Ctrl-C at the first finished job: only finished jobs are under a final name (the running ones are
-    cancelled); the rerun skips every finished job and renders the rest."""
-    manifest(tmp_path)
+    """Ctrl-C in the middle of a job, after a first one finished: only finished jobs are under a final name
+    (the running ones unwind at their next chunk, leaving no temporary file); the rerun skips every finished
+    job and renders the rest."""
+    manifest(tmp_path, frames=36)
+    cut: list[int] = []
 
     def react(event: dict) -> None:
-        if event["event"] == "job_done":
+        if event["event"] == "chunk_done" and event["chunk"] == 1 and "job_done" in {e["event"] for e in
+                                                                                     watcher.events}:
+            cut.append(event["job"])
             raise KeyboardInterrupt
 
     watcher = Watcher(react)
@@ -125,7 +129,8 @@ def test_an_interrupted_run_then_a_rerun_redoes_none(tiny_weights, tmp_path, cap
                    reporter=Reporter("json", stdout=watcher))
     finished = sorted(numbers(watcher.events, "job_done"))  # the first, and any other worker's meanwhile
     outputs = sorted((tmp_path / "out").glob("*.mp4"))
-    assert 1 <= len(finished) < 4 and len(outputs) == len(finished)
+    assert 1 <= len(finished) < 4 and len(outputs) == len(finished) and cut[0] not in finished
+    assert not [p for p in (tmp_path / "out").iterdir() if TEMP_MARK in p.name]
     stamps = {p: p.stat().st_mtime_ns for p in outputs}
     code, stdout, err = run(capsys, "batch", "jobs.csv", "-o", "out", "--weights-dir", tiny_weights, *FAST,
                             "--prompt", "x", "--json", *WORKERS)

@@ -8,8 +8,9 @@ finished jobs (their fingerprints are a worker's, as in the sidecars), checks th
 video's depth and embeds every prompt once, into the caches every worker reads (:func:`.run.prepare_jobs`:
 the big models never share a GPU and none is built twice); then every worker renders jobs through the same
 atomic writers. A job whose worker dies is retried on another (``retries`` times, then reported failed)
-and the dead worker replaced. Ctrl-C (or SIGTERM) cancels the running jobs (their writers remove their
-temporary files) and stops the workers: nothing is left under a final name, and the next run resumes.
+and the dead worker replaced. Ctrl-C (or SIGTERM) cancels the running jobs at their next chunk (their
+writers remove their temporary files) and stops the workers: nothing is left under a final name, and the
+next run resumes.
 
 The output folders, the weights and the caches (``INSPATIO_CACHE_DIR``) must be visible to every worker at
 the same paths (one machine, or a shared file system); job paths are made absolute on the driver, and the
@@ -132,7 +133,6 @@ class Pool:
 
         self.ray, self.options, self.reporter, self.total = ray, options, reporter, total
         self.planned = {job.number: job for job in jobs}
-        self.events = Queue(actor_options={"num_cpus": 0})
         self.renderer_args = {**renderer_args, "weights_dir": None if renderer_args.get("weights_dir") is None
                               else str(Path(renderer_args["weights_dir"]).absolute())}
         gpus = ray.cluster_resources().get("GPU", 0)
@@ -140,6 +140,7 @@ class Pool:
         size = options.workers or (int(gpus // self.gpus) if self.gpus else 1)
         if size < 1:
             raise UsageError(f"the cluster has {gpus:g} GPU(s): too few for one worker of {self.gpus:g}")
+        self.events = Queue(actor_options={"num_cpus": 0})
         env = {k: v for k, v in os.environ.items() if k.startswith("INSPATIO_")}
         self.actor = ray.remote(Worker)
         self.actor_options = dict(num_cpus=1, num_gpus=self.gpus, max_restarts=0, runtime_env={"env_vars": env})
@@ -152,7 +153,8 @@ class Pool:
         """A new worker: (name, actor handle)."""
         self.started += 1
         name = f"inspatio-{self.tag}-{self.started}"
-        return name, self.actor.options(name=name, **self.actor_options).remote(self.renderer_args, self.events, name)
+        actor = self.actor.options(name=name, **self.actor_options)
+        return name, actor.remote(self.renderer_args, self.events, name)
 
     def run(self, force: bool, fail_fast: bool) -> dict[int, Outcome]:
         """Prepare the jobs on the first worker, then hand them out one at a time until every one has an
@@ -168,8 +170,6 @@ class Pool:
         except BaseException:
             self.cancel()
             raise
-        finally:
-            self.relay()
 
     def prepare(self, jobs: list[Job], force: bool) -> dict[int, Outcome]:
         name, actor = self.workers[0]
@@ -263,11 +263,11 @@ class Pool:
         return Outcome(job, "failed", error=message, exit_code=RuntimeFailure.exit_code)
 
     def cancel(self) -> None:
-        """Interrupt the running jobs (their writers unwind and remove their temporary files) and wait up to
-        :data:`CANCEL_SECONDS` for them."""
+        """Interrupt the running jobs and wait up to :data:`CANCEL_SECONDS` for them. Ray does not interrupt
+        a running actor call, so the event queue goes: a worker's next event (at the latest its next chunk)
+        raises :class:`Interrupted` in its render, whose writers unwind and remove their temporary files."""
+        self.events.shutdown(force=True)
         running = list(self.running)
-        for ref in running:
-            self.ray.cancel(ref)
         if running:
             self.ray.wait(running, num_returns=len(running), timeout=CANCEL_SECONDS)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from ..errors import Interrupted
 from ..progress import Reporter
 from ..render.rerender import Rerenderer
 from .jobs import Job
@@ -16,20 +17,28 @@ from .run import Outcome, prepare_jobs, render_job
 class Relay(Reporter):
     """A worker's reporter: prints nothing; every event, message and error is put on ``queue`` (a
     ``ray.util.queue.Queue``) as ``(worker, kind, name, data)``, where ``kind`` is ``event``, ``info`` or
-    ``error``; the driver reports them (:class:`.cluster.Pool`). Warnings arrive as ``warning`` events."""
+    ``error``; the driver reports them (:class:`.cluster.Pool`). Warnings arrive as ``warning`` events.
+    The driver cancels a batch by removing the queue: the next item raises :class:`Interrupted` here, in the
+    middle of the render that sent it, so the render unwinds like a local one on Ctrl-C."""
 
     def __init__(self, queue: Any, worker: str):
         super().__init__("silent")
         self.queue, self.worker = queue, worker
 
     def event(self, kind: str, **data: Any) -> None:
-        self.queue.put((self.worker, "event", kind, data))
+        self._send("event", kind, data)
 
     def info(self, message: str) -> None:
-        self.queue.put((self.worker, "info", message, {}))
+        self._send("info", message, {})
 
     def error(self, message: str) -> None:
-        self.queue.put((self.worker, "error", message, {}))
+        self._send("error", message, {})
+
+    def _send(self, kind: str, name: str, data: dict[str, Any]) -> None:
+        try:
+            self.queue.put((self.worker, kind, name, data))
+        except Exception:  # noqa: BLE001 - the queue is gone: the driver cancelled the batch
+            raise Interrupted("the batch's driver") from None
 
 
 class Worker:

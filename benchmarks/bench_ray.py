@@ -25,8 +25,7 @@ from conftest import write_tiny_weights  # noqa: E402
 from media import make_clip, pattern  # noqa: E402
 from test_preview_pipeline import H, ORBIT, W, planar_depth  # noqa: E402
 
-from inspatio_cli.batch import JobDefaults, plan_manifest, run_jobs  # noqa: E402
-from inspatio_cli.batch.cluster import RayOptions, run_on_ray  # noqa: E402
+from inspatio_cli.batch import JobDefaults, RayOptions, plan_manifest, run_jobs, run_on_ray  # noqa: E402
 from inspatio_cli.render.rerender import Rerenderer  # noqa: E402
 
 TRAJECTORIES = ("orbit.txt", "dolly_in", "orbit_left", "dolly_out")

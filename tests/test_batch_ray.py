@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 import inspatio_cli
-from inspatio_cli.batch import JobDefaults, plan_manifest
-from inspatio_cli.batch.cluster import RayOptions, run_on_ray
+from inspatio_cli.batch import JobDefaults, RayOptions, plan_manifest, run_on_ray
 from inspatio_cli.files import TEMP_MARK
 from inspatio_cli.progress import Reporter
 from clirun import run

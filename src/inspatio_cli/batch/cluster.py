@@ -66,6 +66,18 @@ class RayOptions:
         return self
 
 
+def ray_pool(address: str | None, workers: int | None = None,
+             gpus_per_worker: float | None = None) -> RayOptions | None:
+    """The checked options of ``--ray ADDRESS --workers N --gpus-per-worker G`` with Ray importable (None
+    without ``--ray``); :class:`UsageError` otherwise, also for a pool size without an address."""
+    if address is None:
+        if workers is not None or gpus_per_worker is not None:
+            raise UsageError("--workers and --gpus-per-worker need --ray")
+        return None
+    import_ray()
+    return RayOptions(address, workers, gpus_per_worker).checked()
+
+
 def import_ray() -> Any:
     """The ``ray`` module, or :class:`UsageError` naming the extra that installs it."""
     try:

@@ -16,7 +16,6 @@ from .trajectory import camera_options
 
 if TYPE_CHECKING:
     from ..batch import Job
-    from ..batch.cluster import RayOptions
     from ..cameras import CameraOptions
     from ..render.rerender import Rerenderer
 
@@ -75,10 +74,11 @@ def batch(
     that pull them one at a time; a job whose worker dies is retried on another.
     """
     from ..batch import InvalidJobs, check_weights, parse_shard, plan_manifest, run_jobs, select_shard
+    from ..batch.cluster import ray_pool, run_on_ray
     out = reporter(json_mode, quiet)
     defaults = options.job_defaults(trajectories, camera)
     selected = parse_shard(shard) if shard is not None else None
-    pool = _ray_options(ray, workers, gpus_per_worker)
+    pool = ray_pool(ray, workers, gpus_per_worker)
     renderer = options.renderer() if pool is None or dry_run else None
     try:
         jobs = plan_manifest(manifest, defaults, output=output, name=options.name)
@@ -94,8 +94,6 @@ def batch(
         check_weights(_show_plan(jobs, mine, renderer, force, out), renderer)
         return
     if pool is not None:
-        from ..batch.cluster import run_on_ray
-
         summary = run_on_ray(mine, options.renderer_args(), pool, force=force, fail_fast=fail_fast,
                              total=len(jobs), shard=selected, reporter=out)
     else:
@@ -103,21 +101,6 @@ def batch(
                            reporter=out)
     if summary.failed:
         raise typer.Exit(1)
-
-
-def _ray_options(address: str | None, workers: int | None, gpus_per_worker: float | None) -> RayOptions | None:
-    """The Ray pool's options (None without --ray), checked, with Ray importable; :class:`UsageError`
-    otherwise (before any manifest is read)."""
-    from ..errors import UsageError
-
-    if address is None:
-        if workers is not None or gpus_per_worker is not None:
-            raise UsageError("--workers and --gpus-per-worker need --ray")
-        return None
-    from ..batch.cluster import RayOptions, import_ray
-
-    import_ray()
-    return RayOptions(address, workers, gpus_per_worker).checked()
 
 
 def _show_plan(jobs: list[Job], mine: list[Job], renderer: Rerenderer, force: bool, out: Reporter) -> list[Job]:

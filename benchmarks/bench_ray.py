@@ -3,11 +3,13 @@
 asserts nothing and has no target: on a 2-core CPU the pool mostly shows its own costs (a cluster to start,
 a process and a model load per worker), on a machine with several GPUs it shows the scaling.
 
-    python benchmarks/bench_ray.py                          # 8 jobs of 20 frames at 64x112, 2 workers
+    python benchmarks/bench_ray.py                          # 8 jobs of 20 frames at 48x80, 2 workers
     python benchmarks/bench_ray.py --jobs 16 --workers 4 --frames 40
 
 Both runs start from empty caches (the prompt is embedded and no depth is estimated: every clip has its
-depth file). The Ray figure excludes the cluster's start, printed on its own.
+depth file). The Ray figure excludes the cluster's start, printed on its own. Each Ray worker runs PyTorch
+on one thread (Ray sets ``OMP_NUM_THREADS=1`` for a 1-CPU actor); the local batch uses ``--threads``
+(default 1, the same per process; more threads on a shared machine can be much slower).
 """
 
 from __future__ import annotations
@@ -51,8 +53,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch threads of the local batch")
     args = parser.parse_args()
     import ray
+    import torch
+
+    torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
@@ -68,7 +74,7 @@ def main() -> None:
         started = time.perf_counter()
         summary = run_jobs(plan_manifest(jobs_file, defaults, output=root / "local"), Rerenderer(**renderer_args))
         seconds = time.perf_counter() - started
-        print(f"local batch (1 process): {summary.count('done')} jobs in {seconds:.1f} s = "
+        print(f"local batch (1 process, {args.threads} thread(s)): {summary.count('done')} jobs in {seconds:.1f} s = "
               f"{summary.count('done') / seconds:.2f} jobs/s (models loaded once)")
 
         os.environ["INSPATIO_CACHE_DIR"] = str(root / "cache-ray")

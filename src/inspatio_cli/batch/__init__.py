@@ -17,11 +17,18 @@ Keys (:data:`JOB_KEYS` and the per-job overrides :data:`OPTION_KEYS`; anything e
 expands to every ``-t`` (``--seed``) of the command line; a row without ``output`` is named by the
 ``--name`` pattern in ``-o DIR``. Blank lines and lines starting with ``#`` are skipped.
 
+Scaling out: :func:`run_on_ray` renders the same validated list on a pool of Ray workers (``--ray``);
+:func:`parse_shard` (``--shard K/N`` or ``auto``) splits it statically across processes a launcher starts.
+The planning API a user's own scheduler calls: :func:`plan_manifest` (a manifest -> validated jobs, numbered
+as ``inspatio batch`` numbers them), :func:`job_fingerprint` and :func:`split_finished` (finished, to do).
+
 Modules, in the order the data flows: ``keys`` (the keys and their cell parsers), ``manifest`` (reading
 JSONL/CSV/lists into rows; :class:`Problem`, :class:`InvalidJobs`), ``jobs`` (:class:`JobDefaults`,
 :class:`Job`, shards), ``plan`` (rows -> validated jobs: expansion, output names, conflicts), ``resume``
-(finished jobs, the dry-run estimate), ``run`` (:func:`run_jobs`: phases, per-job events, failure isolation).
-Importing the package imports none of them (nor PyTorch): each public name is imported on first use.
+(fingerprints, finished jobs, the dry-run estimate), ``run`` (:func:`run_jobs`: phases, per-job events,
+failure isolation), ``cluster`` (:func:`run_on_ray`: the pool, retries, cancel, events) and ``worker`` (the
+Ray actor). Importing the package imports none of them (nor PyTorch, nor Ray): each public name is imported
+on first use.
 """
 
 from ..lazy import lazy_exports
@@ -31,9 +38,13 @@ _EXPORTS = {
     "InvalidJobs": "manifest", "Manifest": "manifest", "Problem": "manifest", "Row": "manifest",
     "read_manifest": "manifest",
     "Job": "jobs", "JobDefaults": "jobs", "parse_shard": "jobs", "select_shard": "jobs",
-    "output_is_folder": "plan", "plan_inputs": "plan", "plan_jobs": "plan",
-    "Estimate": "resume", "estimate": "resume", "is_finished": "resume", "read_sidecar": "resume",
-    "BatchSummary": "run", "Outcome": "run", "check_weights": "run", "run_jobs": "run",
+    "shard_from_environment": "jobs",
+    "output_is_folder": "plan", "plan_inputs": "plan", "plan_jobs": "plan", "plan_manifest": "plan",
+    "Estimate": "resume", "estimate": "resume", "is_finished": "resume", "job_fingerprint": "resume",
+    "read_sidecar": "resume", "split_finished": "resume",
+    "BatchSummary": "run", "Outcome": "run", "check_weights": "run", "prepare_jobs": "run", "render_job": "run",
+    "run_jobs": "run",
+    "RayOptions": "cluster", "run_on_ray": "cluster",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

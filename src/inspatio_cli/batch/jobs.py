@@ -4,9 +4,10 @@ of a job list (:func:`select_shard`), so N processes can split one manifest with
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from ..cameras import CameraOptions
 from ..choices import FIT_MODES, check_size
@@ -121,8 +122,16 @@ class Job:
                 "output": str(self.output), "seed": self.seed, "frames": self.frames, "chunks": self.chunks}
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """``K/N`` (1 <= K <= N) -> (K, N); :class:`UsageError` otherwise."""
+SHARD_SHARES = "INSPATIO_SHARDS"
+"""The environment variable that gives the number of shards where the launcher sets only an index
+(a Kubernetes indexed Job's ``JOB_COMPLETION_INDEX``: set it to the Job's ``completions``)."""
+
+
+def parse_shard(text: str, environ: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """``K/N`` (1 <= K <= N) -> (K, N), or ``auto``: K/N from the launcher's environment (``environ``,
+    default :data:`os.environ`; see :func:`shard_from_environment`); :class:`UsageError` otherwise."""
+    if text == "auto":
+        return shard_from_environment(os.environ if environ is None else environ)
     try:
         k, n = (int(v) for v in text.split("/"))
     except ValueError:
@@ -130,6 +139,43 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not 1 <= k <= n:
         raise UsageError(f"--shard {text}: K must be from 1 to N")
     return k, n
+
+
+def shard_from_environment(environ: Mapping[str, str]) -> tuple[int, int]:
+    """(K, N) of this process from the variables its launcher sets, so that a static split needs no shell
+    arithmetic: a SLURM job array (``SLURM_ARRAY_TASK_ID`` from ``SLURM_ARRAY_TASK_MIN``, step 1, of
+    ``SLURM_ARRAY_TASK_COUNT``), SLURM tasks (``SLURM_PROCID`` of ``SLURM_NTASKS``), torchrun
+    (``RANK`` of ``WORLD_SIZE``), or a Kubernetes indexed Job (``JOB_COMPLETION_INDEX`` of
+    :data:`SHARD_SHARES`, which the user sets to the Job's completions). Indexes are 0-based, K is 1-based.
+    :class:`UsageError` when none is set, a value is not a number or the index is out of range."""
+    def number(name: str) -> int:
+        try:
+            return int(environ[name])
+        except ValueError:
+            raise UsageError(f"--shard auto: {name}={environ[name]!r} is not a whole number") from None
+
+    def shard(index_name: str, count_name: str, first: int = 0) -> tuple[int, int]:
+        index, count = number(index_name) - first, number(count_name)
+        if not 0 <= index < count:
+            raise UsageError(f"--shard auto: {index_name}={environ[index_name]} is outside 0..{count - 1} "
+                             f"({count_name}={environ[count_name]})")
+        return index + 1, count
+
+    if "SLURM_ARRAY_TASK_COUNT" in environ and environ.get("SLURM_NTASKS", "1") == "1":
+        if environ.get("SLURM_ARRAY_TASK_STEP", "1") != "1":
+            raise UsageError("--shard auto: a SLURM array with a step other than 1; give --shard K/N")
+        return shard("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", number("SLURM_ARRAY_TASK_MIN")
+                     if "SLURM_ARRAY_TASK_MIN" in environ else 0)
+    for index_name, count_name in (("SLURM_PROCID", "SLURM_NTASKS"), ("RANK", "WORLD_SIZE")):
+        if index_name in environ and count_name in environ:
+            return shard(index_name, count_name)
+    if "JOB_COMPLETION_INDEX" in environ:
+        if SHARD_SHARES not in environ:
+            raise UsageError(f"--shard auto: JOB_COMPLETION_INDEX is set but not the number of shards; set "
+                             f"{SHARD_SHARES} to the Job's completions")
+        return shard("JOB_COMPLETION_INDEX", SHARD_SHARES)
+    raise UsageError("--shard auto: no launcher variables found (SLURM_PROCID/SLURM_NTASKS, a SLURM array, "
+                     f"RANK/WORLD_SIZE, or JOB_COMPLETION_INDEX with {SHARD_SHARES}); give --shard K/N")
 
 
 def select_shard(jobs: Sequence[Job], shard: tuple[int, int] | None) -> list[Job]:

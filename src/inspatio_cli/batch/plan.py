@@ -10,7 +10,7 @@ import os
 import string
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, Sequence, TextIO
 
 from ..cameras import CameraOptions, TimeControl, chunk_plan
 from ..choices import DEFAULT_NAME, VIDEO_SUFFIXES, check_size
@@ -22,7 +22,7 @@ from ..text import read_prompt_file
 from ..video import probe, with_fps
 from .jobs import Job, JobDefaults, check_seed
 from .keys import ALL_KEYS, CAMERA_KEYS, TIME_KEYS
-from .manifest import InvalidJobs, Problem, Row
+from .manifest import InvalidJobs, Problem, Row, read_manifest
 
 NAME_FIELDS = ("video", "trajectory", "seed", "index")
 
@@ -204,6 +204,17 @@ def plan_jobs(rows: Sequence[Row], defaults: JobDefaults, *, base: Path | None =
             raise found[0].error
         raise InvalidJobs(found, manifest)
     return jobs
+
+
+def plan_manifest(source: str | Path, defaults: JobDefaults, *, output: str | Path | None = None,
+                  name: str | None = None, stdin: BinaryIO | TextIO | None = None) -> list[Job]:
+    """The validated jobs of the manifest ``source`` (a file, or ``-`` for standard input / ``stdin``):
+    :func:`read_manifest` then :func:`plan_jobs`, exactly as ``inspatio batch`` plans them, so a job's
+    :attr:`Job.number` and output are the same in every process that plans the same manifest.
+    :class:`InvalidJobs` lists every problem with its line."""
+    manifest = read_manifest(source, stdin=stdin)
+    return plan_jobs(manifest.rows, defaults, base=manifest.base, output=output, name=name,
+                     manifest=manifest.path, problems=manifest.problems)
 
 
 def _job(number: int, draft: _Draft, defaults: JobDefaults, inputs: _Inputs, base: Path | None,

@@ -29,14 +29,27 @@ def read_sidecar(job: Job) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and data.get("format") == SIDECAR_FORMAT else None
 
 
+def job_fingerprint(job: Job, renderer: Rerenderer) -> str:
+    """The settings fingerprint ``job`` records in its sidecar when ``renderer`` renders it (video content,
+    trajectory, depth, prompt, seed, options and weights); cheap: loads no model."""
+    return renderer.fingerprint(job.video, job.trajectory, **job.settings_args())
+
+
 def is_finished(job: Job, renderer: Rerenderer) -> bool:
     """Whether ``job`` need not run again: its output exists and its sidecar records the settings
-    fingerprint this job would have (same video, trajectory, depth, prompt, seed, options and weights)."""
+    fingerprint this job would have (:func:`job_fingerprint`)."""
     if not job.output.is_file():
         return False
     recorded = read_sidecar(job)
-    return recorded is not None and recorded.get("fingerprint") == renderer.fingerprint(
-        job.video, job.trajectory, **job.settings_args())
+    return recorded is not None and recorded.get("fingerprint") == job_fingerprint(job, renderer)
+
+
+def split_finished(jobs: Sequence[Job], renderer: Rerenderer, *, force: bool = False) -> tuple[list[Job], list[Job]]:
+    """``jobs`` as (finished, to render), each in the given order (:func:`is_finished`; with ``force``
+    nothing is finished). What a batch, a Ray batch or a user's own scheduler skips and runs."""
+    finished = [] if force else [job for job in jobs if is_finished(job, renderer)]
+    done = {job.number for job in finished}
+    return finished, [job for job in jobs if job.number not in done]
 
 
 @dataclass

@@ -22,7 +22,7 @@ from ..scene import depth_weights_needed, resolve_depth
 from ..text import read_prompt_file, resolve_text_device
 from .jobs import Job
 from .plan import refuse_existing
-from .resume import is_finished
+from .resume import split_finished
 
 
 @dataclass
@@ -160,40 +160,79 @@ def run_jobs(jobs: Sequence[Job], renderer: Rerenderer, *, force: bool = False, 
     started = time.perf_counter()
     own_reporter = renderer.reporter
     try:
-        for job in jobs:
-            if not force and is_finished(job, renderer):
-                run.outcomes[job.number] = Outcome(job, "skipped")
-                run.tell("job_skipped", job, f"skipped {job.output}: finished with the same settings",
-                         reason="finished")
-        todo = run.pending()
         renderer.setup = StageMeter(renderer.device)
-        if todo:
-            check_weights(todo, renderer)  # first: without the weights, finished jobs are not recognised
-            if not force:
-                refuse_existing(todo, "--force")
-            with renderer.setup("depth"):
-                _prepare_depth(run, renderer)
-            with renderer.setup("prompts"):
-                _prepare_prompts(run, renderer)
-            if run.pending():
-                renderer.reporter = run.for_job(None)
-                with renderer.setup("load"):
-                    renderer.load_models()
+        _prepare(run, renderer, force)
+        if run.pending():
+            _load(run, renderer)
         for job in run.pending():
             if run.stopped:
                 break
             _render(run, job, renderer)
     finally:
         renderer.reporter = own_reporter
-    for job in jobs:
-        run.outcomes.setdefault(job.number, Outcome(job, "not_run"))
-    summary = BatchSummary([run.outcomes[j.number] for j in jobs], time.perf_counter() - started, run.total, shard)
-    if job_events:
+    return summarize(jobs, run.outcomes, time.perf_counter() - started, run.total, shard,
+                     reporter if job_events else None)
+
+
+def summarize(jobs: Sequence[Job], outcomes: dict[int, Outcome], seconds: float, total: int,
+              shard: tuple[int, int] | None, reporter: Reporter | None) -> BatchSummary:
+    """The :class:`BatchSummary` of ``jobs`` from their ``outcomes`` by job number (a job without one was
+    not run), reported as the ``summary`` event and one line when ``reporter`` is given."""
+    summary = BatchSummary([outcomes.get(j.number) or Outcome(j, "not_run") for j in jobs], seconds, total, shard)
+    if reporter is not None:
         reporter.event("summary", **summary.as_dict())
         reporter.info(f"{summary.count('done')} rendered, {summary.count('skipped')} skipped, "
                       f"{summary.count('failed')} failed, {summary.count('not_run')} not run "
                       f"in {summary.seconds:.1f} s")
     return summary
+
+
+def prepare_jobs(jobs: Sequence[Job], renderer: Rerenderer, reporter: Reporter, *, force: bool = False,
+                 total: int | None = None) -> dict[int, Outcome]:
+    """The work :func:`run_jobs` does before its renders, for a pool of renderers that share the output
+    folders and caches (the Ray path runs it on one worker): finished jobs skipped, weights checked, depth
+    estimated once per video and every prompt embedded with one text encoder load. Returns the outcomes
+    known so far (``skipped`` and ``failed``) by job number; the other jobs are ready to render."""
+    run = _Run(jobs, reporter, isolate=True, fail_fast=False, job_events=True, forward_events=False,
+               total=total or len(jobs))
+    _prepare(run, renderer, force)
+    return run.outcomes
+
+
+def render_job(job: Job, renderer: Rerenderer, reporter: Reporter, *, total: int) -> Outcome:
+    """Render one prepared job (:func:`prepare_jobs`) as :func:`run_jobs` renders each of its jobs, the
+    models loaded on the first call; its events (``job_started``, ``chunk_done``, ``job_done`` or
+    ``job_failed``) go to ``reporter``, a failure is returned as a ``failed`` outcome."""
+    run = _Run([job], reporter, isolate=True, fail_fast=False, job_events=True, forward_events=False, total=total)
+    if len(renderer.models.held(renderer.decoder)) < 2:
+        _load(run, renderer)
+    _render(run, job, renderer)
+    return run.outcomes[job.number]
+
+
+def _prepare(run: _Run, renderer: Rerenderer, force: bool) -> None:
+    """Skip the finished jobs (unless ``force``), check the weights of the others and refuse their existing
+    outputs (unless ``force``: a job that is not finished must not replace a file it did not create), then
+    estimate their depth and embed their prompts."""
+    for job in split_finished(run.jobs, renderer, force=force)[0]:
+        run.outcomes[job.number] = Outcome(job, "skipped")
+        run.tell("job_skipped", job, f"skipped {job.output}: finished with the same settings", reason="finished")
+    todo = run.pending()
+    if todo:
+        check_weights(todo, renderer)  # first: without the weights, finished jobs are not recognised
+        if not force:
+            refuse_existing(todo, "--force")
+        with renderer.setup("depth"):
+            _prepare_depth(run, renderer)
+        with renderer.setup("prompts"):
+            _prepare_prompts(run, renderer)
+
+
+def _load(run: _Run, renderer: Rerenderer) -> None:
+    """Load the generator and autoencoder (once per renderer: later calls find them held)."""
+    renderer.reporter = run.for_job(None)
+    with renderer.setup("load"):
+        renderer.load_models()
 
 
 def check_weights(jobs: Sequence[Job], renderer: Rerenderer) -> None:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..render.rerender import Rerenderer
 
 RUN_PANEL = "Batch options"
+RAY_PANEL = "Many GPUs and machines (Ray)"
 
 
 @app.command()
@@ -35,8 +36,10 @@ def batch(
         "--output", "-o", metavar="DIR", help="Folder for outputs the manifest does not name (and for its "
         "relative output paths).")] = None,
     shard: Annotated[Optional[str], typer.Option(
-        "--shard", metavar="K/N", help="Run only jobs K, K+N, K+2N, ... of the validated list: N processes "
-        "with K=1..N split the manifest with no coordination.", rich_help_panel=RUN_PANEL)] = None,
+        "--shard", metavar="K/N|auto", help="Run only jobs K, K+N, K+2N, ... of the validated list: N processes "
+        "with K=1..N split the manifest with no coordination. 'auto': K/N from SLURM (SLURM_PROCID/SLURM_NTASKS "
+        "or an array), torchrun (RANK/WORLD_SIZE) or a Kubernetes indexed Job (JOB_COMPLETION_INDEX, with "
+        "INSPATIO_SHARDS set to its completions).", rich_help_panel=RUN_PANEL)] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo jobs that are already finished (output and sidecar "
                                         "with the same settings) and replace existing outputs (without it they "
                                         "are refused before any work).", rich_help_panel=RUN_PANEL)] = False,
@@ -45,6 +48,16 @@ def batch(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate everything and print the jobs with frame "
                                           "counts and a time/memory estimate; load no model.",
                                           rich_help_panel=RUN_PANEL)] = False,
+    ray: Annotated[Optional[str], typer.Option(
+        "--ray", metavar="ADDRESS", help="Render on a Ray cluster (the 'ray' extra): 'local' starts one on this "
+        "machine, 'auto' joins the running one, or a cluster address. Workers pull jobs one at a time, each "
+        "with its models loaded once.", rich_help_panel=RAY_PANEL)] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", metavar="N", help="Ray workers (default: one per GPU of the cluster, else one).",
+        rich_help_panel=RAY_PANEL)] = None,
+    gpus_per_worker: Annotated[Optional[float], typer.Option(
+        "--gpus-per-worker", metavar="G", help="GPUs each Ray worker holds (default: 1 on a cluster with GPUs, "
+        "else 0).", rich_help_panel=RAY_PANEL)] = None,
     json_mode: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -57,20 +70,22 @@ def batch(
     Everything is checked first: all problems are listed with their line numbers (exit 3). Finished jobs
     (output plus a sidecar with the same settings) are skipped unless --force; a failing job is reported
     and the others go on (exit 1 if any failed). --json: one event per line on stdout.
+
+    With --ray the jobs are checked and planned the same way, then rendered by a pool of Ray workers
+    that pull them one at a time; a job whose worker dies is retried on another.
     """
-    from ..batch import (InvalidJobs, check_weights, parse_shard, plan_jobs, read_manifest, run_jobs,
-                         select_shard)
+    from ..batch import InvalidJobs, check_weights, parse_shard, plan_manifest, run_jobs, select_shard
+    from ..batch.cluster import ray_pool, run_on_ray
     from ..batch.plan import refuse_existing
     out = reporter(json_mode, quiet)
     defaults = options.job_defaults(trajectories, camera)
     selected = parse_shard(shard) if shard is not None else None
-    renderer = options.renderer()
-    jobs_file = read_manifest(manifest)
+    pool = ray_pool(ray, workers, gpus_per_worker)
+    renderer = options.renderer() if pool is None or dry_run else None
     try:
-        jobs = plan_jobs(jobs_file.rows, defaults, base=jobs_file.base, output=output, name=options.name,
-                         manifest=jobs_file.path, problems=jobs_file.problems)
+        jobs = plan_manifest(manifest, defaults, output=output, name=options.name)
     except InvalidJobs as exc:
-        where = manifest if jobs_file.path is not None else "<stdin>"
+        where = manifest if manifest != "-" else "<stdin>"
         for problem in exc.problems:
             print_error(f"{where}:{problem.line}: {problem.error.one_line()}")
         out.event("invalid", problems=[{"line": p.line, "error": p.error.one_line()} for p in exc.problems])
@@ -83,8 +98,12 @@ def batch(
         if not force:
             refuse_existing(pending, "--force")
         return
-    summary = run_jobs(mine, renderer, force=force, fail_fast=fail_fast, total=len(jobs), shard=selected,
-                       reporter=out)
+    if pool is not None:
+        summary = run_on_ray(mine, options.renderer_args(), pool, force=force, fail_fast=fail_fast,
+                             total=len(jobs), shard=selected, reporter=out)
+    else:
+        summary = run_jobs(mine, renderer, force=force, fail_fast=fail_fast, total=len(jobs), shard=selected,
+                           reporter=out)
     if summary.failed:
         raise typer.Exit(1)
 

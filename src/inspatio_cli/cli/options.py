@@ -112,12 +112,17 @@ class RenderOptions:
     frames: int | None
     fps: float | None
 
+    def renderer_args(self) -> dict[str, Any]:
+        """The keyword arguments of the command's :class:`Rerenderer`, as given (devices unresolved: a Ray
+        worker resolves them where it runs)."""
+        return dict(weights_dir=self.weights_dir, device=self.device, dtype=self.dtype, decoder=self.decoder,
+                    text_device=self.text_device, compile=self.compile)
+
     def renderer(self) -> Rerenderer:
         """The command's renderer (imports PyTorch)."""
         from ..render.rerender import Rerenderer
 
-        return Rerenderer(self.weights_dir, device=self.device, dtype=self.dtype, decoder=self.decoder,
-                          text_device=self.text_device, compile=self.compile)
+        return Rerenderer(**self.renderer_args())
 
     def job_defaults(self, trajectories: list[str] | None, camera: CameraOptions, depth: Path | None = None,
                      size: tuple[int, int] | None = None) -> JobDefaults:

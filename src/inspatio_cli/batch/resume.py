@@ -18,6 +18,7 @@ from ..render.rerender import SIDECAR_FORMAT, Rerenderer
 from ..scene import depth_weights_needed
 from ..weights.io import read_header
 from .jobs import Job
+from .plan import refuse_existing
 
 
 def read_sidecar(job: Job) -> dict[str, Any] | None:
@@ -27,6 +28,19 @@ def read_sidecar(job: Job) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and data.get("format") == SIDECAR_FORMAT else None
+
+
+def rendered_before(job: Job) -> bool:
+    """Whether ``job``'s output is its own earlier render: the sidecar beside it is this tool's and names this
+    output. Such a job whose settings changed is redone in place, as resuming means."""
+    recorded = read_sidecar(job)
+    return recorded is not None and Path(str(recorded.get("output", ""))).name == job.output.name
+
+
+def refuse_foreign_outputs(jobs: Sequence[Job]) -> None:
+    """Before any work: refuse (naming ``--force``) an existing output of ``jobs`` (jobs left to do) that is
+    not the job's own earlier render (:func:`rendered_before`): a batch never replaces a file it did not make."""
+    refuse_existing([job for job in jobs if not rendered_before(job)], "--force")
 
 
 def job_fingerprint(job: Job, renderer: Rerenderer) -> str:

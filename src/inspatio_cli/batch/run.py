@@ -21,8 +21,7 @@ from ..render.rerender import Rerenderer, RerenderResult
 from ..scene import depth_weights_needed, resolve_depth
 from ..text import read_prompt_file, resolve_text_device
 from .jobs import Job
-from .plan import refuse_existing
-from .resume import split_finished
+from .resume import refuse_foreign_outputs, split_finished
 
 
 @dataclass
@@ -143,8 +142,9 @@ def run_jobs(jobs: Sequence[Job], renderer: Rerenderer, *, force: bool = False, 
     """Render ``jobs`` (validated by :func:`plan_jobs`, possibly one shard) with ``renderer``; see the module
     docstring for the phases.
 
-    ``force``: redo finished jobs and replace existing outputs (without it, an output of a job left to do
-    that exists is refused before any work: :func:`.plan.refuse_existing`); ``fail_fast``: stop after the
+    ``force``: redo finished jobs and replace existing outputs (without it, an existing output of a job left
+    to do is refused before any work unless it is the job's own earlier render:
+    :func:`.resume.refuse_foreign_outputs`); ``fail_fast``: stop after the
     first failure (the rest are ``not_run``);
     ``isolate=False``: re-raise a job's error instead of reporting it (a single ``inspatio rerender``);
     ``job_events``: emit ``job_started``/``chunk_done``/``job_done``/``job_failed``/``job_skipped``/
@@ -211,9 +211,9 @@ def render_job(job: Job, renderer: Rerenderer, reporter: Reporter, *, total: int
 
 
 def _prepare(run: _Run, renderer: Rerenderer, force: bool) -> None:
-    """Skip the finished jobs (unless ``force``), check the weights of the others and refuse their existing
-    outputs (unless ``force``: a job that is not finished must not replace a file it did not create), then
-    estimate their depth and embed their prompts."""
+    """Skip the finished jobs (unless ``force``), check the weights of the others and refuse existing files
+    among their outputs that are not their own earlier renders (unless ``force``), then estimate their depth
+    and embed their prompts."""
     for job in split_finished(run.jobs, renderer, force=force)[0]:
         run.outcomes[job.number] = Outcome(job, "skipped")
         run.tell("job_skipped", job, f"skipped {job.output}: finished with the same settings", reason="finished")
@@ -221,7 +221,7 @@ def _prepare(run: _Run, renderer: Rerenderer, force: bool) -> None:
     if todo:
         check_weights(todo, renderer)  # first: without the weights, finished jobs are not recognised
         if not force:
-            refuse_existing(todo, "--force")
+            refuse_foreign_outputs(todo)
         with renderer.setup("depth"):
             _prepare_depth(run, renderer)
         with renderer.setup("prompts"):

@@ -76,7 +76,7 @@ def batch(
     """
     from ..batch import InvalidJobs, check_weights, parse_shard, plan_manifest, run_jobs, select_shard
     from ..batch.cluster import ray_pool, run_on_ray
-    from ..batch.plan import refuse_existing
+    from ..batch.resume import refuse_foreign_outputs
     out = reporter(json_mode, quiet)
     defaults = options.job_defaults(trajectories, camera)
     selected = parse_shard(shard) if shard is not None else None
@@ -96,7 +96,7 @@ def batch(
         pending = _show_plan(jobs, mine, renderer, force, out)
         check_weights(pending, renderer)  # first: without the weights, finished jobs are not recognised
         if not force:
-            refuse_existing(pending, "--force")
+            refuse_foreign_outputs(pending)
         return
     if pool is not None:
         summary = run_on_ray(mine, options.renderer_args(), pool, force=force, fail_fast=fail_fast,

@@ -42,8 +42,8 @@ _EXPORTS = {
     "output_is_folder": "plan", "plan_inputs": "plan", "plan_jobs": "plan", "plan_manifest": "plan",
     "Estimate": "resume", "estimate": "resume", "is_finished": "resume", "job_fingerprint": "resume",
     "read_sidecar": "resume", "split_finished": "resume",
-    "BatchSummary": "run", "Outcome": "run", "check_weights": "run", "prepare_jobs": "run", "render_job": "run",
-    "run_jobs": "run",
+    "BatchSummary": "run", "Outcome": "run", "check_pending": "run", "check_weights": "run", "prepare_jobs": "run",
+    "render_job": "run", "run_jobs": "run",
     "RayOptions": "cluster", "run_on_ray": "cluster",
 }
 __all__ = sorted(_EXPORTS)

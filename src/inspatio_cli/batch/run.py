@@ -219,9 +219,7 @@ def _prepare(run: _Run, renderer: Rerenderer, force: bool) -> None:
         run.tell("job_skipped", job, f"skipped {job.output}: finished with the same settings", reason="finished")
     todo = run.pending()
     if todo:
-        check_weights(todo, renderer)  # first: without the weights, finished jobs are not recognised
-        if not force:
-            refuse_foreign_outputs(todo)
+        check_pending(todo, renderer, force=force)
         with renderer.setup("depth"):
             _prepare_depth(run, renderer)
         with renderer.setup("prompts"):
@@ -233,6 +231,15 @@ def _load(run: _Run, renderer: Rerenderer) -> None:
     renderer.reporter = run.for_job(None)
     with renderer.setup("load"):
         renderer.load_models()
+
+
+def check_pending(jobs: Sequence[Job], renderer: Rerenderer, *, force: bool = False) -> None:
+    """Before any work on ``jobs`` (the jobs left to do): every weight file they need (:func:`check_weights`)
+    and, unless ``force``, no output replacing a file the batch did not make
+    (:func:`.resume.refuse_foreign_outputs`). What a run and a dry run both check."""
+    check_weights(jobs, renderer)
+    if not force:
+        refuse_foreign_outputs(jobs)
 
 
 def check_weights(jobs: Sequence[Job], renderer: Rerenderer) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
-from typing import Annotated, Sequence
+from typing import Annotated, Any, Callable, Sequence
 
 import typer
 from rich.console import Console
@@ -87,3 +89,32 @@ def exit_for(failures: Sequence[InspatioError]) -> None:
     exit codes; do nothing when there were none."""
     if failures:
         raise typer.Exit(max(exc.exit_code for exc in failures))
+
+
+def option_group(param: str, parameters: list[tuple[str, Any, Any]],
+                 build: Callable[..., Any]) -> Callable[[Callable], Callable]:
+    """A decorator for Typer commands that adds the flags ``parameters`` (name, annotated type, default)
+    and passes the command ``build(**their values)`` as its parameter ``param`` instead. The command's
+    other parameters' annotations are evaluated here (a decorator above it sees real types); its ``param``
+    annotation is not evaluated, so its type may be imported only for type checking."""
+
+    def decorate(func: Callable) -> Callable:
+        signature = inspect.signature(func)
+        own = [p.replace(annotation=eval(p.annotation, func.__globals__) if isinstance(p.annotation, str)
+                         else p.annotation)
+               for p in signature.parameters.values() if p.name != param]
+        if len(own) == len(signature.parameters):
+            raise TypeError(f"{func.__name__} must take a {param!r} parameter")
+        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+                 for name, kind, default in parameters]
+
+        @functools.wraps(func)
+        def command(*args, **kwargs):
+            values = {name: kwargs.pop(name) for name, *_ in parameters}
+            return func(*args, **{param: build(**values)}, **kwargs)
+
+        command.__signature__ = signature.replace(parameters=own + added)
+        command.__annotations__ = {p.name: p.annotation for p in own + added}
+        return command
+
+    return decorate

@@ -74,9 +74,8 @@ def batch(
     With --ray the jobs are checked and planned the same way, then rendered by a pool of Ray workers
     that pull them one at a time; a job whose worker dies is retried on another.
     """
-    from ..batch import InvalidJobs, check_weights, parse_shard, plan_manifest, run_jobs, select_shard
+    from ..batch import InvalidJobs, check_pending, parse_shard, plan_manifest, run_jobs, select_shard
     from ..batch.cluster import ray_pool, run_on_ray
-    from ..batch.resume import refuse_foreign_outputs
     out = reporter(json_mode, quiet)
     defaults = options.job_defaults(trajectories, camera)
     selected = parse_shard(shard) if shard is not None else None
@@ -94,9 +93,7 @@ def batch(
     mine = select_shard(jobs, selected)
     if dry_run:
         pending = _show_plan(jobs, mine, renderer, force, out)
-        check_weights(pending, renderer)  # first: without the weights, finished jobs are not recognised
-        if not force:
-            refuse_foreign_outputs(pending)
+        check_pending(pending, renderer, force=force)
         return
     if pool is not None:
         summary = run_on_ray(mine, options.renderer_args(), pool, force=force, fail_fast=fail_fast,

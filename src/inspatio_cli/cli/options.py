@@ -7,18 +7,16 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from ..choices import (DECODERS, DEFAULT_IMAGE_FPS, DEFAULT_IMAGE_FRAMES, DEFAULT_NAME, DTYPE_NAMES, FIT_MODES,
                        MODEL_SIZE)
 from ..devices import check_device, check_dtype
-from .app import SkipBadFramesOpt, parse_size
+from .app import SkipBadFramesOpt, option_group, parse_size
 from .models import WeightsDirOpt
 
 if TYPE_CHECKING:
@@ -142,35 +140,6 @@ def _build(seeds: list[int] | None, name: str | None, prompt: str | None, prompt
     return RenderOptions(tuple(seeds or (0,)), name, prompt, prompt_file, decoder, device, dtype, text_device,
                          compile_dit, weights_dir, fit, parse_size(size), save_condition, not no_audio, crf,
                          skip_bad_frames, frames, fps)
-
-
-def option_group(param: str, parameters: list[tuple[str, Any, Any]],
-                 build: Callable[..., Any]) -> Callable[[Callable], Callable]:
-    """A decorator for Typer commands that adds the flags ``parameters`` (name, annotated type, default)
-    and passes the command ``build(**their values)`` as its parameter ``param`` instead. The command's
-    other parameters' annotations are evaluated here (a decorator above it sees real types); its ``param``
-    annotation is not evaluated, so its type may be imported only for type checking."""
-
-    def decorate(func: Callable) -> Callable:
-        signature = inspect.signature(func)
-        own = [p.replace(annotation=eval(p.annotation, func.__globals__) if isinstance(p.annotation, str)
-                         else p.annotation)
-               for p in signature.parameters.values() if p.name != param]
-        if len(own) == len(signature.parameters):
-            raise TypeError(f"{func.__name__} must take a {param!r} parameter")
-        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
-                 for name, kind, default in parameters]
-
-        @functools.wraps(func)
-        def command(*args, **kwargs):
-            values = {name: kwargs.pop(name) for name, *_ in parameters}
-            return func(*args, **{param: build(**values)}, **kwargs)
-
-        command.__signature__ = signature.replace(parameters=own + added)
-        command.__annotations__ = {p.name: p.annotation for p in own + added}
-        return command
-
-    return decorate
 
 
 render_options = option_group("options", _RENDER_PARAMETERS, _build)

@@ -12,18 +12,16 @@ decorating itself and taking a ``camera: CameraOptions`` parameter::
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 
 from ..choices import CONVENTIONS, EXPORTS, EXTEND_MODES, FORMATS
 from ..files import check_outputs
-from .app import JsonOpt, OverwriteOpt, QuietOpt, app, reporter
+from .app import JsonOpt, OverwriteOpt, QuietOpt, app, option_group, reporter
 
 if TYPE_CHECKING:
     from ..cameras import CameraOptions
@@ -81,28 +79,10 @@ def build_camera_options(fmt: str | None = None, convention: str | None = None, 
     return CameraOptions(fmt, convention, direction, scale, anchor, rotation_only, resample, relative_to_source, time)
 
 
-def camera_options(func: Callable) -> Callable:
-    """Decorator for a Typer command: adds the shared trajectory/time/convention flags and passes them
-    to the command as its ``camera: CameraOptions`` parameter. The other parameters' annotations are
-    evaluated here (``camera``'s is not: the cameras code is imported only when a command runs)."""
-    signature = inspect.signature(func)
-    own = [p.replace(annotation=eval(p.annotation, func.__globals__) if isinstance(p.annotation, str)
-                     else p.annotation)
-           for p in signature.parameters.values() if p.name != "camera"]
-    if len(own) == len(signature.parameters):
-        raise TypeError(f"{func.__name__} must take a 'camera: CameraOptions' parameter")
-    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                               annotation=Annotated[kind, info])
-             for name, kind, default, info in _CAMERA_PARAMETERS]
-
-    @functools.wraps(func)
-    def command(*args, **kwargs):
-        values = {name: kwargs.pop(name) for name, *_ in _CAMERA_PARAMETERS}
-        return func(*args, camera=build_camera_options(**values), **kwargs)
-
-    command.__signature__ = signature.replace(parameters=own + added)
-    command.__annotations__ = {p.name: p.annotation for p in own + added}
-    return command
+camera_options = option_group("camera", [(name, Annotated[kind, info], default)
+                                         for name, kind, default, info in _CAMERA_PARAMETERS], build_camera_options)
+"""Decorator for a Typer command: adds the shared trajectory/time/convention flags and passes them to the
+command as its ``camera: CameraOptions`` parameter (the cameras code is imported only when a command runs)."""
 
 
 TrajectoryArg = Annotated[str, typer.Argument(help="A trajectory file or a preset name (see "

@@ -117,13 +117,14 @@ def test_signal_while_decoding_the_source(tmp_path, sig, code):
     assert list(out.iterdir()) == [] and list(condition.iterdir()) == []
 
 
-@pytest.mark.parametrize("first, second, code", [(signal.SIGINT, signal.SIGINT, 130),
-                                                  (signal.SIGTERM, signal.SIGINT, 143)],
+@pytest.mark.parametrize("first, second", [(signal.SIGINT, signal.SIGINT), (signal.SIGTERM, signal.SIGINT)],
                          ids=["SIGINT-twice", "SIGTERM-then-SIGINT"])
 @pytest.mark.parametrize("gap", [0.0, 0.05])
-def test_a_second_signal_while_unwinding_is_ignored(tmp_path, first, second, code, gap):
+def test_a_second_signal_while_unwinding_is_ignored(tmp_path, first, second, gap):
     """Ctrl-C pressed twice, or SIGTERM then SIGINT, mid-preview: the first signal is reported and the
-    unwinding it started still removes every temporary file."""
+    unwinding it started still removes every temporary file. Sent back to back (gap 0), both may reach the
+    process before Python runs a handler; Python then runs SIGINT's first, so either may be reported, but
+    only one, with its own exit code, and without the traceback Python prints for a signal it drops."""
     files = scene_files(tmp_path, FRAMES, 24)
     out, condition = tmp_path / "out", tmp_path / "condition"
     proc, marker = _start(tmp_path, DECODE, 0.02, _preview_args(files, out, condition))
@@ -132,8 +133,11 @@ def test_a_second_signal_while_unwinding_is_ignored(tmp_path, first, second, cod
     time.sleep(gap)
     proc.send_signal(second)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == code, err
-    assert err.splitlines()[-1] == f"error: interrupted by {signal.Signals(first).name}" and "Traceback" not in err
+    assert "Traceback" not in err and "race condition" not in err, err
+    allowed = {first, second} if gap == 0.0 else {first}
+    codes = {signal.SIGINT: 130, signal.SIGTERM: 143}
+    reported = [sig for sig in allowed if err.splitlines()[-1] == f"error: interrupted by {sig.name}"]
+    assert len(reported) == 1 and proc.returncode == codes[reported[0]], err
     assert list(out.iterdir()) == [] and list(condition.iterdir()) == []
 
 

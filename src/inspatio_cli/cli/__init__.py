@@ -47,12 +47,23 @@ _USAGE = _usage_error_classes()
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+def _ignore(signum: int, frame) -> None:
+    """The handler of SIGINT and SIGTERM once the run is unwinding: does nothing. It is a Python function,
+    not ``SIG_IGN``, because a signal that reached the process before the handler changed is still run by
+    Python afterwards, and Python prints a "Signal ... ignored due to race condition" traceback for it
+    when the handler has become ``SIG_IGN``."""
+
+
 def _interrupt(signum: int, frame) -> None:
-    """The first SIGINT or SIGTERM: from now on both are ignored, so that a second one (Ctrl-C pressed
-    twice, SIGTERM then SIGINT) cannot cut the unwinding short, which removes the writers' temporary
-    files, nor change the signal reported; then :class:`Interrupted` unwinds the run."""
+    """The first SIGINT or SIGTERM: from now on both are ignored (:func:`_ignore`), so that a second one
+    (Ctrl-C pressed twice, SIGTERM then SIGINT) cannot cut the unwinding short, which removes the writers'
+    temporary files, nor change the signal reported; then :class:`Interrupted` unwinds the run.
+
+    "First" is the first that Python runs: two signals that arrive together, before the interpreter gets
+    to run a handler, are run in signal-number order (SIGINT before SIGTERM); their arrival order is not
+    known to Python."""
     for sig in _SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+        signal.signal(sig, _ignore)
     raise Interrupted(signal.Signals(signum).name)
 
 

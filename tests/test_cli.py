@@ -103,7 +103,9 @@ def test_usage_error_exit_2(capsys):
 def test_mixed_good_and_bad_files(tmp_path, capsys):
     clip = make_clip(tmp_path / "c.mp4", pattern(5, 32, 48), 25)
     code, out, err = run(capsys, "info", "--json", str(clip), str(tmp_path / "gone.mp4"))
-    assert code == 3 and json.loads(out)["frame_count"] == 5 and "gone.mp4: no such file" in err
+    facts, failure = map(json.loads, out.splitlines())
+    assert code == 3 and facts["frame_count"] == 5 and "gone.mp4: no such file" in err
+    assert failure["event"] == "error" and failure["exit_code"] == 3 and "gone.mp4: no such file" in failure["message"]
 
 
 @pytest.mark.skipif(not MEDIA.is_dir(), reason="../shared/media not present")

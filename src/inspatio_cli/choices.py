@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import UsageError
+from .files import real_path
 
 MODEL_SIZE = (480, 832)
 """The generator's training resolution (H, W)."""
@@ -58,7 +59,7 @@ def check_video_output(output: str | Path, source: str | Path | None = None) -> 
         raise UsageError(f"the output is a folder; give a video file name ({', '.join(VIDEO_SUFFIXES)})", path)
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise UsageError(f"the output must be a video file named {', '.join(VIDEO_SUFFIXES)}", path)
-    if source is not None and path.resolve() == Path(source).resolve():
+    if source is not None and real_path(path) == real_path(source):
         raise UsageError("the output would overwrite the source video", path)
     return path
 

@@ -11,6 +11,7 @@ exists (unless the user said so), an input, or another output of the run.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import secrets
@@ -125,11 +126,48 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+def real_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` made absolute with its symbolic links resolved as far as they go; unlike
+    ``Path.resolve()`` it never raises, also not for a symbolic link loop (see :func:`link_loop`)."""
+    return Path(os.path.realpath(path))
+
+
+def link_loop(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path``, or a folder on the way to it, is a symbolic link loop (the system's ELOOP: "too
+    many levels of symbolic links"), which no file can be read from or written to."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    except ValueError:  # a NUL byte: not a loop (the open reports it)
+        return False
+    return False
+
+
+LOOP = "a symbolic link loop (too many levels of symbolic links)"
+"""How an error names a path that :func:`link_loop` finds."""
+
+
+def check_folder(folder: str | os.PathLike[str], error: type[InspatioError] = InputError,
+                 what: str = "folder") -> Path:
+    """A folder given as an argument, checked before any work: one that can be read, or one that does not
+    exist yet (an output folder, a weights folder a download makes); ``error`` (e.g. :class:`WeightsError`
+    for exit 4) naming ``what`` for a file, a symbolic link loop or a folder without read permission."""
+    path = Path(folder)
+    if link_loop(path):
+        raise error(f"not a usable {what}: {LOOP}", path)
+    if path.exists() and not path.is_dir():
+        raise error(f"not a {what}: it is a file", path)
+    if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
+        raise error(f"permission denied: the {what} cannot be read", path)
+    return path
+
+
 def _identities(path: Path) -> list[tuple]:
     """What makes two names the same file: the resolved path and, for an existing file, its device and
     inode (so a symbolic link or a hard link to a file is that file)."""
-    keys: list[tuple] = [("path", path.resolve())]
-    with contextlib.suppress(OSError):
+    keys: list[tuple] = [("path", real_path(path))]
+    with contextlib.suppress(OSError, ValueError):
         found = path.stat()
         keys.append(("inode", found.st_dev, found.st_ino))
     return keys
@@ -139,28 +177,71 @@ class OutputClaims:
     """The outputs of one run, checked as they are planned, before any work: no output may be an input
     (``inputs``: path -> what it is, e.g. ``"the source video"``), another output of the run, or (unless
     ``overwrite``) a file that already exists; ``flag`` is the option that allows replacing files, named in
-    the error. :meth:`claim` returns the problem rather than raising it, so a batch can list every job's."""
+    the error. The folders the outputs go in are checked too: a folder to create may not be an existing
+    file, an input or another output, and an output may not be a folder another output goes in; a path
+    through a symbolic link loop is refused. :meth:`claim` returns the problem rather than raising it, so a
+    batch can list every job's."""
 
     def __init__(self, inputs: dict[Path, str], *, overwrite: bool = False, flag: str = "--overwrite"):
         self.overwrite, self.flag = overwrite, flag
         self._inputs: dict[tuple, str] = {}
         for path, what in inputs.items():
             self._inputs.update(dict.fromkeys(_identities(Path(path)), what))
-        self._claimed: dict[tuple, str] = {}
+        self._claimed: dict[tuple, tuple[str, str]] = {}
+        """Identity -> (its owner, what it is: e.g. ``"job 2's (line 3) sidecar"``)."""
+        self._folders: dict[Path, str | None] = {}
+        """Folder (resolved) -> None when it exists, else which output it is created for."""
 
     def claim(self, path: Path, what: str, owner: str | None = None) -> InspatioError | None:
         """Record ``path`` as the output ``what`` (e.g. ``"the sidecar"``) of ``owner`` (e.g. ``"job 2's"``,
-        default: this run's ``what``); the :class:`UsageError` naming it when it would replace an input, is
-        already another output of the run, or exists; None when it is free."""
+        default: this run's ``what``); the error naming it when it would replace an input, is already
+        another output of the run or a folder of one, exists, cannot be reached (a symbolic link loop:
+        :class:`InputError`) or goes in a folder that cannot be made; None when it is free."""
+        if link_loop(path):
+            return InputError(f"{what} cannot be written: {LOOP}", path)
+        if path.is_dir():
+            return UsageError(f"{what} is a folder; give a file name", path)
         keys = _identities(path)
+        label = what if owner is None else f"{owner} {what.removeprefix('the ')}"
         for key in keys:
             if key in self._inputs:
                 return UsageError(f"{what} would overwrite {self._inputs[key]}", path)
             if key in self._claimed:
-                return UsageError(f"{what} is also {self._claimed[key]}; give each output its own name", path)
+                return UsageError(f"{what} is also {self._claimed[key][0]}; give each output its own name", path)
+        if self._folders.get(keys[0][1]) is not None:
+            return UsageError(f"{what} is the folder of {self._folders[keys[0][1]]}; give each output its own "
+                              "name", path)
+        problem = self._claim_folders(path, what, label)
+        if problem is not None:
+            return problem
         if not self.overwrite and (path.exists() or path.is_symlink()):
             return UsageError(f"{what} already exists (give {self.flag} to replace it)", path)
-        self._claimed.update(dict.fromkeys(keys, owner or what))
+        self._claimed.update(dict.fromkeys(keys, (owner or what, label)))
+        return None
+
+    def _claim_folders(self, path: Path, what: str, label: str) -> InspatioError | None:
+        """Record the folders ``path`` goes in, up to the first that exists; the error when one of them is
+        an existing file, an input or an output of the run, or the existing one may not be written in. Each
+        folder is asked of the file system once."""
+        made: list[Path] = []
+        folder = real_path(path).parent
+        while folder not in self._folders:
+            if folder.is_dir():
+                if not os.access(folder, os.W_OK | os.X_OK):
+                    return InputError(f"{what} cannot be written: permission denied in this folder", folder)
+                self._folders[folder] = None
+                break
+            for key in _identities(folder):
+                taken = self._inputs.get(key) or self._claimed.get(key, (None, None))[1]
+                if taken is not None:
+                    return UsageError(f"{what} needs this to be a folder, but it is {taken}", folder)
+            if folder.exists():
+                return UsageError(f"{what} needs this to be a folder, but it is a file", folder)
+            made.append(folder)
+            if folder.parent == folder:
+                break
+            folder = folder.parent
+        self._folders.update(dict.fromkeys(made, label))
         return None
 
 

@@ -7,6 +7,7 @@ output) and all problems are reported at once."""
 from __future__ import annotations
 
 import os
+import re
 import string
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Sequence, TextIO
 from ..cameras import CameraOptions, TimeControl, chunk_plan
 from ..choices import DEFAULT_NAME, VIDEO_SUFFIXES, check_size
 from ..errors import InputError, InspatioError, ManifestError, UsageError
-from ..files import OutputClaims
+from ..files import LOOP, OutputClaims, link_loop, real_path
 from ..render.plan import planned_outputs
 from ..scene import padded_length, source_camera
 from ..text import read_prompt_file
@@ -39,9 +40,10 @@ class _Inputs:
     lengths: dict[tuple, Any] = field(default_factory=dict)
 
     def real(self, path: Path) -> Path:
-        """``path.resolve()``, asked of the file system once per path as written."""
+        """``path`` resolved (:func:`~inspatio_cli.files.real_path`), asked of the file system once per path
+        as written."""
         if path not in self.paths:
-            self.paths[path] = path.resolve()
+            self.paths[path] = real_path(path)
         return self.paths[path]
 
     def probe(self, video: Path):
@@ -105,16 +107,44 @@ def _trajectory_reference(value: str, base: Path | None) -> str:
     return str(path) if path.exists() or "/" in value or os.sep in value else value
 
 
+NAME_SAMPLE = {"video": "clip", "trajectory": "orbit_left", "seed": 0, "index": 1}
+"""Values of each ``--name`` field's type, to try a pattern's format specs on before any work."""
+NAME_MAX = 255
+"""The longest file name (in bytes) the usual file systems take."""
+
+
 def _name_pattern(name: str | None, seeds: Iterable[int]) -> str:
+    """The ``--name`` pattern (default :data:`~inspatio_cli.choices.DEFAULT_NAME`, with ``__{seed}`` for
+    several seeds), checked before any work: only the fields of :data:`NAME_FIELDS`, no nested fields in a
+    format spec, and every spec valid for its field's type and short enough to make a file name
+    (:class:`UsageError`, exit 2, otherwise)."""
     pattern = name or DEFAULT_NAME + ("__{seed}" if len(set(seeds)) > 1 else "")
+
+    def refuse(problem: str) -> UsageError:
+        return UsageError(f"--name {pattern!r}: {problem} (fields: "
+                          f"{', '.join('{' + f + '}' for f in NAME_FIELDS)}, e.g. {{seed:03d}})")
+
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(pattern) if f is not None]
+        parts = list(string.Formatter().parse(pattern))
     except ValueError as exc:
-        raise UsageError(f"--name {pattern!r}: {exc}") from None
-    for item in fields:
+        raise refuse(str(exc)) from None
+    for _, item, spec, conversion in parts:
+        if item is None:
+            continue
         if item not in NAME_FIELDS:
-            raise UsageError(f"--name {pattern!r}: unknown field {{{item}}} (use "
-                             f"{', '.join('{' + f + '}' for f in NAME_FIELDS)})")
+            raise refuse(f"unknown field {{{item}}}")
+        if "{" in (spec or ""):
+            raise refuse(f"a nested field in the format of {{{item}}}")
+        if any(len(number) > 3 for number in re.findall(r"\d+", spec or "")):
+            raise refuse(f"the width or precision of {{{item}}} is too large")
+        if conversion not in (None, "s", "r", "a"):
+            raise refuse(f"unknown conversion !{conversion} of {{{item}}} (use !s, !r or !a)")
+    try:
+        sample = pattern.format(**NAME_SAMPLE)
+    except (ValueError, TypeError) as exc:
+        raise refuse(" ".join(str(exc).split())) from None
+    if len(os.fsencode(sample)) > NAME_MAX:
+        raise refuse(f"makes names longer than {NAME_MAX} bytes")
     return pattern
 
 
@@ -244,7 +274,7 @@ def _job(number: int, draft: _Draft, defaults: JobDefaults, inputs: _Inputs, bas
             inputs.prompts[key] = read_prompt_file(prompt_file)
     depth = _under(base, values["depth"]) if "depth" in values else defaults.depth
     if depth is not None and not Path(depth).is_file():
-        raise InputError("no such depth file", depth)
+        raise InputError(LOOP if link_loop(depth) else "no such depth file", depth)
     image = (values.get("frames", defaults.frames), values.get("fps", defaults.fps))
     frames = inputs.frames(video, trajectory, camera, hw, image)
     if "output" in values:
@@ -286,7 +316,7 @@ def _conflicts(jobs: Sequence[Job], inputs: _Inputs, manifest: Path | None) -> l
         if job.depth is not None:
             sources[inputs.real(job.depth)] = "a depth file"
     if manifest is not None:
-        sources[manifest.resolve()] = "the manifest"
+        sources[real_path(manifest)] = "the manifest"
     claims = OutputClaims(sources, overwrite=True)
     problems: list[Problem] = []
     for job in jobs:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 from .. import caption as captioning
 from ..weights import hub
 from ..errors import InspatioError, Interrupted, out_of_memory
+from ..files import real_path
 from ..meter import StageMeter
 from ..progress import Reporter
 from ..render.rerender import Rerenderer, RerenderResult
@@ -257,7 +258,7 @@ def _prepare_depth(run: _Run, renderer: Rerenderer) -> None:
     groups: dict[tuple, list[Job]] = {}
     for job in run.pending():
         if depth_weights_needed(job.video, job.depth, fit=job.fit, size=job.canvas):
-            groups.setdefault((job.video.resolve(), job.fit, job.canvas), []).append(job)
+            groups.setdefault((real_path(job.video), job.fit, job.canvas), []).append(job)
     for index, group in enumerate(groups.values(), 1):
         first = group[0]
         run.reporter.info(f"depth {index}/{len(groups)}: {first.video}")
@@ -276,7 +277,7 @@ def _prepare_prompts(run: _Run, renderer: Rerenderer) -> None:
         if job.prompt is not None or job.prompt_file is not None:
             texts[job.number] = job.prompt if job.prompt is not None else read_prompt_file(job.prompt_file)
         elif renderer.can_caption():
-            uncaptioned.setdefault(job.video.resolve(), []).append(job)
+            uncaptioned.setdefault(real_path(job.video), []).append(job)
         else:
             texts[job.number] = ""
     if uncaptioned:

@@ -24,7 +24,7 @@ from . import models  # noqa: F401
 from . import preview  # noqa: F401
 from . import rerender  # noqa: F401
 from . import trajectory  # noqa: F401
-from .app import app, print_error
+from .app import Reported, app, print_error
 
 __all__ = ["app", "install_signal_handlers", "main"]
 
@@ -92,9 +92,39 @@ def _fail(message: str, code: int, json_mode: bool) -> int:
     reading the JSON lines learns why there is no result); return the exit code."""
     print_error(message)
     if json_mode:
-        print(json.dumps({"event": "error", "message": " ".join(message.split()), "exit_code": code}), flush=True)
+        _event(message, code)
     return code
 
+
+def _printed_failure(code: int, json_mode: bool) -> int:
+    """A command's own exit ``code``; when it failed after printing its errors itself (lint errors, weights
+    verification, failed jobs), its ``--json`` output still ends with the ``error`` event."""
+    if code and json_mode:
+        _event(f"failed with exit code {code} (the errors are on stderr)", code)
+    return code
+
+
+def _event(message: str, code: int) -> None:
+    """The ``error`` event on stdout that ends a failing command's ``--json`` output."""
+    print(json.dumps({"event": "error", "message": " ".join(message.split()), "exit_code": code}), flush=True)
+
+
+
+def _tolerant_streams() -> Callable[[], None]:
+    """Let stdout and stderr write any text, whatever their encoding (``PYTHONIOENCODING=ascii``, a C
+    locale): a character the encoding lacks is written as a backslash escape instead of failing the command
+    with ``UnicodeEncodeError`` (non-ASCII file names and prompts in messages, tables and progress; JSON
+    output is ASCII already). Returns the function that puts the previous error handlers back."""
+    previous = [(stream, stream.errors) for stream in (sys.stdout, sys.stderr)
+                if hasattr(stream, "reconfigure") and stream.errors == "strict"]
+    for stream, _ in previous:
+        stream.reconfigure(errors="backslashreplace")
+
+    def restore() -> None:
+        for stream, errors in previous:
+            stream.reconfigure(errors=errors)
+
+    return restore
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     args = [a for a in args if a != "--debug"]
     quiet = "--quiet" in args or "-q" in args
     json_mode = "--json" in args
+    restore_streams = _tolerant_streams()
     configure_logging(quiet=quiet, debug=debug)
     command = typer.main.get_command(app)
     restore_signal_handlers = install_signal_handlers()
@@ -114,8 +145,14 @@ def main(argv: list[str] | None = None) -> None:
         code = result if isinstance(result, int) else 0
         if code == 130:  # recent Typer turns Ctrl-C into a returned exit code 130, without a message
             code = _fail("interrupted by SIGINT", 130, json_mode)
+        else:
+            code = _printed_failure(code, json_mode)
     except typer.Exit as exc:
+        code = _printed_failure(exc.exit_code, json_mode)
+    except Reported as exc:
         code = exc.exit_code
+        if json_mode:
+            _event(exc.message, code)
     except _USAGE as exc:
         where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         code = _fail(exc.format_message() + where, 2, json_mode)
@@ -144,4 +181,5 @@ def main(argv: list[str] | None = None) -> None:
                          "traceback, and please report it)", 1, json_mode)
     finally:
         restore_signal_handlers()
+        restore_streams()
     sys.exit(code)

@@ -84,11 +84,23 @@ def print_table(table: Table) -> None:
     out.print(table)
 
 
+class Reported(Exception):
+    """A command fails after printing the details itself (per-file errors, a manifest's problems, failed
+    jobs): :func:`~inspatio_cli.cli.main` prints nothing more on stderr, ends ``--json`` output with the
+    ``error`` event (``message``: a one-line summary) and exits with ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.message, self.exit_code = " ".join(message.split()), exit_code
+
+
 def exit_for(failures: Sequence[InspatioError]) -> None:
     """End a command that went on past per-file errors (each already printed) with the highest of their
-    exit codes; do nothing when there were none."""
+    exit codes (:class:`Reported`); do nothing when there were none."""
     if failures:
-        raise typer.Exit(max(exc.exit_code for exc in failures))
+        first = failures[0].one_line()
+        raise Reported(first if len(failures) == 1 else f"{len(failures)} errors, the first: {first}",
+                       max(exc.exit_code for exc in failures))
 
 
 def option_group(param: str, parameters: list[tuple[str, Any, Any]],

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..progress import Reporter
 from ..weights.hub import human_size
-from .app import JsonOpt, QuietOpt, add_plain_row, app, print_error, print_table, reporter
+from .app import JsonOpt, QuietOpt, Reported, add_plain_row, app, print_error, print_table, reporter
 from .options import RenderOptions, TrajectoriesOpt, render_options
 from .trajectory import camera_options
 
@@ -88,8 +88,9 @@ def batch(
         for problem in exc.problems:
             print_error(f"{where}:{problem.line}: {problem.error.one_line()}")
         out.event("invalid", problems=[{"line": p.line, "error": p.error.one_line()} for p in exc.problems])
-        print_error(f"{where}: {len(exc.problems)} problem(s); nothing was run")
-        raise typer.Exit(exc.exit_code) from None
+        summary = f"{where}: {len(exc.problems)} problem(s); nothing was run"
+        print_error(summary)
+        raise Reported(summary, exc.exit_code) from None
     mine = select_shard(jobs, selected)
     if dry_run:
         pending = _show_plan(jobs, mine, renderer, force, out)
@@ -102,7 +103,7 @@ def batch(
         summary = run_jobs(mine, renderer, force=force, fail_fast=fail_fast, total=len(jobs), shard=selected,
                            reporter=out)
     if summary.failed:
-        raise typer.Exit(1)
+        raise Reported(f"{len(summary.failed)} job(s) failed", 1)
 
 
 def _show_plan(jobs: list[Job], mine: list[Job], renderer: Rerenderer, force: bool, out: Reporter) -> list[Job]:

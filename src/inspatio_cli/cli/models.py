@@ -10,6 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ..errors import WeightsError
+from ..files import check_folder
 from ..weights import catalog, hub
 from .app import JsonOpt, QuietOpt, app, print_table, reporter
 
@@ -18,7 +20,8 @@ app.add_typer(group)
 
 WeightsDirOpt = Annotated[Optional[Path], typer.Option(
     "--weights-dir", metavar="DIR", envvar="INSPATIO_WEIGHTS_DIR",
-    help="Folder laid out like the official checkpoints/ (default: the Hugging Face cache).")]
+    help="Folder laid out like the official checkpoints/ (default: the Hugging Face cache).",
+    callback=lambda folder: None if folder is None else check_folder(folder, WeightsError, "weights folder"))]
 OnlyOpt = Annotated[Optional[str], typer.Option(
     "--only", metavar="NAMES",
     help="Comma-separated names or groups (generator, vae, text, tae, depth, depth-base, ..., all). "

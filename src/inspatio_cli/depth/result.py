@@ -35,7 +35,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_bytes
 
 from ..errors import DepthError
-from ..files import atomic_output
+from ..files import LOOP, atomic_output, link_loop
 from .sidecar import find_sidecar
 
 __all__ = ["DepthResult", "find_sidecar"]
@@ -149,7 +149,7 @@ class DepthResult:
         maps of an uncompressed file stay on disk (memory-mapped, in their stored precision) until used."""
         p = Path(path)
         if not p.is_file():
-            raise DepthError("no such depth file" if not p.exists() else "not a file", p)
+            raise DepthError(LOOP if link_loop(p) else "no such depth file" if not p.exists() else "not a file", p)
         try:
             if _compressed(p):
                 data = gzip.decompress(p.read_bytes())

@@ -20,6 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from ..errors import WeightsError
+from ..files import LOOP, link_loop
 
 _SHOW = 5
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -39,9 +40,7 @@ def read_state_dict(path: str | Path, *, prefix: str = "", device: str = "cpu",
     to check keys and shapes). Raises :class:`WeightsError` naming the file for a missing, truncated or
     foreign file.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise WeightsError("weights file not found" if not p.exists() else "not a file", p)
+    p = _readable(path)
     if p.stat().st_size == 0:
         raise WeightsError("weights file is empty", p)
     if _is_safetensors(p):
@@ -54,6 +53,22 @@ def read_state_dict(path: str | Path, *, prefix: str = "", device: str = "cpu",
     if prefix:
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     return state
+
+
+def _readable(path: str | Path) -> Path:
+    """``path`` when it is a file this process may read; :class:`WeightsError` naming the problem (missing,
+    a folder, a symbolic link loop, permission denied) otherwise, rather than a parser's complaint."""
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(LOOP if link_loop(p) else "weights file not found" if not p.exists() else "not a file", p)
+    try:
+        with p.open("rb"):
+            pass
+    except PermissionError:
+        raise WeightsError("permission denied: the weights file cannot be read", p) from None
+    except OSError as exc:
+        raise WeightsError(f"cannot read the weights file ({exc.strerror or exc})", p) from None
+    return p
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -85,10 +100,28 @@ def _read_pickle(path: Path, device: str, mmap: bool = False) -> dict[str, torch
             obj = obj[wrapper]
     if not isinstance(obj, Mapping):
         raise WeightsError(f"expected a state dict, found a {type(obj).__name__}", path)
+    keys = [k for k in obj if not isinstance(k, str)]
+    if keys:
+        raise WeightsError(f"keys that are not strings: {', '.join(repr(k) for k in keys[:_SHOW])}", path)
     bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise WeightsError(f"entries that are not tensors: {', '.join(map(str, bad[:_SHOW]))}", path)
+    odd = [f"{k} ({_storage(v)})" for k, v in obj.items() if _storage(v)]
+    if odd:
+        raise WeightsError(f"tensors without their data as plain arrays: {', '.join(odd[:_SHOW])}", path)
     return dict(obj)
+
+
+def _storage(tensor: torch.Tensor) -> str | None:
+    """What keeps ``tensor`` from being loaded as a weight: ``"sparse"`` (or another layout), ``"meta"`` (no
+    data), ``"quantized"``; None for a plain dense tensor."""
+    if tensor.layout != torch.strided:
+        return str(tensor.layout).removeprefix("torch.")
+    if tensor.is_meta:
+        return "meta, no data"
+    if tensor.is_quantized:
+        return "quantized"
+    return None
 
 
 def _reason(exc: Exception) -> str:
@@ -97,7 +130,7 @@ def _reason(exc: Exception) -> str:
 
 def read_header(path: str | Path) -> dict[str, tuple[tuple[int, ...], str]]:
     """Keys -> (shape, dtype) of a ``.safetensors`` file, read from its header without loading tensors."""
-    p = Path(path)
+    p = _readable(path)
     try:
         with safe_open(str(p), "pt") as fh:
             out = {}

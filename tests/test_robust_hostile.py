@@ -1,0 +1,160 @@
+"""What a hostile world throws at the command line, one test per class of input (issue 23): symbolic link
+loops anywhere a path goes, bad ``--name`` templates, output and condition folders that collide with
+inputs or other outputs, a console that cannot encode the text, ``--json`` output of failing commands,
+prompt files and manifests that are pipes, unreadable arguments, hostile depth and weights files."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from clirun import run
+from inspatio_cli.batch import JobDefaults, plan_jobs, plan_inputs
+from inspatio_cli.batch.manifest import InvalidJobs, Row
+from inspatio_cli.cli import main
+from inspatio_cli.errors import InputError, UsageError
+from inspatio_cli.files import OutputClaims
+from test_preview_pipeline import scene_files
+
+@pytest.fixture
+def scene(tmp_path, monkeypatch):
+    """A 48x80 clip with its sidecar depth and an orbit file in ``tmp_path/scene``; cwd is ``tmp_path``."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("INSPATIO_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "scene").mkdir()
+    return scene_files(tmp_path / "scene", 4, 10)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and "cache" not in p.parts}
+
+
+def _one_line(code: int, err: str, expected_code: int, *words: str) -> None:
+    assert code == expected_code and err.count("\n") == 1 and err.startswith("error: "), (code, err)
+    assert all(w in err for w in words), err
+
+
+def test_symbolic_link_loops_are_one_line_errors_and_nothing_is_written(scene, capsys, tmp_path):
+    os.symlink("loop", tmp_path / "loop")
+    before = _files(tmp_path)
+    video, traj = scene["video"], scene["traj"]
+    for args, code, words in [
+            (("-o", "loop/p.mp4"), 3, ("loop/p.mp4", "symbolic link loop")),
+            (("-o", "p.mp4", "--save-condition", "loop"), 3, ("loop/warped.mp4", "symbolic link loop")),
+            (("-o", "p.mp4", "--save-condition", "loop/deeper"), 3, ("symbolic link loop",)),
+            (("-o", "p.mp4", "--depth", "loop"), 3, ("loop:", "symbolic link loop")),
+            (("-o", "p.mp4", "-t", "loop"), 3, ("loop",))]:
+        extra = () if "-t" in args else ("-t", traj)
+        result, _, err = run(capsys, "preview", video, *extra, *args, "--quiet")
+        _one_line(result, err, code, *words)
+    result, _, err = run(capsys, "batch", "loop", "-t", traj, "-o", "out", "--dry-run")
+    _one_line(result, err, 3, "loop", "symbolic link")
+    result, _, err = run(capsys, "models", "verify", "--weights-dir", "loop")
+    assert result == 4 and "symbolic link loop" in err, err
+    with pytest.raises(InputError, match="symbolic link"):
+        JobDefaults(("orbit_left",), prompt_file=tmp_path / "loop").checked()
+    assert _files(tmp_path) == before
+
+
+def test_bad_name_templates_are_usage_errors_before_any_work(scene, tmp_path):
+    defaults = JobDefaults((str(scene["traj"]),))
+    for name in ["{video:d}", "{video!x}", "{video:99999999}", "{seed:s}", "{nothing}", "{video", "x}",
+                 "{video:{seed}}", "{}", "{video[0]}", "{video:>300}"]:
+        with pytest.raises(UsageError, match=r"^--name ") as info:
+            plan_inputs([scene["video"]], defaults, tmp_path / "out", name)
+        assert info.value.exit_code == 2 and "\n" not in str(info.value)
+    jobs = plan_inputs([scene["video"]], defaults, tmp_path / "out", "{seed:03d}-{video!s}-{index}")
+    assert jobs[0].output == tmp_path / "out" / "000-clip-1.mp4"
+
+
+def test_outputs_and_condition_folders_may_not_take_the_place_of_inputs_or_other_outputs(scene, tmp_path):
+    video, traj = str(scene["video"]), str(scene["traj"])
+    defaults = JobDefaults((traj,))
+
+    def problems(*rows: dict) -> list[str]:
+        with pytest.raises(InvalidJobs) as info:
+            plan_jobs([Row(n, {"video": video, **row}, False) for n, row in enumerate(rows, 1)], defaults,
+                      base=tmp_path, output=tmp_path / "out")
+        return [p.text() for p in info.value.problems]
+
+    found = problems({"output": "a.mp4"}, {"output": "b.mp4", "save_condition": "out/a.mp4"})
+    assert found == [f"line 2: {tmp_path}/out/a.mp4: the condition video warped.mp4 needs this to be a folder, but "
+                     "it is job 1's (line 1) output"]
+    found = problems({"output": "b.mp4", "save_condition": "out/c"}, {"output": "c"})
+    assert len(found) == 1 and "the output must be a video file" in found[0]
+    found = problems({"output": "b.mp4", "save_condition": "out/c.mp4"}, {"output": "c.mp4"})
+    assert found == [f"line 2: {tmp_path}/out/c.mp4: the output is the folder of job 1's (line 1) condition video "
+                     "warped.mp4; give each output its own name"]
+    found = problems({"output": "b.mp4", "save_condition": video})
+    assert found == [f"line 1: {video}: the condition video warped.mp4 needs this to be a folder, but it is a "
+                     "source video"]
+    found = problems({"output": "x/b.mp4", "save_condition": traj + "/c"})
+    assert "needs this to be a folder, but it is a trajectory file" in found[0]
+    (tmp_path / "file").write_text("mine")
+    claims = OutputClaims({})
+    assert "needs this to be a folder, but it is a file" in str(claims.claim(tmp_path / "file" / "x.mp4", "the output"))
+    assert "is a folder" in str(claims.claim(tmp_path / "scene", "the output"))
+    assert claims.claim(tmp_path / "new" / "deeper" / "x.mp4", "the output") is None
+    assert "is the folder of" in str(claims.claim(tmp_path / "new" / "deeper", "the sidecar"))
+
+
+def test_an_ascii_console_gets_escapes_not_encoding_errors(scene, tmp_path, monkeypatch):
+    """``PYTHONIOENCODING=ascii`` (strict ASCII streams) with non-ASCII paths: error lines and tables are
+    escaped, JSON is ASCII; the streams are as they were afterwards."""
+    odd = tmp_path / "caf\u00e9 \u2615"
+    odd.mkdir()
+    (odd / "out.mp4").write_bytes(b"mine")
+
+    def run_ascii(*args: object) -> tuple[int, str, str]:
+        out, err = (io.TextIOWrapper(io.BytesIO(), encoding="ascii", errors="strict") for _ in range(2))
+        monkeypatch.setattr(sys, "stdout", out)
+        monkeypatch.setattr(sys, "stderr", err)
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(a) for a in args])
+        assert out.errors == err.errors == "strict"
+        texts = []
+        for stream in (out, err):
+            stream.flush()
+            texts.append(stream.buffer.getvalue().decode("ascii"))
+        return exit_info.value.code, *texts
+
+    code, out, err = run_ascii("preview", scene["video"], "-t", scene["traj"], "-o", odd / "out.mp4", "--json")
+    assert code == 2 and "caf\\xe9 \\u2615/out.mp4: the output already exists" in err
+    event = json.loads(out.splitlines()[-1])
+    assert event["event"] == "error" and f"{odd}/out.mp4" in event["message"]
+    code, out, err = run_ascii("info", scene["video"], odd)
+    assert code == 3 and "clip.mp4" in out and "caf\\xe9" in err
+
+
+def test_every_failing_command_ends_its_json_output_with_the_error_event(scene, capsys, tmp_path, monkeypatch):
+    def last_event(*args: object) -> tuple[int, dict]:
+        code, out, _ = run(capsys, *args, "--json")
+        return code, json.loads(out.splitlines()[-1])
+
+    code, event = last_event("info", scene["video"], tmp_path)
+    assert code == 3 and event == {"event": "error", "message": f"{tmp_path}: is a directory, not a video file",
+                                   "exit_code": 3}
+    (tmp_path / "jobs.jsonl").write_text('{"video": "nothing.mp4"}\n')
+    code, event = last_event("batch", "jobs.jsonl", "-t", scene["traj"], "-o", "out")
+    assert code == 3 and event["event"] == "error" and "1 problem(s); nothing was run" in event["message"]
+    code, event = last_event("info", "--no-such-option")
+    assert code == 2 and event["event"] == "error" and "--no-such-option" in event["message"]
+    bad = tmp_path / "weights" / "InSpatio-World-1.3B" / "InSpatio-World-1.3B.safetensors"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not weights")
+    code, event = last_event("models", "verify", "--weights-dir", tmp_path / "weights", "--only", "generator")
+    assert code == 1 and event == {"event": "error", "message": "failed with exit code 1 (the errors are on stderr)",
+                                   "exit_code": 1}
+
+    def broken(*_args, **_kwargs):
+        raise ZeroDivisionError("a bug")
+
+    from inspatio_cli import video
+    monkeypatch.setattr(video, "probe", broken)
+    code, event = last_event("info", scene["video"])
+    assert code == 1 and event["exit_code"] == 1 and "internal error: ZeroDivisionError: a bug" in event["message"]

@@ -5,20 +5,26 @@ prompt files and manifests that are pipes, unreadable arguments, hostile depth a
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
+import struct
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from clirun import run
 from inspatio_cli.batch import JobDefaults, plan_jobs, plan_inputs
 from inspatio_cli.batch.manifest import InvalidJobs, Row
 from inspatio_cli.cli import main
-from inspatio_cli.errors import InputError, UsageError
+from inspatio_cli.depth import DepthResult
+from inspatio_cli.errors import DepthError, InputError, UsageError, WeightsError
 from inspatio_cli.files import OutputClaims
+from inspatio_cli.weights.io import meta_state, read_state_dict
 from test_preview_pipeline import scene_files
 
 @pytest.fixture
@@ -158,3 +164,66 @@ def test_every_failing_command_ends_its_json_output_with_the_error_event(scene, 
     monkeypatch.setattr(video, "probe", broken)
     code, event = last_event("info", scene["video"])
     assert code == 1 and event["exit_code"] == 1 and "internal error: ZeroDivisionError: a bug" in event["message"]
+
+
+def _safetensors_bytes(header: dict | bytes, data: bytes = b"") -> bytes:
+    """A safetensors file: the 8-byte header size, the ``header`` (as JSON, or these bytes), then ``data``."""
+    text = header if isinstance(header, bytes) else json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def test_hostile_depth_files_are_one_line_depth_errors(tmp_path):
+    frames, K = 2, torch.tensor([[10.0, 0, 6], [0, 10.0, 4], [0, 0, 1]]).expand(2, 3, 3).contiguous()
+    good = DepthResult(torch.rand(frames, 8, 12) + 1, K, torch.eye(4).repeat(frames, 1, 1))
+    good.save(tmp_path / "good.safetensors")
+    deep = b"[" * 100_000 + b"]" * 100_000
+    (tmp_path / "deep.safetensors").write_bytes(struct.pack("<Q", len(deep)) + deep)
+    with gzip.open(tmp_path / "bomb.safetensors.gz", "wb", compresslevel=1) as packed:
+        packed.write((tmp_path / "good.safetensors").read_bytes())
+        for _ in range(64):  # 64 MiB of zeros past the promised end, from a file of a few hundred KiB
+            packed.write(bytes(1 << 20))
+    with gzip.open(tmp_path / "claims.safetensors.gz", "wb") as packed:
+        packed.write(struct.pack("<Q", 1 << 40) + b"{")
+    for name, flaw in [("mirrored", lambda c2w: c2w[1, 0].neg_()), ("sheared", lambda c2w: c2w[0, 0, 1].add_(0.5)),
+                       ("nan", lambda c2w: c2w[1, 2, 3].fill_(float("nan"))),
+                       ("inf", lambda c2w: c2w[0, 0, 3].fill_(float("inf")))]:
+        c2w = torch.eye(4).repeat(frames, 1, 1)
+        flaw(c2w)
+        save_file({"depth": good.depth, "K": K, "c2w": c2w}, str(tmp_path / f"{name}.safetensors"),
+                  metadata={"format": "inspatio-depth"})
+    expected = {"deep.safetensors": "too deeply nested",
+                "bomb.safetensors.gz": "decompresses to more than the",
+                "claims.safetensors.gz": "the header claims 1099511627776 bytes",
+                "mirrored.safetensors": "c2w rotations are mirrored (determinant -1, first at frame 1)",
+                "sheared.safetensors": "c2w rotations are not orthonormal",
+                "nan.safetensors": "c2w has non-finite values (first at frame 1)",
+                "inf.safetensors": "c2w has non-finite values (first at frame 0)"}
+    for name, problem in expected.items():
+        with pytest.raises(DepthError) as info:
+            DepthResult.load(tmp_path / name)
+        assert problem in info.value.one_line() and info.value.exit_code == 3 and "\n" not in str(info.value)
+
+
+def test_hostile_weights_files_are_one_line_weights_errors(tmp_path):
+    entry = {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}
+    files = {"meta-values.safetensors": _safetensors_bytes({"__metadata__": {"n": 1}, "w": entry}, bytes(4)),
+             "meta-list.safetensors": _safetensors_bytes({"__metadata__": [1], "w": entry}, bytes(4)),
+             "dtype.safetensors": _safetensors_bytes({"w": {**entry, "dtype": "X99"}}, bytes(4)),
+             "offsets.safetensors": _safetensors_bytes({"w": {**entry, "data_offsets": [0, 1 << 40]}}, bytes(4)),
+             "nested.safetensors": _safetensors_bytes(b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    torch.save({1: torch.zeros(2)}, tmp_path / "int-keys.pth")
+    torch.save({"w": torch.zeros(2, device="meta")}, tmp_path / "meta.pth")
+    torch.save({"w": torch.zeros(2).to_sparse()}, tmp_path / "sparse.pth")
+    expected = {**dict.fromkeys(files, "unreadable safetensors"), "int-keys.pth": "keys that are not strings: 1",
+                "meta.pth": "w (meta, no data)", "sparse.pth": "w (sparse_coo)"}
+    for name, problem in expected.items():
+        for read in (read_state_dict, meta_state):
+            with pytest.raises(WeightsError) as info:
+                read(tmp_path / name)
+            assert problem in info.value.one_line() and info.value.exit_code == 4
+    os.symlink("loop.safetensors", tmp_path / "loop.safetensors")
+    with pytest.raises(WeightsError, match="symbolic link loop"):
+        read_state_dict(tmp_path / "loop.safetensors")

@@ -25,6 +25,7 @@ from pathlib import Path
 import gzip
 import json
 import math
+import os
 import struct
 import zlib
 from typing import BinaryIO, Iterator
@@ -49,6 +50,8 @@ DESCRIBE_FRAMES = 16
 """Frames whose depth values give the median in :meth:`DepthResult.describe`."""
 _SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float16: "F16"}
 """How a depth file stores its tensors."""
+MAX_HEADER_BYTES = 100 << 20
+"""The largest header read (as the safetensors library's own limit): a depth file's is a few hundred bytes."""
 _NUMPY_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16}
 """Safetensors dtypes an uncompressed depth file may hold; anything else is not a depth file."""
 
@@ -113,6 +116,10 @@ class DepthResult:
         eye = torch.eye(3, dtype=torch.float64).expand(t, 3, 3)
         if not torch.allclose(rot @ rot.transpose(1, 2), eye, atol=1e-3):
             raise DepthError("c2w rotations are not orthonormal", path)
+        mirrored = torch.linalg.det(rot) < 0
+        if mirrored.any():
+            raise DepthError(f"c2w rotations are mirrored (determinant -1, first at frame {_first(mirrored[:, None])}); "
+                             "poses must be proper rotations", path)
         return self
 
     def check_matches(self, num_frames: int, size: tuple[int, int], path: str | Path | None = None) -> None:
@@ -152,10 +159,12 @@ class DepthResult:
             raise DepthError(LOOP if link_loop(p) else "no such depth file" if not p.exists() else "not a file", p)
         try:
             if _compressed(p):
-                data = gzip.decompress(p.read_bytes())
+                data = _decompress(p)
                 tensors, meta = load_bytes(data), _header_metadata(data)
             else:
                 tensors, meta = _map_safetensors(p)
+        except RecursionError:
+            raise DepthError("not a readable depth file (its header is too deeply nested)", p) from None
         except (SafetensorError, OSError, ValueError, EOFError, zlib.error, struct.error) as exc:
             raise DepthError(f"not a readable depth file ({' '.join(str(exc).split())[:160]})", p) from None
         missing = [k for k in ("depth", "K", "c2w") if k not in tensors]
@@ -214,18 +223,46 @@ def _write_safetensors(out: BinaryIO, tensors: dict[str, tuple[torch.Tensor, tor
             out.write(block.to(dtype).contiguous().numpy().tobytes())  # little-endian hosts, as safetensors
 
 
+def _header(fh: BinaryIO, size: int | None) -> tuple[int, dict]:
+    """The header size and JSON header at the start of a safetensors stream ``fh`` of ``size`` bytes (None:
+    unknown, a decompressing stream); ValueError for a header larger than the file or than
+    :data:`MAX_HEADER_BYTES`, or that is not a JSON object (RecursionError for absurd nesting)."""
+    (header_size,) = struct.unpack("<Q", fh.read(8))
+    if header_size > MAX_HEADER_BYTES or (size is not None and header_size > size - 8):
+        raise ValueError(f"the header claims {header_size} bytes" + (f" of a {size}-byte file" if size else ""))
+    header = json.loads(fh.read(header_size))
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    return header_size, header
+
+
+def _decompress(path: Path) -> bytes:
+    """The safetensors bytes of a ``.safetensors.gz`` file, decompressed no further than the size its header
+    promises (header plus the last tensor's end): a file that expands beyond that (a gzip bomb) or promises
+    more than this machine's memory is refused (ValueError) before it fills the memory."""
+    with gzip.open(path, "rb") as fh:
+        header_size, header = _header(fh, None)
+        ends = [info.get("data_offsets", [0, 0])[1] for name, info in header.items()
+                if name != "__metadata__" and isinstance(info, dict)]
+        promised = 8 + header_size + max((e for e in ends if isinstance(e, int)), default=0)
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+        if memory and promised > memory // 2:
+            raise ValueError(f"it would decompress to {promised / 2**30:.1f} GiB, more than half of this machine's "
+                             "memory; store it uncompressed (.safetensors), which is read from disk as needed")
+        fh.seek(0)
+        data = fh.read(promised)
+        if fh.read(1):
+            raise ValueError(f"it decompresses to more than the {promised} bytes its header promises")
+    return data
+
+
 def _map_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """The tensors of an uncompressed safetensors file over a copy-on-write memory map (nothing is read
     until used; writing to them never changes the file), and its metadata. Raises ValueError (and the
     errors of reading the header) for a file that does not hold what its header says."""
     size = path.stat().st_size
     with path.open("rb") as fh:
-        (header_size,) = struct.unpack("<Q", fh.read(8))
-        if header_size > size - 8:
-            raise ValueError(f"the header claims {header_size} bytes of a {size}-byte file")
-        header = json.loads(fh.read(header_size))
-    if not isinstance(header, dict):
-        raise ValueError("the header is not a JSON object")
+        header_size, header = _header(fh, size)
     meta = header.pop("__metadata__", None) or {}
     tensors = {}
     for name, info in header.items():

@@ -11,6 +11,7 @@ import json
 import os
 import struct
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ import torch
 from safetensors.torch import save_file
 
 from clirun import run
-from inspatio_cli.batch import JobDefaults, plan_jobs, plan_inputs
+from inspatio_cli.batch import JobDefaults, plan_inputs, plan_jobs, plan_manifest
 from inspatio_cli.batch.manifest import InvalidJobs, Row
 from inspatio_cli.cli import main
 from inspatio_cli.depth import DepthResult
@@ -227,3 +228,28 @@ def test_hostile_weights_files_are_one_line_weights_errors(tmp_path):
     os.symlink("loop.safetensors", tmp_path / "loop.safetensors")
     with pytest.raises(WeightsError, match="symbolic link loop"):
         read_state_dict(tmp_path / "loop.safetensors")
+
+
+def _pipe(path: Path, text: str) -> threading.Thread:
+    """A FIFO at ``path`` (as a shell's ``<(...)`` makes) that a thread fills with ``text`` once read."""
+    os.mkfifo(path)
+
+    def fill() -> None:
+        with open(path, "w", encoding="utf-8") as fifo:
+            fifo.write(text)
+
+    writer = threading.Thread(target=fill, daemon=True)
+    writer.start()
+    return writer
+
+
+def test_prompt_files_and_manifests_that_are_pipes_are_read_once(scene, tmp_path):
+    _pipe(tmp_path / "prompt", "a caf\u00e9 at dusk\n")
+    defaults = JobDefaults((str(scene["traj"]),), prompt_file=tmp_path / "prompt")
+    jobs = plan_inputs([scene["video"]], defaults, tmp_path / "out" / "a.mp4")
+    assert (jobs[0].prompt, jobs[0].prompt_file) == ("a caf\u00e9 at dusk\n", None)
+    _pipe(tmp_path / "row-prompt", "from the row\n")
+    _pipe(tmp_path / "jobs", json.dumps({"video": "scene/clip.mp4", "output": "out/b.mp4",
+                                         "prompt_file": str(tmp_path / "row-prompt")}) + "\n")
+    jobs = plan_manifest(tmp_path / "jobs", JobDefaults((str(scene["traj"]),)))
+    assert [(j.video, j.prompt, j.prompt_file) for j in jobs] == [(Path("scene/clip.mp4"), "from the row\n", None)]

@@ -16,6 +16,7 @@ import hashlib
 import os
 import secrets
 import socket
+import stat
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -142,6 +143,19 @@ def link_loop(path: str | os.PathLike[str]) -> bool:
     except ValueError:  # a NUL byte: not a loop (the open reports it)
         return False
     return False
+
+
+def is_stream(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is ``-`` or something that can be read only once: a pipe (``/dev/stdin`` in a
+    pipeline, the FIFO of a shell's ``<(...)``), a terminal or another device, a socket. Such an input is
+    read once and its content kept; a regular file may be read again."""
+    if str(path) == "-":
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 LOOP = "a symbolic link loop (too many levels of symbolic links)"

@@ -12,6 +12,7 @@ from typing import Any, Mapping, Sequence
 from ..cameras import CameraOptions
 from ..choices import FIT_MODES, check_size
 from ..errors import UsageError
+from ..files import is_stream
 from ..text import check_prompt_text, read_prompt_file
 from .keys import MAX_CRF
 
@@ -42,8 +43,9 @@ class JobDefaults:
     fps: float | None = None
 
     def checked(self) -> "JobDefaults":
-        """The defaults with their prompt file read (once: it may be standard input), after checking
-        every value; :class:`UsageError` / :class:`PromptError` otherwise."""
+        """The defaults with their prompt file read (once: it may be standard input or another pipe, whose
+        text then replaces it), after checking every value; :class:`UsageError` / :class:`PromptError`
+        otherwise."""
         if self.prompt is not None and self.prompt_file is not None:
             raise UsageError("give either --prompt or --prompt-file, not both")
         if self.fit not in FIT_MODES:
@@ -55,8 +57,8 @@ class JobDefaults:
             check_seed(seed)
         if self.prompt is not None:
             check_prompt_text(self.prompt)
-        if str(self.prompt_file) == "-":
-            return replace(self, prompt=read_prompt_file("-"), prompt_file=None)
+        if self.prompt_file is not None and is_stream(self.prompt_file):
+            return replace(self, prompt=read_prompt_file(self.prompt_file), prompt_file=None)
         if self.prompt_file is not None:
             read_prompt_file(self.prompt_file)
         return self

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Sequence, TextIO
 
 from ..errors import InspatioError, ManifestError
+from ..files import is_stream
 from .keys import ALL_KEYS, key_name, unknown_key
 
 
@@ -92,7 +93,7 @@ def read_manifest(source: str | Path, *, stdin: BinaryIO | TextIO | None = None)
             raise ManifestError("is a folder, not a manifest file", path) from None
         except OSError as exc:
             raise ManifestError(f"cannot read the manifest ({exc.strerror or exc})", path) from None
-        base = path.parent
+        base = Path() if is_stream(path) else path.parent  # a pipe's paths are relative to the working folder
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8-sig")

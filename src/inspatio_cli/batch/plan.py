@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Sequence, TextIO
 from ..cameras import CameraOptions, TimeControl, chunk_plan
 from ..choices import DEFAULT_NAME, VIDEO_SUFFIXES, check_size
 from ..errors import InputError, InspatioError, ManifestError, UsageError
-from ..files import LOOP, OutputClaims, link_loop, real_path
+from ..files import LOOP, OutputClaims, is_stream, link_loop, real_path
 from ..render.plan import planned_outputs
 from ..scene import padded_length, source_camera
 from ..text import read_prompt_file
@@ -272,6 +272,8 @@ def _job(number: int, draft: _Draft, defaults: JobDefaults, inputs: _Inputs, bas
         key = inputs.real(Path(prompt_file))
         if key not in inputs.prompts:
             inputs.prompts[key] = read_prompt_file(prompt_file)
+        if is_stream(prompt_file):  # a pipe is read once: its jobs take the text
+            prompt, prompt_file = inputs.prompts[key], None
     depth = _under(base, values["depth"]) if "depth" in values else defaults.depth
     if depth is not None and not Path(depth).is_file():
         raise InputError(LOOP if link_loop(depth) else "no such depth file", depth)

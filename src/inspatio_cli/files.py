@@ -205,17 +205,25 @@ class OutputClaims:
         """Identity -> (its owner, what it is: e.g. ``"job 2's (line 3) sidecar"``)."""
         self._folders: dict[Path, str | None] = {}
         """Folder (resolved) -> None when it exists, else which output it is created for."""
+        self._real: dict[Path, Path] = {}
 
     def claim(self, path: Path, what: str, owner: str | None = None) -> InspatioError | None:
         """Record ``path`` as the output ``what`` (e.g. ``"the sidecar"``) of ``owner`` (e.g. ``"job 2's"``,
         default: this run's ``what``); the error naming it when it would replace an input, is already
         another output of the run or a folder of one, exists, cannot be reached (a symbolic link loop:
         :class:`InputError`) or goes in a folder that cannot be made; None when it is free."""
-        if link_loop(path):
-            return InputError(f"{what} cannot be written: {LOOP}", path)
-        if path.is_dir():
+        try:
+            found: os.stat_result | None = os.stat(path)
+        except OSError as exc:  # missing (or a file on the way: the folder check below says so)
+            if exc.errno == errno.ELOOP:
+                return InputError(f"{what} cannot be written: {LOOP}", path)
+            found = None
+        if found is not None and stat.S_ISDIR(found.st_mode):
             return UsageError(f"{what} is a folder; give a file name", path)
-        keys = _identities(path)
+        link = os.path.islink(path)
+        keys: list[tuple] = [("path", real_path(path) if link else self._real_folder(path.parent) / path.name)]
+        if found is not None:
+            keys.append(("inode", found.st_dev, found.st_ino))
         label = what if owner is None else f"{owner} {what.removeprefix('the ')}"
         for key in keys:
             if key in self._inputs:
@@ -225,20 +233,26 @@ class OutputClaims:
         if self._folders.get(keys[0][1]) is not None:
             return UsageError(f"{what} is the folder of {self._folders[keys[0][1]]}; give each output its own "
                               "name", path)
-        problem = self._claim_folders(path, what, label)
+        problem = self._claim_folders(keys[0][1].parent, what, label)
         if problem is not None:
             return problem
-        if not self.overwrite and (path.exists() or path.is_symlink()):
+        if not self.overwrite and (found is not None or link):
             return UsageError(f"{what} already exists (give {self.flag} to replace it)", path)
         self._claimed.update(dict.fromkeys(keys, (owner or what, label)))
         return None
 
-    def _claim_folders(self, path: Path, what: str, label: str) -> InspatioError | None:
-        """Record the folders ``path`` goes in, up to the first that exists; the error when one of them is
-        an existing file, an input or an output of the run, or the existing one may not be written in. Each
-        folder is asked of the file system once."""
+    def _real_folder(self, folder: Path) -> Path:
+        """:func:`real_path` of ``folder``, asked of the file system once per folder as written: a run's
+        outputs mostly share a few folders."""
+        if folder not in self._real:
+            self._real[folder] = real_path(folder)
+        return self._real[folder]
+
+    def _claim_folders(self, folder: Path, what: str, label: str) -> InspatioError | None:
+        """Record ``folder`` (resolved), where an output goes, and the folders above it up to the first that
+        exists; the error when one of them is an existing file, an input or an output of the run, or the
+        existing one may not be written in. Each folder is asked of the file system once."""
         made: list[Path] = []
-        folder = real_path(path).parent
         while folder not in self._folders:
             if folder.is_dir():
                 if not os.access(folder, os.W_OK | os.X_OK):

@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from ..progress import Reporter
 from ..weights.hub import human_size
-from .app import JsonOpt, QuietOpt, Reported, add_plain_row, app, print_error, print_table, reporter
+from .app import JsonOpt, QuietOpt, Reported, app, print_error, reporter
 from .options import RenderOptions, TrajectoriesOpt, render_options
 from .trajectory import camera_options
 
@@ -112,21 +111,22 @@ def _show_plan(jobs: list[Job], mine: list[Job], renderer: Rerenderer, force: bo
     from ..batch import estimate, is_finished
 
     pending = []
-    table = Table("job", "line", "video", "trajectory", "seed", "frames", "chunks", "output", "status")
+    listing = _Listing(("job", "line", "video", "trajectory", "seed", "frames", "chunks", "output", "status"),
+                       out.mode == "human")
     for job in mine:
         finished = not force and is_finished(job, renderer)
         status = "finished (skipped)" if finished else "to render"
         if not finished:
             pending.append(job)
         out.event("job_planned", **job.describe(), status="finished" if finished else "pending")
-        add_plain_row(table, job.number, "" if job.line is None else job.line, job.video, job.trajectory, job.seed,
-                      job.frames, job.chunks, job.output, status)
+        listing.add(job.number, "" if job.line is None else job.line, job.video, job.trajectory, job.seed,
+                    job.frames, job.chunks, job.output, status)
+    listing.flush()
     cost = estimate(pending, renderer, near=mine)
     out.event("plan", total_jobs=len(jobs), shard_jobs=len(mine), finished=len(mine) - len(pending),
               estimate=cost.as_dict())
     if out.mode != "human":
         return pending
-    print_table(table)
     print(f"{len(mine)} of {len(jobs)} jobs in this shard: {len(pending)} to render, {len(mine) - len(pending)} "
           f"finished; {cost.frames} frames in {cost.chunks} generator chunks")
     if not pending:
@@ -145,6 +145,41 @@ def _show_plan(jobs: list[Job], mine: list[Job], renderer: Rerenderer, force: bo
           f"before them, one at a time: text encoder up to {human_size(weights['text'])} (new prompts only), "
           f"depth model {human_size(weights['depth'])} (videos without depth)")
     return pending
+
+
+class _Listing:
+    """The dry run's table of jobs on stdout, streamed: rows are printed a block at a time as they are
+    planned (a batch of 100,000 jobs starts listing at once and costs time in proportion to its jobs), in
+    columns as wide as the first block needs (a longer cell widens its own row only). Prints nothing
+    unless ``shown``."""
+
+    BLOCK = 1000
+
+    def __init__(self, header: tuple[str, ...], shown: bool):
+        self.header, self.shown = header, shown
+        self.rows: list[tuple[str, ...]] = []
+        self.widths: list[int] | None = None
+
+    def add(self, *cells: object) -> None:
+        if self.shown:
+            self.rows.append(tuple(" ".join(str(c).split()) for c in cells))
+            if len(self.rows) >= self.BLOCK:
+                self.flush()
+
+    def flush(self) -> None:
+        """Print the rows added since the last flush (with the header, the first time)."""
+        if not self.shown or not self.rows and self.widths is not None:
+            return
+        lines = []
+        if self.widths is None:
+            self.widths = [max(len(c) for c in column) for column in zip(self.header, *self.rows)]
+            lines.append(self._line(self.header))
+        lines += [self._line(row) for row in self.rows]
+        self.rows = []
+        print("\n".join(lines), flush=True)
+
+    def _line(self, cells: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, self.widths)).rstrip()
 
 
 def _duration(seconds: float) -> str:

@@ -253,3 +253,44 @@ def test_prompt_files_and_manifests_that_are_pipes_are_read_once(scene, tmp_path
                                          "prompt_file": str(tmp_path / "row-prompt")}) + "\n")
     jobs = plan_manifest(tmp_path / "jobs", JobDefaults((str(scene["traj"]),)))
     assert [(j.video, j.prompt, j.prompt_file) for j in jobs] == [(Path("scene/clip.mp4"), "from the row\n", None)]
+
+
+def test_unreadable_arguments_are_bad_input_or_weights_not_usage_errors(scene, capsys, tmp_path, monkeypatch):
+    """A weights file the process may not read says "permission denied" (simulated: the tests may run as
+    root, where permissions do not bite); as another user, every unreadable argument is our one line with
+    exit 3 (inputs) or 4 (weights), and an output folder that cannot be written in is refused before work."""
+    weights = tmp_path / "w.safetensors"
+    save_file({"w": torch.zeros(2)}, str(weights))
+    opened = Path.open
+
+    def deny(self, *args, **kwargs):
+        if self == weights:
+            raise PermissionError(13, "Permission denied", str(self))
+        return opened(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", deny)
+    for read in (read_state_dict, meta_state):
+        with pytest.raises(WeightsError, match="permission denied: the weights file cannot be read"):
+            read(weights)
+    monkeypatch.undo()
+    locked = {name: tmp_path / name for name in ("prompt.txt", "jobs.jsonl", "locked", "w")}
+    locked["prompt.txt"].write_text("x")
+    locked["jobs.jsonl"].write_text(json.dumps({"video": str(scene["video"])}) + "\n")
+    locked["locked"].mkdir()
+    locked["w"].mkdir()
+    for path in locked.values():
+        path.chmod(0)
+    try:
+        if os.access(locked["prompt.txt"], os.R_OK):
+            pytest.skip("file permissions do not apply to this process (root)")
+        base = ["preview", scene["video"], "-t", scene["traj"], "--quiet"]
+        for args, code in [((*base, "-o", tmp_path / "locked" / "p.mp4"), 3),
+                           (("batch", locked["jobs.jsonl"], "-t", scene["traj"], "-o", "out", "--dry-run"), 3),
+                           (("models", "verify", "--weights-dir", locked["w"]), 4)]:
+            result, _, err = run(capsys, *args)
+            _one_line(result, err, code, "ermission denied")
+        with pytest.raises(InputError, match="Permission denied"):
+            JobDefaults(("orbit_left",), prompt_file=locked["prompt.txt"]).checked()
+    finally:
+        for path in locked.values():
+            path.chmod(0o700)

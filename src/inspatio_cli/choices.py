@@ -6,6 +6,7 @@ print help and reject bad input without loading PyTorch; each stage module re-ex
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -55,7 +56,7 @@ def check_video_output(output: str | Path, source: str | Path | None = None) -> 
     suffix (.avi, .webm, .gif... cannot hold our H.264 stream, or are not videos), or the ``source`` video
     itself. Cheap: commands call it before any work."""
     path = Path(output)
-    if path.is_dir():
+    if os.path.isdir(path):  # never raises (Path.is_dir does in a folder without permission)
         raise UsageError(f"the output is a folder; give a video file name ({', '.join(VIDEO_SUFFIXES)})", path)
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise UsageError(f"the output must be a video file named {', '.join(VIDEO_SUFFIXES)}", path)

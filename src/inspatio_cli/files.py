@@ -217,6 +217,8 @@ class OutputClaims:
         except OSError as exc:  # missing (or a file on the way: the folder check below says so)
             if exc.errno == errno.ELOOP:
                 return InputError(f"{what} cannot be written: {LOOP}", path)
+            if exc.errno == errno.EACCES:
+                return InputError(f"{what} cannot be written: permission denied in its folder", path)
             found = None
         if found is not None and stat.S_ISDIR(found.st_mode):
             return UsageError(f"{what} is a folder; give a file name", path)

@@ -110,6 +110,22 @@ def _event(message: str, code: int) -> None:
 
 
 
+def _own_path_checks(command):
+    """``command`` (the click command tree) with the option parser's permission check turned off on every
+    path parameter: Typer's paths are ``readable`` by default, which made an unreadable file or folder a
+    usage error (exit 2) before the command ran; the API's own checks report it as bad input (exit 3) or
+    weights (exit 4), in our one-line form. The flag is on click's path type in older Typer releases and on
+    the parameter's declaration in newer ones."""
+    for param in command.params:
+        declared = getattr(getattr(param, "type_descriptor", None), "parameter_info", None)
+        for holder in (getattr(param, "type", None), declared):
+            if hasattr(holder, "readable"):
+                holder.readable = False
+    for sub in getattr(command, "commands", {}).values():
+        _own_path_checks(sub)
+    return command
+
+
 def _tolerant_streams() -> Callable[[], None]:
     """Let stdout and stderr write any text, whatever their encoding (``PYTHONIOENCODING=ascii``, a C
     locale): a character the encoding lacks is written as a backslash escape instead of failing the command
@@ -138,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     json_mode = "--json" in args
     restore_streams = _tolerant_streams()
     configure_logging(quiet=quiet, debug=debug)
-    command = typer.main.get_command(app)
+    command = _own_path_checks(typer.main.get_command(app))
     restore_signal_handlers = install_signal_handlers()
     try:
         result = command.main(args=args, prog_name="inspatio", standalone_mode=False)

@@ -104,7 +104,7 @@ def test_outputs_and_condition_folders_may_not_take_the_place_of_inputs_or_other
     assert "needs this to be a folder, but it is a trajectory file" in found[0]
     (tmp_path / "file").write_text("mine")
     claims = OutputClaims({})
-    assert "needs this to be a folder, but it is a file" in str(claims.claim(tmp_path / "file" / "x.mp4", "the output"))
+    assert "cannot create the folder of the output: it is a file" in str(claims.claim(tmp_path / "file" / "x.mp4", "the output"))
     assert "is a folder" in str(claims.claim(tmp_path / "scene", "the output"))
     assert claims.claim(tmp_path / "new" / "deeper" / "x.mp4", "the output") is None
     assert "is the folder of" in str(claims.claim(tmp_path / "new" / "deeper", "the sidecar"))

@@ -47,7 +47,7 @@ def _under_a_file(tmp_path: Path) -> Path:
     (lambda d: d / "out", 2, "the output must be a video file"),
     (lambda d: d / "out.webm", 2, "the output must be a video file"),  # was an internal error (no H.264 in WebM)
     (lambda d: d / "out.avi", 2, "the output must be a video file"),
-    (_under_a_file, 3, "cannot create the output's folder"),
+    (_under_a_file, 3, "cannot create the folder of the output: it is a file"),
     pytest.param(lambda d: Path("/proc/inspatio-test.mp4"), 5, "cannot write the video (No such file or directory)",
                  marks=pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")),
 ])

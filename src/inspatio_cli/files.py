@@ -266,7 +266,7 @@ class OutputClaims:
                 if taken is not None:
                     return UsageError(f"{what} needs this to be a folder, but it is {taken}", folder)
             if folder.exists():
-                return UsageError(f"{what} needs this to be a folder, but it is a file", folder)
+                return InputError(f"cannot create the folder of {what}: it is a file", folder)
             made.append(folder)
             if folder.parent == folder:
                 break

@@ -9,6 +9,7 @@ import gzip
 import io
 import json
 import os
+import random
 import struct
 import sys
 import threading
@@ -294,3 +295,23 @@ def test_unreadable_arguments_are_bad_input_or_weights_not_usage_errors(scene, c
     finally:
         for path in locked.values():
             path.chmod(0o700)
+
+
+@pytest.mark.fuzz
+def test_random_name_templates_plan_or_fail_as_usage_errors(scene, tmp_path):
+    """Random ``--name`` templates from the characters of fields and format specs: each one either names
+    the output or is a one-line usage error, never another exception."""
+    rng = random.Random(23)
+    pieces = ["{", "}", "video", "trajectory", "seed", "index", "!", "r", "x", ":", ">", "<", "^", "0", "3", "9",
+              "999", ".", "d", "s", "x", "e", "_", "/", "[", "]"]
+    defaults = JobDefaults((str(scene["traj"]),))
+    for _ in range(400):
+        name = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
+        try:
+            jobs = plan_inputs([scene["video"]], defaults, tmp_path / "out", name)
+        except UsageError as exc:
+            assert exc.exit_code == 2 and "\n" not in str(exc)
+        except InvalidJobs as exc:  # a name the file system refuses: a problem of the job, exit 3
+            assert exc.exit_code == 3
+        else:
+            assert jobs[0].output.suffix in (".mp4", ".m4v", ".mov", ".mkv")

@@ -206,6 +206,7 @@ class OutputClaims:
         self._folders: dict[Path, str | None] = {}
         """Folder (resolved) -> None when it exists, else which output it is created for."""
         self._real: dict[Path, Path] = {}
+        """Folder as written -> resolved (:meth:`_real_folder`)."""
 
     def claim(self, path: Path, what: str, owner: str | None = None) -> InspatioError | None:
         """Record ``path`` as the output ``what`` (e.g. ``"the sidecar"``) of ``owner`` (e.g. ``"job 2's"``,

@@ -405,7 +405,8 @@ def test_a_broken_input_fails_alone(tiny_weights, tmp_path, capsys):
     assert numbers(events, "job_done") == [1, 3] and numbers(events, "job_failed") == [2]
     failed = next(e for e in events if e["event"] == "job_failed")
     assert "b.depth.safetensors" in failed["error"] and failed["exit_code"] == 3
-    assert events[-1]["failed"] == 1 and events[-1]["done"] == 2 and events[-1]["failures"][0]["job"] == 2
+    assert events[-2]["failed"] == 1 and events[-2]["done"] == 2 and events[-2]["failures"][0]["job"] == 2
+    assert events[-1] == {"event": "error", "message": "1 job(s) failed", "exit_code": 1}
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: job 2 (out/b__orbit.mp4): ")
     assert sorted(p.name for p in (tmp_path / "out").glob("*.mp4")) == ["a__orbit.mp4", "c__orbit.mp4"]

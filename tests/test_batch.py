@@ -413,7 +413,8 @@ def test_a_broken_input_fails_alone(tiny_weights, tmp_path, capsys):
     code, stdout, err = run(capsys, *args, "--quiet", "--fail-fast", "--force")
     assert code == 1 and stdout == "" and err.count("\n") == 1 and err.startswith("error: job 2 ")
     code, stdout, _ = run(capsys, *args, "--json", "--fail-fast", "--force")
-    assert events_of(stdout)[-1]["not_run"] == 1 and numbers(events_of(stdout), "job_done") == [1]
+    events = events_of(stdout)
+    assert events[-2]["not_run"] == 1 and numbers(events, "job_done") == [1] and events[-1]["event"] == "error"
 
 
 def test_two_shards_render_every_job_exactly_once(tiny_weights, tmp_path, capsys, monkeypatch):

@@ -71,7 +71,8 @@ def test_check_count_mismatch_is_an_error(capsys, tmp_path):
     path = tmp_path / "poses.txt"
     path.write_text((" ".join(f"{v:g}" for v in np.eye(4).reshape(16)) + "\n") * 20)
     code, out, _ = run(capsys, "trajectory", "check", str(path), "-n", "30", "--json")
-    assert code == 1 and json.loads(out)["issues"][-1]["code"] == "count"
+    report, failure = map(json.loads, out.splitlines())
+    assert code == 1 and report["issues"][-1]["code"] == "count" and failure["event"] == "error"
     code, _, _ = run(capsys, "trajectory", "check", str(path), "-n", "30", "--resample", "-q")
     assert code == 0
 

@@ -116,7 +116,7 @@ def _own_path_checks(command):
     usage error (exit 2) before the command ran; the API's own checks report it as bad input (exit 3) or
     weights (exit 4), in our one-line form. The flag is on click's path type in older Typer releases and on
     the parameter's declaration in newer ones."""
-    for param in command.params:
+    for param in getattr(command, "params", ()):
         declared = getattr(getattr(param, "type_descriptor", None), "parameter_info", None)
         for holder in (getattr(param, "type", None), declared):
             if hasattr(holder, "readable"):

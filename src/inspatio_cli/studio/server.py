@@ -11,6 +11,7 @@ view never queues warps behind each other. No network beyond the local socket, n
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -56,7 +57,7 @@ class StudioServer:
         viser = load_viser()
         self.state, self.session_factory = state, session_factory
         self.reporter = reporter or Reporter("silent")
-        with contextlib.redirect_stdout(sys.stderr):  # viser prints its banner on stdout, kept for data
+        with self._viser_output():
             self.server = viser.ViserServer(host=host, port=port, verbose=False)
         self.host, self.port = host, self.server.get_port()
         self._lock = threading.RLock()
@@ -87,8 +88,19 @@ class StudioServer:
         self._stopping.set()
         self._wake.set()
         self._worker.join(timeout=5)
-        with contextlib.redirect_stdout(sys.stderr):
+        with self._viser_output():
             self.server.stop()
+
+    @contextlib.contextmanager
+    def _viser_output(self):
+        """Where viser's own prints (its banner, "server stopped") go: stderr, as every log (stdout is for
+        data), or nowhere for a quiet reporter."""
+        if self.reporter.mode in ("human", "json"):
+            with contextlib.redirect_stdout(sys.stderr):
+                yield
+            return
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            yield
 
     def _add_scene(self) -> None:
         source, scene = self.state.source, self.server.scene

@@ -181,3 +181,42 @@ def test_without_viser_one_line_naming_the_extra(clip, capsys, monkeypatch):
     code, out, err = run(capsys, "studio", clip["video"])
     assert code == 2 and out == ""
     assert err.strip().count("\n") == 0 and 'pip install "inspatio-cli[studio]"' in err
+
+
+def test_page_handlers_drive_the_state(clip, tmp_path):
+    """The viser layer in-process (no browser): the GUI handlers add, select, move and delete keyframes,
+    scrub, save, export and render into the page; errors go to the status line."""
+    pytest.importorskip("viser")
+    from inspatio_cli.studio import serve
+
+    session = FakeSession()
+    server = serve(StudioState(open_source(clip["video"])), port=0, session_factory=lambda: session)
+    state = server.state
+    try:
+        server._call(server._edit, state.delete_keyframe)
+        assert "select a keyframe first" in server.status.content
+        server._call(server._add_keyframe)
+        server.slider.value = FRAMES - 1
+        server._call(server._scrub)
+        server._call(server._camera_moved, type("Camera", (), {"wxyz": np.array([1.0, 0, 0, 0]),
+                                                               "position": np.array([SHIFT, 0, 0])})())
+        assert state.camera[0, 3] == SHIFT
+        server._call(server._add_keyframe)
+        assert server.selected.options == ("0: frame 0", "1: frame 11") and server.selected.value == "1: frame 11"
+        server.selected.value = "0: frame 0"
+        server._call(server._select)
+        assert server.slider.value == 0
+        server.file.value = str(tmp_path / "mine.json")
+        server._call(server._save)
+        assert load_trajectory(tmp_path / "mine.json").resolve(FRAMES).rel_c2w[-1, 0, 3] == pytest.approx(SHIFT)
+        server._call(server._save)
+        assert "already exists" in server.status.content
+        server.export_to.value = "tcw"
+        server._call(server._export)
+        assert (tmp_path / "mine.tcw.txt").is_file()
+        server._render()
+        assert session.closed and server.status.content == f"rendered frame {FRAMES} of {FRAMES}"
+        server._call(server._edit, state.delete_keyframe)
+        assert len(state.keyframes) == 1 and server.selected.options == ("0: frame 11",)
+    finally:
+        server.stop()

@@ -30,6 +30,9 @@ STUDIO_EXTRA = 'pip install "inspatio-cli[studio]"'
 """The command that installs the studio's optional dependency (viser)."""
 SOURCE_FRUSTUMS = 24
 """Source cameras drawn as frustums at most (evenly spaced along the video)."""
+EXPORT_SUFFIXES = {"tcw": ".tcw.txt", "c2w": ".c2w.txt", "npy": ".npy", "json": ".frames.json",
+                   "nerfstudio": ".camera_path.json"}
+"""The export file's name after the keyframe file's stem, per format (each detected back by ``-t``)."""
 KEYFRAME_COLOUR = (255, 140, 0)
 SOURCE_COLOUR = (150, 150, 150)
 
@@ -235,10 +238,11 @@ class StudioServer:
         self.status.content = f"saved {path} (render it with -t {path})"
 
     def _export(self) -> None:
+        """Export next to the keyframe file: ``room.path.json`` -> ``room.path.tcw.txt``, ``room.path.npy``..."""
         to = self.export_to.value
-        target = Path(self.file.value).with_suffix({"npy": ".npy", "json": ".json"}.get(to, ".txt"))
-        target = target.with_name(f"{target.stem}.{to}{target.suffix}") if to not in ("npy", "json") else target
-        path, lost = self.state.export(target, to, overwrite=self.overwrite.value)
+        target = Path(self.file.value).with_suffix("")
+        path, lost = self.state.export(target.with_name(target.name + EXPORT_SUFFIXES[to]), to,
+                                       overwrite=self.overwrite.value)
         self.status.content = f"exported {path}" + (f" ({lost})" if lost else "")
 
     def _start_render(self) -> None:

@@ -47,11 +47,13 @@ def studio(
     json_mode: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Fly through VIDEO's scene in the browser and author a camera path: keyframes, timeline, the live warp
-    with its coverage, speed warnings, save as keyframe JSON (-t FILE everywhere) or export.
+    """Fly through VIDEO's scene in the browser and author a camera path.
 
-    Needs the optional extra: pip install "inspatio-cli\\[studio]". Offline, CPU, no weights; with the
-    generator's weights, a render button streams the path's render into the page. Ctrl-C stops it.
+    Keyframes, a timeline, the live warp with its coverage, speed warnings; save as keyframe JSON (-t FILE).
+
+    Needs the optional extra: pip install "inspatio-cli\\[studio]". Offline, CPU, no weights needed.
+
+    With the generator's weights, a render button streams the path's render into the page. Ctrl-C stops it.
     """
     from ..studio.server import load_viser
 

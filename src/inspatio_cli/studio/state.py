@@ -174,7 +174,7 @@ class StudioState:
         camera is the path's at this frame), frame ``frame`` of the path's preview (clip-wide soft
         z-buffer, as ``inspatio preview``); elsewhere, a one-frame scene of the current camera."""
         on_path = self.has_path and np.allclose(self.camera, self.path_cameras()[self.frame].double().numpy(),
-                                                atol=1e-6)
+                                                atol=1e-4)
         if on_path:
             scene, frame = self.path(), self.frame
         else:

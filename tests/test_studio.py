@@ -220,3 +220,15 @@ def test_page_handlers_drive_the_state(clip, tmp_path):
         assert len(state.keyframes) == 1 and server.selected.options == ("0: frame 11",)
     finally:
         server.stop()
+
+
+def test_render_button_only_with_the_generator_weights(clip, tmp_path):
+    from inspatio_cli.cli.studio import _session_factory
+    from inspatio_cli.weights import catalog
+
+    weights = tmp_path / "weights"
+    assert _session_factory(clip["video"], None, weights) is None
+    for name in ("generator", "vae"):
+        (weights / catalog.entry(name).local).parent.mkdir(parents=True, exist_ok=True)
+        (weights / catalog.entry(name).local).touch()
+    assert callable(_session_factory(clip["video"], None, weights))

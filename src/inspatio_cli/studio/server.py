@@ -71,6 +71,7 @@ class StudioServer:
         self._scale = float(np.median(state.source.small.depth[0].float().numpy()))
         self._add_scene()
         self._add_panel()
+        self._keyframes_changed(None)
         self._worker = threading.Thread(target=self._refresh_loop, name="studio-preview", daemon=True)
         self._worker.start()
         self._refresh_now()
@@ -127,7 +128,8 @@ class StudioServer:
         self.preview = gui.add_image(np.zeros((*source.preview_size, 3), np.uint8), label="warped view",
                                      format="png")
         self.coverage = gui.add_markdown("coverage: -")
-        self.slider = gui.add_slider("frame", min=0, max=max(1, state.num_frames - 1), step=1, initial_value=0)
+        self.slider = gui.add_slider("frame", min=0, max=max(1, state.num_frames - 1), step=1,
+                                     initial_value=state.frame)
         self.slider.on_update(lambda _: self._call(self._scrub))
         self.play = gui.add_button("play")
         self.play.on_click(lambda _: self._call(self._toggle_play))

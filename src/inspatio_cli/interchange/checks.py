@@ -1,9 +1,11 @@
 """Arrays read from another tool's scene -> a checked :class:`DepthResult` in the tool's conventions.
 
 Every importer hands its depth, intrinsics and poses to :func:`scene_result`, so the checks (frame counts,
-non-finite values, non-rotations, negative depth) and the conversions (world-to-camera -> camera-to-world,
+non-finite values, non-rotations, reflections) and the conversions (world-to-camera -> camera-to-world,
 other axes -> OpenCV, unknown depth) are the same for every format, and what was converted is recorded in
-the result's metadata (``import_*`` keys, see :class:`~inspatio_cli.depth.result.DepthResult`).
+the result's metadata (``import_*`` keys, see :class:`~inspatio_cli.depth.result.DepthResult`). The poses
+are taken relative to the first camera, whose pose in the source's world is kept (:data:`ANCHOR_KEY`) so
+that :func:`source_world_c2w` gives exporters the cameras in the source's world again.
 
 Unknown depth: other tools store it as 0 (the v1.5 image scenes; any depth <= 0 of an ``.npz``), which the
 depth file refuses (depth is positive). It becomes the frame's largest known depth with ``confidence`` 0,
@@ -23,6 +25,9 @@ from ..depth.result import DepthResult
 from ..errors import DepthError
 from ..geometry import se3
 
+ANCHOR_KEY = "import_anchor"
+"""Metadata key of the source's first camera-to-world pose (16 numbers, row-major), which the import takes
+as the world origin: exports put the cameras back into the source's world with it."""
 RIGID_TOLERANCE = 1e-3
 """Largest deviation of a stored rotation from orthonormal with determinant +1 (float32 text is ~1e-7)."""
 
@@ -32,9 +37,11 @@ def scene_result(depth: np.ndarray | torch.Tensor, K: np.ndarray | torch.Tensor,
                  confidence: torch.Tensor | None = None) -> DepthResult:
     """Check and convert one scene. ``depth (T, H, W)`` z-depth (<= 0: unknown); ``K (3, 3)`` or
     ``(T, 3, 3)`` pixels of the depth maps; ``poses (T, 4, 4)`` or ``(T, 3, 4)``, ``direction``
-    ``c2w``/``w2c`` in axes ``convention`` (:data:`inspatio_cli.geometry.se3.CONVENTIONS`). ``meta`` is
-    kept and completed with ``import_direction``, ``import_convention`` and ``unknown_depth`` (pixel
-    count). Raises a one-line :class:`DepthError` naming ``path`` for any problem."""
+    ``c2w``/``w2c`` in axes ``convention`` (:data:`inspatio_cli.geometry.se3.CONVENTIONS`). The poses are
+    re-expressed relative to the first (frame 0 is the identity, as the depth stage's, so presets and
+    trajectories relative to the first camera mean the same on imported scenes). ``meta`` is kept and
+    completed with ``import_direction``, ``import_convention``, ``unknown_depth`` (pixel count) and
+    :data:`ANCHOR_KEY`. Raises a one-line :class:`DepthError` naming ``path`` for any problem."""
     depth = torch.as_tensor(np.asarray(depth, dtype=np.float32))
     K = np.asarray(K, dtype=np.float64)
     poses = np.asarray(poses, dtype=np.float64)
@@ -69,8 +76,11 @@ def scene_result(depth: np.ndarray | torch.Tensor, K: np.ndarray | torch.Tensor,
     if direction == "w2c":
         c2w = se3.invert(c2w)
     c2w = se3.convert_convention(c2w, convention, "opencv")
+    anchor = c2w[0].copy()
+    c2w = se3.invert(anchor) @ c2w
     depth, confidence, unknown = _fill_unknown(depth, confidence, path)
-    meta = {**meta, "import_direction": direction, "import_convention": convention, "unknown_depth": str(unknown)}
+    meta = {**meta, "import_direction": direction, "import_convention": convention, "unknown_depth": str(unknown),
+            ANCHOR_KEY: " ".join(f"{v:.17g}" for v in anchor.reshape(16))}
     return DepthResult(depth=depth, K=torch.from_numpy(K.astype(np.float32)),
                        c2w=torch.from_numpy(c2w.astype(np.float32)), confidence=confidence, meta=meta).validate(path)
 
@@ -104,3 +114,20 @@ def _fill_unknown(depth: torch.Tensor, confidence: torch.Tensor | None,
         raise DepthError(f"frame {int(empty.nonzero()[0, 0])} has no known depth (every value is <= 0)", path)
     far = depth.flatten(1).amax(1)[:, None, None].expand_as(depth)
     return torch.where(unknown, far, depth), confidence.masked_fill(unknown, 0.0), count
+
+
+def source_world_c2w(result: DepthResult, path: str | Path | None = None) -> np.ndarray:
+    """float64 ``(T, 4, 4)`` camera-to-world poses of ``result`` in the world of the scene it was imported
+    from (:data:`ANCHOR_KEY`; a depth file made by the depth stage has none and keeps its own); ``path``
+    the depth file, named by the error for a damaged anchor."""
+    c2w = result.c2w.double().numpy()
+    anchor = result.meta.get(ANCHOR_KEY)
+    if anchor is None:
+        return c2w
+    try:
+        first = np.array([float(v) for v in anchor.split()]).reshape(4, 4)
+    except ValueError:
+        raise DepthError(f"metadata {ANCHOR_KEY} must be 16 numbers, got {anchor[:60]!r}", path) from None
+    if not se3.is_rigid(first, atol=RIGID_TOLERANCE):
+        raise DepthError(f"metadata {ANCHOR_KEY} is not a rigid pose", path)
+    return first @ c2w

@@ -58,13 +58,14 @@ def read_colmap(path: Path, video: Path, *, fit: str = "stretch", size: tuple[in
                         convention="opencv", confidence=depth.confidence, meta=meta)
 
 
-def write_colmap(result: DepthResult, folder: Path) -> list[Path]:
-    """Export ``result``'s cameras and a grid of its depth as a COLMAP text model (module docstring)."""
+def write_colmap(result: DepthResult, c2w: np.ndarray, folder: Path) -> list[Path]:
+    """Export ``result``'s depth with the cameras ``c2w (T, 4, 4)`` as a COLMAP text model: each frame a
+    camera, a grid of its depth as points (module docstring)."""
     h, w = result.size
     step = max(1, min(h, w) // POINTS_PER_SIDE)
     v, u = np.meshgrid(np.arange(step // 2, h, step), np.arange(step // 2, w, step), indexing="ij")
     pixels = np.stack([u.ravel(), v.ravel()], axis=1).astype(np.float64)
-    c2w, K = result.c2w.double().numpy(), result.K.double().numpy()
+    K = result.K.double().numpy()
     observations, points = [], []
     for frame in range(result.num_frames):
         d = result.depth[frame].double().numpy()[pixels[:, 1].astype(int), pixels[:, 0].astype(int)]

@@ -29,6 +29,7 @@ from ..depth.result import DepthResult
 from ..errors import InputError, UsageError
 from ..files import check_outputs
 from ..progress import Reporter
+from .checks import source_world_c2w
 from .colmap import colmap_outputs, read_colmap, write_colmap
 from .npz import read_npz, write_npz
 from .v15 import community_outputs, is_community, is_v15, read_community, read_v15, v15_outputs, write_community, \
@@ -81,15 +82,17 @@ def import_scene(source: str | Path, output: str | Path, *, fmt: str | None = No
 
 def export_scene(depth_file: str | Path, to: str, output: str | Path, *, overwrite: bool = False) -> list[Path]:
     """Write the depth file ``depth_file`` as ``to`` (one of :data:`~inspatio_cli.choices.SCENE_FORMATS`) at ``output`` (a folder;
-    the file for ``npz``); returns the files written."""
+    the file for ``npz``); returns the files written. The cameras are put back into the world of the scene
+    the file was imported from, if it was (:func:`.checks.source_world_c2w`)."""
     depth_file, output = Path(depth_file), Path(output)
     kind = _format(to, "--to")
     result = DepthResult.load(depth_file)
     planned = {"v15": lambda: v15_outputs(result, output), "v15-community": lambda: community_outputs(output),
                "npz": lambda: [output], "colmap": lambda: colmap_outputs(output)}[kind]()
+    c2w = source_world_c2w(result, depth_file)
     check_outputs([(path, "an export file") for path in planned], {depth_file: "the depth file"}, overwrite=overwrite)
     writer = {"v15": write_v15, "v15-community": write_community, "npz": write_npz, "colmap": write_colmap}[kind]
-    return writer(result, output)
+    return writer(result, c2w, output)
 
 
 def _format(name: str | None, flag: str) -> str | None:

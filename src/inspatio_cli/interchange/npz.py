@@ -47,9 +47,10 @@ def read_npz(path: Path) -> DepthResult:
                         meta={})
 
 
-def write_npz(result: DepthResult, path: Path) -> list[Path]:
-    """Export ``result`` to the ``.npz`` ``path`` atomically (module docstring)."""
-    arrays = {"depth": result.depth.float().numpy(), "K": result.K.numpy(), "c2w": result.c2w.numpy(),
+def write_npz(result: DepthResult, c2w: np.ndarray, path: Path) -> list[Path]:
+    """Export ``result`` with the cameras ``c2w (T, 4, 4)`` to the ``.npz`` ``path`` atomically (module
+    docstring)."""
+    arrays = {"depth": result.depth.float().numpy(), "K": result.K.numpy(), "c2w": c2w.astype(np.float32),
               "convention": np.array("opencv")}
     if result.confidence is not None:
         arrays["confidence"] = result.confidence.float().numpy()

@@ -66,15 +66,15 @@ def v15_outputs(result: DepthResult, folder: Path) -> list[Path]:
     return maps + [depth / name for name in (scene15.RANGE_FILE, scene15.INTRINSICS_FILE, scene15.POSES_FILE)]
 
 
-def write_v15(result: DepthResult, folder: Path) -> list[Path]:
-    """Export as an official v1.5 scene into ``folder/depth/``: an image scene (``scene_kind`` recorded as
+def write_v15(result: DepthResult, c2w: np.ndarray, folder: Path) -> list[Path]:
+    """Export as an official v1.5 scene into ``folder/depth/`` with the cameras ``c2w (T, 4, 4)``: an image scene (``scene_kind`` recorded as
     ``image``, or a single frame) stores pixels of confidence 0 as 0 (unknown); a video scene cannot mark
     unknown depth and stores the filled value, at the recorded ``fps`` (else :data:`DEFAULT_FPS`)."""
     kind = _kind(result)
     depth = result.depth.float()
     if kind == "image" and result.confidence is not None:
         depth = depth.masked_fill(result.confidence == 0, 0.0)
-    scene15.write_scene_depth(folder / "depth", depth.numpy(), result.K.numpy(), _w2c(result), kind,
+    scene15.write_scene_depth(folder / "depth", depth.numpy(), result.K.numpy(), _w2c(c2w), kind,
                               fps=float(result.meta.get("fps", DEFAULT_FPS)))
     return v15_outputs(result, folder)
 
@@ -110,8 +110,8 @@ def community_outputs(folder: Path) -> list[Path]:
     return [folder / COMMUNITY_JSON, folder / COMMUNITY_DEPTH]
 
 
-def write_community(result: DepthResult, folder: Path) -> list[Path]:
-    """Export as a community v1.5 scene folder: ``scene.json`` (no prompt) and ``depth.mkv`` over the
+def write_community(result: DepthResult, c2w: np.ndarray, folder: Path) -> list[Path]:
+    """Export as a community v1.5 scene folder with the cameras ``c2w (T, 4, 4)``: ``scene.json`` (no prompt) and ``depth.mkv`` over the
     clip-wide depth range, quantised as that tool does (``rint`` of the clipped scaled depth)."""
     folder.mkdir(parents=True, exist_ok=True)
     depth = result.depth.float().numpy()
@@ -119,7 +119,7 @@ def write_community(result: DepthResult, folder: Path) -> list[Path]:
     codes = np.rint(np.clip((depth - low) * (scene15.MAX_UINT16 / max(high - low, 1e-12)), 0, scene15.MAX_UINT16))
     config = {"kind": _kind(result), "fps": float(result.meta.get("fps", DEFAULT_FPS)), "prompt": "",
               "depth_range": [low, high], "intrinsics": result.K.double().tolist(),
-              "world_to_camera": _w2c(result).astype(np.float64).tolist()}
+              "world_to_camera": _w2c(c2w).astype(np.float64).tolist()}
     with atomic_output(folder / COMMUNITY_DEPTH) as tmp, closing(av.open(str(tmp), mode="w", format="matroska")) as out:
         stream = out.add_stream("ffv1", rate=1)
         stream.pix_fmt, stream.width, stream.height = "gray16le", depth.shape[2], depth.shape[1]
@@ -135,9 +135,9 @@ def _kind(result: DepthResult) -> str:
     return result.meta.get("scene_kind", "image" if result.num_frames == 1 else "video")
 
 
-def _w2c(result: DepthResult) -> np.ndarray:
-    """float32 world-to-camera ``(T, 4, 4)`` of ``result``'s poses."""
-    return se3.invert(result.c2w.double().numpy()).astype(np.float32)
+def _w2c(c2w: np.ndarray) -> np.ndarray:
+    """float32 world-to-camera ``(T, 4, 4)`` of camera-to-world poses."""
+    return se3.invert(c2w).astype(np.float32)
 
 
 def _read_gray16(path: Path) -> np.ndarray:

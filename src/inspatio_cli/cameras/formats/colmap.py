@@ -300,6 +300,7 @@ def _points_bin(path: Path) -> dict[int, np.ndarray]:
     read, points = _Reader(path), {}
     for _ in range(read.count("points", 51)):
         point_id, x, y, z, *_ = read.take("QdddBBBd")
-        read.at += 8 * read.count("track entries", 8)
+        track = read.count("track entries", 8)
+        read.at += 8 * track
         points[point_id] = np.array([x, y, z])
     return points

@@ -268,3 +268,33 @@ def test_cli_import_json_no_overwrite_and_a_preview_along_the_models_own_cameras
     assert sum(len(chunk.frames) for chunk in warped) == T
     for chunk in warped:
         assert (chunk.warped - chunk.source).abs().max() < 1e-4
+
+
+@pytest.mark.fuzz
+def test_damaged_binary_models_are_one_line_errors(tmp_path):
+    """Every truncation and many byte changes of a binary model read as a model or as a one-line input error."""
+    from inspatio_cli.cameras.formats.colmap import read_model
+    from inspatio_cli.errors import InputError
+
+    c2w = cameras()
+    pixels = np.array([[10.0, 12.0], [30.0, 7.0]])
+    write_model_bin(tmp_path / "good", np.tile(np.diag([60.0, 60.0, 1.0]), (T, 1, 1)), se3.invert(c2w), (H, W),
+                    [f"{i}.png" for i in range(T)], [(pixels, np.arange(2))] * T, np.ones((2, 3)))
+    rng = np.random.default_rng(0)
+    for name in ("cameras", "images", "points3D"):
+        data = (tmp_path / "good" / f"{name}.bin").read_bytes()
+        damaged = [data[:cut] for cut in range(len(data))]
+        for _ in range(200):
+            changed = bytearray(data)
+            changed[rng.integers(len(data))] = rng.integers(256)
+            damaged.append(bytes(changed))
+        for number, blob in enumerate(damaged):
+            folder = tmp_path / f"{name}{number}"
+            folder.mkdir()
+            for other in ("cameras", "images", "points3D"):
+                (folder / f"{other}.bin").write_bytes(blob if other == name else
+                                                      (tmp_path / "good" / f"{other}.bin").read_bytes())
+            try:
+                read_model(folder, points=True)
+            except InputError as exc:
+                assert "\n" not in str(exc)

@@ -208,7 +208,7 @@ def _images_text(path: Path) -> list[tuple]:
         if len(observed) % 3:
             raise TrajectoryError("expected X Y POINT3D_ID triples", path, line + 1)
         triples = np.array(observed, dtype=np.float64).reshape(-1, 3)
-        images.append((int(tokens[0]), np.array(values[:4]), np.array(values[4:]), _int(tokens[8], path, line),
+        images.append((_int(tokens[0], path, line), np.array(values[:4]), np.array(values[4:]), _int(tokens[8], path, line),
                        " ".join(tokens[9:]), triples[:, :2], triples[:, 2].astype(np.int64)))
         _check_count(len(images), path)
     if not images:
@@ -286,8 +286,8 @@ def _images_bin(path: Path) -> list[tuple]:
         triples = np.frombuffer(read.data, dtype=np.dtype([("x", "<f8"), ("y", "<f8"), ("id", "<i8")]),
                                 count=count, offset=read.at)
         read.at += 24 * count
-        if not np.isfinite(values).all():
-            raise TrajectoryError(f"image {image_id} ({name}) has a non-finite pose", path)
+        if not (np.isfinite(values).all() and np.isfinite(triples["x"]).all() and np.isfinite(triples["y"]).all()):
+            raise TrajectoryError(f"image {image_id} ({name}) has a non-finite pose or observation", path)
         images.append((image_id, np.array(values[:4]), np.array(values[4:]), camera_id, name,
                        np.stack([triples["x"], triples["y"]], axis=1), triples["id"].astype(np.int64)))
         _check_count(len(images), path)
@@ -300,6 +300,8 @@ def _points_bin(path: Path) -> dict[int, np.ndarray]:
     read, points = _Reader(path), {}
     for _ in range(read.count("points", 51)):
         point_id, x, y, z, *_ = read.take("QdddBBBd")
+        if not np.isfinite([x, y, z]).all():
+            raise TrajectoryError(f"point {point_id} has a non-finite position", path)
         track = read.count("track entries", 8)
         read.at += 8 * track
         points[point_id] = np.array([x, y, z])

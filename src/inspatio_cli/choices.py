@@ -28,10 +28,12 @@ COVERAGE_THRESHOLD = 0.5
 DEFAULT_NAME = "{video}__{trajectory}"
 """Default output name of batch jobs; ``__{seed}`` is added when the jobs use more than one seed, ``.mp4``
 when the pattern gives no video suffix."""
-FORMATS = ("orbit", "matrices", "tcw", "npy", "keyframes", "re10k", "nerfstudio")
+FORMATS = ("orbit", "matrices", "tcw", "npy", "keyframes", "re10k", "nerfstudio", "colmap")
 """Trajectory file formats."""
 EXPORTS = ("tcw", "c2w", "npy", "json", "nerfstudio")
 """Formats ``inspatio trajectory convert`` writes."""
+SCENE_FORMATS = ("v15", "v15-community", "npz", "colmap")
+"""Scene formats ``inspatio scene import`` reads and ``inspatio scene export`` writes (:mod:`.interchange`)."""
 CONVENTIONS = ("opencv", "opengl", "blender", "unreal")
 """Camera axis conventions of pose files."""
 EXTEND_MODES = ("none", "pingpong", "loop", "hold", "official")

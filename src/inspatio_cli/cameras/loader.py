@@ -13,9 +13,10 @@ name           what                                                         defa
 ``keyframes``  inspatio keyframe JSON (see :mod:`.formats.keyframes`)        opencv, c2w
 ``re10k``      RealEstate10K camera file                                     opencv, w2c
 ``nerfstudio`` nerfstudio ``camera_path.json``                               opengl, c2w
+``colmap``     a COLMAP model folder (see :mod:`.formats.colmap`)            opencv, w2c
 =============  ===========================================================  ======================
 
-Detection: ``.npy``/``.npz`` -> npy; ``.json`` -> nerfstudio (has ``camera_path``) or keyframes (has
+Detection: a folder -> colmap; ``.npy``/``.npz`` -> npy; ``.json`` -> nerfstudio (has ``camera_path``) or keyframes (has
 ``keyframes``); text -> re10k (19 numbers per line after an optional URL line), tcw (12/16 numbers on
 the first line and ``tcw`` or ``w2c`` in the file name), matrices (12/16 numbers on the first line, unless
 the file has exactly 3 lines that are not all rigid poses), else orbit. Per-frame
@@ -36,6 +37,7 @@ from ..errors import TrajectoryError, UsageError
 from ..files import atomic_output
 from ..geometry import se3
 from .formats import comment_lines, data_lines, load_json, read_text
+from .formats.colmap import read_colmap_trajectory
 from .formats.keyframes import keyframes_json, parse_keyframes
 from .formats.matrices import format_matrix_lines, parse_matrix_text, read_numpy, rows_to_poses
 from .formats.nerfstudio import nerfstudio_json, parse_nerfstudio
@@ -45,7 +47,8 @@ from .source import ANCHORS, TrajectorySource
 from .trajectory import Trajectory
 
 _DEFAULTS = {"matrices": ("opencv", "c2w"), "tcw": ("opencv", "w2c"), "npy": ("opencv", None),
-             "keyframes": ("opencv", "c2w"), "re10k": ("opencv", "w2c"), "nerfstudio": ("opengl", "c2w")}
+             "keyframes": ("opencv", "c2w"), "re10k": ("opencv", "w2c"), "nerfstudio": ("opengl", "c2w"),
+             "colmap": ("opencv", "w2c")}
 PRESET_SUFFIXES = (".txt", ".json")
 
 
@@ -137,9 +140,10 @@ def load_trajectory(source: str | Path, *, fmt: str | None = None, convention: s
         raise UsageError(f"--anchor {anchor!r}: expected one of {', '.join(ANCHORS)}")
     path, preset = find_source(source)
     meta = {"source": str(source), "preset": preset}
+    colmap = fmt == "colmap" or (fmt is None and path.is_dir())
     binary = (fmt == "npy") or (fmt is None and path.suffix.lower() in (".npy", ".npz"))
-    text = None if binary else read_text(path)
-    kind = fmt or detect_format(path, text)
+    text = None if binary or colmap else read_text(path)
+    kind = "colmap" if colmap else fmt or detect_format(path, text)
     data = None
     if kind == "json":
         data = load_json(path)
@@ -169,6 +173,8 @@ def load_trajectory(source: str | Path, *, fmt: str | None = None, convention: s
     conv, direc, anchor = convention or conv, direction or direc, anchor or "world"
     meta.update(convention=conv, direction=direc or "c2w", anchor=anchor, scale=scale)
     common = dict(convention=conv, anchor=anchor, scale=scale, rotation_only=rotation_only)
+    if kind == "colmap":
+        return read_colmap_trajectory(path, direction=direc, resample=resample, meta=meta, **common)
     if kind == "npy":
         return read_numpy(path, direction=direc, resample=resample, meta=meta, **common)
     if kind == "keyframes":

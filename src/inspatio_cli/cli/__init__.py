@@ -23,6 +23,7 @@ from . import info  # noqa: F401  (registers the command)
 from . import models  # noqa: F401
 from . import preview  # noqa: F401
 from . import rerender  # noqa: F401
+from . import scene  # noqa: F401
 from . import studio  # noqa: F401
 from . import trajectory  # noqa: F401
 from .app import app, print_error

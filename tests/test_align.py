@@ -28,6 +28,16 @@ EXAMPLE = ROOT / "examples" / "room.mp4"
 EXAMPLE_DEPTH = ROOT / "examples" / "room.depth.safetensors.gz"
 THEIRS = Sim3(2.5, Rotation.from_euler("xyz", [30.0, -50.0, 110.0], degrees=True).as_matrix(), np.array([3.0, -1.0, 7.5]))
 """The user's coordinate system, from ours: scaled, rotated and shifted."""
+CLIP_FRAMES = 12
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: the warp and the tiny models are faster so on a shared CI runner (as in test_preview)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def write_poses(path: Path, c2w: np.ndarray) -> Path:
@@ -50,9 +60,9 @@ def path_poses(n: int) -> np.ndarray:
                      np.stack([0.01 * k, -0.003 * k, 0.02 * k], 1))
 
 
-def depth_with(c2w: np.ndarray, size: tuple[int, int] = (6, 8)) -> DepthResult:
-    """A flat scene at depth 4 seen by the cameras ``c2w``."""
-    depth = planar_depth(len(c2w), size, distance=4.0)
+def depth_with(c2w: np.ndarray, size: tuple[int, int] = (6, 8), distance: float = 4.0) -> DepthResult:
+    """A flat scene at ``distance`` (with a nearer box) seen by the cameras ``c2w``."""
+    depth = planar_depth(len(c2w), size, distance=distance)
     return DepthResult(depth.depth, depth.K, torch.from_numpy(c2w).float(), None, depth.meta)
 
 
@@ -131,23 +141,29 @@ def test_acceptance_a_path_in_another_system_warps_like_the_same_path_in_ours(ex
 
 @pytest.fixture
 def moving_clip(tmp_path: Path) -> dict:
-    """The 20-frame 48x80 test clip with a sidecar depth whose cameras move, the user's cameras and path."""
-    files = scene_files(tmp_path, 20, 10)
-    depth = depth_with(source_cameras(20), (H, W))
+    """The 48x80 test clip (:data:`CLIP_FRAMES`) with a sidecar depth whose cameras move, the user's cameras
+    and path."""
+    files = scene_files(tmp_path, CLIP_FRAMES, 12)
+    depth = depth_with(source_cameras(CLIP_FRAMES), (H, W))
     depth.save(files["depth"])
-    files["cams"], files["path"] = user_files(tmp_path, depth.c2w.double().numpy(), path_poses(20))
+    files["cams"], files["path"] = user_files(tmp_path, depth.c2w.double().numpy(), path_poses(CLIP_FRAMES))
     return files
 
 
-def test_preview_reports_the_fit_in_its_json_scene_event(moving_clip, capsys):
-    out = moving_clip["dir"] / "p.mp4"
-    code, stdout, err = run(capsys, "preview", moving_clip["video"], "-t", moving_clip["path"], "-o", out,
-                            "--align-to", moving_clip["cams"], "--json")
+def test_rerender_reports_the_fit_in_its_json_and_sidecar(moving_clip, tiny_weights, capsys):
+    out = moving_clip["dir"] / "r.mp4"
+    code, stdout, err = run(capsys, "rerender", moving_clip["video"], "-t", moving_clip["path"], "-o", out,
+                            "--align-to", moving_clip["cams"], "--weights-dir", tiny_weights, "--size", f"{H}x{W}",
+                            "--device", "cpu", "--decoder", "tae", "--prompt", "x", "--no-audio", "--json")
     assert code == 0, err
-    scene = next(e for e in map(json.loads, stdout.splitlines()) if e.get("event") == "scene")
-    fit = scene["trajectory"]["alignment"]
+    events = [json.loads(line) for line in stdout.splitlines()]
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    scene = next(e for e in events if e["event"] == "scene")
+    assert scene["trajectory"]["alignment"] == sidecar["scene"]["trajectory"]["alignment"]
+    fit = sidecar["scene"]["trajectory"]["alignment"]
     assert fit["scale"] == pytest.approx(1 / THEIRS.scale, rel=1e-6) and fit["residual"]["max"] < 1e-6
-    assert fit["cameras"] == str(moving_clip["cams"]) and len(fit["residual"]["per_frame_relative"]) == 20
+    assert fit["cameras"] == str(moving_clip["cams"]) and len(fit["residual"]["per_frame_relative"]) == CLIP_FRAMES
+    assert sidecar["settings"]["trajectory"]["align_to"]["path"] == str(moving_clip["cams"])
 
 
 def test_trajectory_check_and_convert_with_align_to(moving_clip, tmp_path, capsys):
@@ -156,11 +172,12 @@ def test_trajectory_check_and_convert_with_align_to(moving_clip, tmp_path, capsy
     code, _, err = run(capsys, "trajectory", "convert", moving_clip["path"], "--align-to", cams, "--depth", depth,
                        "--to", "c2w", "-o", out)
     assert code == 0 and "aligned to" in err and "scale 0.4, rotation" in err, err  # the log line open_scene prints too
-    assert np.allclose(np.loadtxt(out).reshape(-1, 4, 4), path_poses(20), atol=1e-4)
-    noisy = np.loadtxt(cams).reshape(20, 4, 4)
-    noisy[:, :3, 3] += np.random.default_rng(0).normal(0.0, 2.0, (20, 3))
+    assert np.allclose(np.loadtxt(out).reshape(-1, 4, 4), path_poses(CLIP_FRAMES), atol=1e-4)
+    noisy = np.loadtxt(cams).reshape(CLIP_FRAMES, 4, 4)
+    noisy[:, :3, 3] += np.random.default_rng(0).normal(0.0, 2.0, (CLIP_FRAMES, 3))
     write_poses(cams, noisy)
-    code, stdout, err = run(capsys, "trajectory", "check", moving_clip["path"], "--align-to", cams, "--depth", depth,
+    near = depth_with(source_cameras(CLIP_FRAMES), distance=0.5).save(tmp_path / "near.depth.safetensors")
+    code, stdout, err = run(capsys, "trajectory", "check", moving_clip["path"], "--align-to", cams, "--depth", near,
                             "--json")
     report = json.loads(stdout)
     assert code == 0 and report["summary"]["alignment"]["residual"]["median_relative"] > LARGE_RESIDUAL_FRACTION, err
@@ -178,12 +195,12 @@ DAMAGE = {
 
 
 @pytest.mark.parametrize("damage,code,words", [
-    ("nan", 3, "not a finite number"), ("sheared", 3, "not a rigid transform"), ("short", 3, "19 cameras"),
+    ("nan", 3, "not a finite number"), ("sheared", 3, "not a rigid transform"), ("short", 3, f"{CLIP_FRAMES - 1} cameras"),
     ("static", 3, "do not move"), ("orbit", 2, "orbit"), ("--relative-to-source", 2, "relative"),
 ])
 def test_bad_cameras_or_options_fail_in_one_line_and_write_nothing(moving_clip, capsys, damage, code, words):
     cams = moving_clip["cams"]
-    theirs = np.loadtxt(cams).reshape(20, 4, 4)
+    theirs = np.loadtxt(cams).reshape(CLIP_FRAMES, 4, 4)
     args = ["preview", moving_clip["video"], "-t", moving_clip["path"], "-o", moving_clip["dir"] / "p.mp4",
             "--align-to", cams]
     if damage == "orbit":
@@ -191,7 +208,7 @@ def test_bad_cameras_or_options_fail_in_one_line_and_write_nothing(moving_clip, 
     elif damage.startswith("--"):
         args.append(damage)
     elif damage == "short":
-        write_poses(cams, theirs[:19])
+        write_poses(cams, theirs[:-1])
     else:
         DAMAGE[damage](theirs)
         write_poses(cams, theirs)

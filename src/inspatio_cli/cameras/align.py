@@ -162,16 +162,16 @@ def fit_alignment(cameras: PoseSequence, source_c2w: np.ndarray | torch.Tensor, 
     source = np.asarray(source_c2w, dtype=np.float64)
     name = str(cameras.meta.get("path") or cameras.meta.get("source"))
     user = cameras.c2w
-    centres = source[:, :3, 3]
-    extent = float(np.sqrt(((centres - centres.mean(0)) ** 2).sum(1).mean()))
+    ours = source[:, :3, 3]
+    extent = float(np.sqrt(((ours - ours.mean(0)) ** 2).sum(1).mean()))
     tol = INLIER_FRACTION * extent if extent > 0 else INLIER_FRACTION * median_depth
     try:
         sim, inliers = robust_similarity(user, source, tol, INLIER_DEG)
     except DegenerateFit as exc:
-        raise TrajectoryError(f"--align-to: {exc}", name,
-                              hint="the cameras must move between source frames (not a pure rotation)") from None
+        raise TrajectoryError(f"--align-to: {exc}", name) from None
     centre, angle = pose_residuals(sim, user, source)
-    spread = np.linalg.svd(user[inliers, :3, 3] - user[inliers, :3, 3].mean(0), compute_uv=False)
+    centres = user[inliers if inliers.sum() >= 2 else slice(None), :3, 3]
+    spread = np.linalg.svd(centres - centres.mean(0), compute_uv=False)
     collinear = bool(len(spread) < 2 or spread[1] <= COLLINEAR_RATIO * spread[0])
     return Alignment(sim, centre, angle, inliers, float(median_depth), tol, collinear, name)
 

@@ -100,8 +100,8 @@ def fit_similarity(src_c2w: np.ndarray, dst_c2w: np.ndarray, weights: np.ndarray
 
 def robust_similarity(src_c2w: np.ndarray, dst_c2w: np.ndarray, centre_tol: float, angle_tol: float
                       ) -> tuple[Sim3, np.ndarray]:
-    """:func:`fit_similarity` robust to outlier frames: the RANSAC hypothesis (a fit on two frames) with the
-    lowest truncated cost ``sum min((e_c/centre_tol)^2, 1) + min((e_r/angle_tol)^2, 1)`` over the centre
+    """:func:`fit_similarity` robust to outlier frames: the RANSAC hypothesis (a fit on two frames, or on all
+    of them, which wins when the noise is spread over every frame) with the lowest truncated cost ``sum min((e_c/centre_tol)^2, 1) + min((e_r/angle_tol)^2, 1)`` over the centre
     and angle residuals (:func:`pose_residuals`), then refits on the inliers (both residuals within their
     tolerance) until the inliers stop changing. Returns the fit and the inlier mask ``(n,)``.
 
@@ -118,9 +118,9 @@ def robust_similarity(src_c2w: np.ndarray, dst_c2w: np.ndarray, centre_tol: floa
         rng = np.random.default_rng(0)
         pairs = [pairs[k] for k in rng.choice(len(pairs), MAX_HYPOTHESES, replace=False)]
     best: tuple[float, Sim3] | None = None
-    for pair in pairs:
+    for frames in [*pairs, range(n)]:
         try:
-            sim = fit_similarity(src[list(pair)], dst[list(pair)])
+            sim = fit_similarity(src[list(frames)], dst[list(frames)])
         except DegenerateFit:
             continue
         centre, angle = pose_residuals(sim, src, dst)

@@ -225,3 +225,53 @@ def test_batch_key_align_to_is_relative_to_the_manifest(moving_clip):
     (job,) = plan_jobs(read.rows, JobDefaults(), base=read.base, output=str(folder / "out"))
     assert job.camera.align_to == str(folder / "cams.txt")
 
+
+
+@pytest.mark.fuzz
+def test_sweep_random_systems_and_outliers_are_aligned_back(tmp_path):
+    """Random similarities (scale 1e-3..1e3), random camera paths of 4 to 40 frames and up to a quarter of
+    outlier frames: the path comes back within 1e-4 and exactly the damaged frames are outliers."""
+    rng = np.random.default_rng(7)
+    for trial in range(200):
+        n = int(rng.integers(4, 41))
+        ours = make_pose(Rotation.random(n, random_state=trial).as_matrix(), rng.normal(0.0, 1.0, (n, 3)))
+        ours[0] = np.eye(4)
+        system = Sim3(float(10 ** rng.uniform(-3, 3)), Rotation.random(random_state=1000 + trial).as_matrix(),
+                      rng.normal(0.0, 100.0, 3))
+        depth = depth_with(ours)
+        theirs = system.apply_to_poses(depth.c2w.double().numpy())
+        bad = rng.choice(n, int(rng.integers(0, n // 4 + 1)), replace=False)
+        theirs[bad, :3, 3] += system.scale * rng.choice([-1, 1], (len(bad), 3)) * rng.uniform(2.0, 5.0, (len(bad), 3))
+        cams = write_poses(tmp_path / "cams.txt", theirs)
+        path = write_poses(tmp_path / "path.txt", system.apply_to_poses(depth.c2w.double().numpy()[0] @ path_poses(n)))
+        options = CameraOptions(align_to=str(cams))
+        aligned = options.align(options.load(path).resolve(n), depth)
+        assert torch.allclose(aligned.rel_c2w, torch.from_numpy(path_poses(n)), atol=1e-4, rtol=0), trial
+        assert aligned.meta["alignment"]["outliers"] == sorted(bad.tolist()), trial
+
+
+@pytest.mark.fuzz
+def test_sweep_hostile_cameras_fail_only_as_input_errors(tmp_path):
+    """Random pose files (huge, tiny, repeated, mirrored, non-finite values): a fit or one InspatioError."""
+    from inspatio_cli.errors import InspatioError
+
+    rng = np.random.default_rng(3)
+    depth = depth_with(source_cameras(8))
+    path = write_poses(tmp_path / "path.txt", path_poses(8))
+    for trial in range(300):
+        poses = make_pose(Rotation.random(8, random_state=trial).as_matrix(), rng.normal(0.0, 1.0, (8, 3)))
+        kind = trial % 5
+        if kind == 0:
+            poses[:, :3, 3] *= 10.0 ** rng.uniform(-300, 300)
+        elif kind == 1:
+            poses[:, :3, 3] = poses[0, :3, 3]
+        elif kind == 2:
+            poses[:, :3, 0] *= -1.0
+        elif kind == 3:
+            poses[rng.integers(8), rng.integers(3), rng.integers(4)] = rng.choice([np.nan, np.inf, -np.inf])
+        options = CameraOptions(align_to=str(write_poses(tmp_path / "cams.txt", poses)))
+        try:
+            aligned = options.align(options.load(path).resolve(8), depth)
+        except InspatioError:
+            continue
+        assert torch.isfinite(aligned.rel_c2w).all(), trial

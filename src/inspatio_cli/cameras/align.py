@@ -47,6 +47,9 @@ INLIER_DEG = 5.0
 """... and its orientation within this many degrees."""
 LARGE_RESIDUAL_FRACTION = 0.05
 """Warn when the median centre residual (all frames) exceeds this fraction of the scene's median depth."""
+MAX_COORDINATE = 1e12
+"""Camera positions beyond this many units are refused (damage, not a coordinate system; the fit's squares
+would overflow)."""
 COLLINEAR_RATIO = 1e-3
 """Centres count as collinear when their second principal spread is below this fraction of the first."""
 
@@ -158,10 +161,12 @@ def fit_alignment(cameras: PoseSequence, source_c2w: np.ndarray | torch.Tensor, 
     """Fit ``cameras`` (the ``--align-to`` poses, one per source frame: :func:`check_cameras`) onto
     ``source_c2w (T, 4, 4)`` (the depth's OpenCV c2w) with the scene's ``median_depth`` (see the module
     docstring). :class:`TrajectoryError` when the fit is impossible (cameras that do not move, or whose
-    motion opposes the source's)."""
+    motion opposes the source's) or the positions are beyond :data:`MAX_COORDINATE`."""
     source = np.asarray(source_c2w, dtype=np.float64)
     name = str(cameras.meta.get("path") or cameras.meta.get("source"))
     user = cameras.c2w
+    if np.abs(user[:, :3, 3]).max() > MAX_COORDINATE:
+        raise TrajectoryError(f"--align-to: camera positions beyond {MAX_COORDINATE:g} units", name)
     ours = source[:, :3, 3]
     extent = float(np.sqrt(((ours - ours.mean(0)) ** 2).sum(1).mean()))
     tol = INLIER_FRACTION * extent if extent > 0 else INLIER_FRACTION * median_depth

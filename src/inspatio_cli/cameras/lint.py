@@ -98,7 +98,7 @@ def check_trajectory(source: str | Path, *, options: CameraOptions | None = None
         _check_orbit(report, parsed, len(traj))
     _check_speed(report, traj)
     _check_chunks(report, traj)
-    if not isinstance(parsed, OrbitKeyframes):
+    if not isinstance(parsed, OrbitKeyframes) and "alignment" not in traj.meta:  # an aligned start is intended
         _check_start(report, traj, depth)
     if depth is not None:
         _check_depth(report, traj, depth, options.relative_to_source)

@@ -27,6 +27,7 @@ import torch
 
 from .cameras import (CameraOptions, PoseSequence, RenderCameras, TimeControl, Trajectory, TrajectorySource,
                       chunk_plan, render_cameras)
+from .cameras.align import report_alignment
 from .cameras.lint import speed_warning
 from .choices import MODEL_SIZE
 from .depth import DepthResult, find_sidecar
@@ -170,7 +171,9 @@ class Scene:
              *, camera: CameraOptions | None = None, fit: str = "stretch", size: tuple[int, int] | None = None,
              resample: bool = False) -> "Scene":
         """Check the depth against the video, resolve the trajectory (unless it is a :class:`Trajectory`
-        already resolved for this video and canvas) and compute its cameras (see :func:`open_scene`)."""
+        already resolved for this video and canvas), align it onto the depth's cameras when
+        ``camera.align_to`` says so (:meth:`CameraOptions.align`) and compute its cameras (see
+        :func:`open_scene`)."""
         hw = depth.size if size is None else (int(size[0]), int(size[1]))
         made_with = depth.meta.get("fit")
         if made_with and made_with != fit:
@@ -187,6 +190,7 @@ class Scene:
             resolved = trajectory
         else:
             resolved = trajectory.resolve(video.frame_count, camera.time, fps=video.fps, size=hw)
+        resolved = camera.align(resolved, depth)
         cameras = render_cameras(resolved, depth.c2w, depth.K, relative_to_source=camera.relative_to_source,
                                  width=hw[1], height=hw[0])
         return cls(video, Fit.make((video.height, video.width), hw, fit), depth, depth_origin, resolved, cameras)
@@ -292,7 +296,8 @@ def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource | Tr
     Raises :class:`DepthError` when the depth is missing or does not match the video (frame count, size,
     fit) and :class:`TrajectoryError` / :class:`UsageError` for bad trajectory or time options. Warns when
     the depth file records another video than this one, and when the camera turns faster than the
-    official 0.8 deg/frame.
+    official 0.8 deg/frame. With ``camera.align_to`` it logs the fit and warns when it is doubtful
+    (:mod:`inspatio_cli.cameras.align`).
     """
     reporter = reporter or Reporter("silent")
     info = info or with_fps(probe(video), fps)
@@ -312,6 +317,7 @@ def open_scene(video: str | Path, trajectory: str | Path | TrajectorySource | Tr
     if made_from is not None and made_from != (video_fingerprint or fingerprint_file(video)):
         reporter.warn(f"{depth_origin} was made from another video than {video} (or the video has changed "
                       "since): the warp will use that depth as it is; make the depth again if this is a mistake")
+    report_alignment(scene.trajectory, reporter)
     too_fast = speed_warning(scene.trajectory)
     if too_fast:
         reporter.warn(too_fast)

@@ -129,7 +129,7 @@ RENDER_KEYS: dict[str, Callable[[Any, bool], Any]] = {
 }
 CAMERA_KEYS: dict[str, Callable[[Any, bool], Any]] = {
     "format": _text, "convention": _text, "direction": _text, "scale": _float, "anchor": _text,
-    "rotation_only": _bool, "resample": _bool, "relative_to_source": _bool,
+    "rotation_only": _bool, "resample": _bool, "relative_to_source": _bool, "align_to": _text,
 }
 TIME_KEYS: dict[str, Callable[[Any, bool], Any]] = {
     "freeze": _strings, "slow": _strings, "reverse": _strings, "extend": _text, "min_frames": _int,
@@ -138,7 +138,8 @@ OPTION_KEYS = {**RENDER_KEYS, **CAMERA_KEYS, **TIME_KEYS}
 """Per-job overrides of the rerender options (the same names as the command-line flags, ``-`` or ``_``):
 ``depth fit size crf audio skip_bad_frames save_condition frames fps`` (the last two for image sources) and
 the trajectory/time options ``format convention direction scale anchor rotation_only resample
-relative_to_source freeze slow reverse extend min_frames``."""
+relative_to_source align_to freeze slow reverse extend min_frames`` (``align_to``, like ``depth``, relative
+to the manifest's folder)."""
 ALL_KEYS = {**JOB_KEYS, **OPTION_KEYS}
 BATCH_WIDE_KEYS = ("decoder", "device", "dtype", "text_device", "compile", "weights_dir")
 """Options that choose the models, so they apply to the whole batch (command line only)."""

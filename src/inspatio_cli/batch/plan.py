@@ -69,7 +69,7 @@ class _Inputs:
 def _source_key(reference: str, camera: CameraOptions) -> tuple:
     """What a loaded trajectory depends on: the reference and the options that read it."""
     return (reference, camera.fmt, camera.convention, camera.direction, camera.scale, camera.anchor,
-            camera.rotation_only, camera.resample)
+            camera.rotation_only, camera.resample, camera.align_to, camera.relative_to_source)
 
 
 def _once(store: dict, key: Any, read: Callable[[], Any]) -> Any:
@@ -225,6 +225,8 @@ def _job(number: int, draft: _Draft, defaults: JobDefaults, inputs: _Inputs, bas
     check_seed(draft.seed)
     camera = replace(defaults.camera, **{("fmt" if k == "format" else k): values[k] for k in CAMERA_KEYS
                                          if k in values})
+    if "align_to" in values:
+        camera = replace(camera, align_to=str(_under(base, values["align_to"])))
     time_values = {k: values[k] for k in TIME_KEYS if k in values}
     if time_values:
         camera = replace(camera, time=TimeControl.from_options(**{**camera.time.describe(), **time_values}))

@@ -12,7 +12,7 @@ and resolves its trajectory once; its ``settings``, ``fingerprint``, ``required_
 The fingerprint identifies a render by content, not by path: the video's and the depth file's
 :func:`~inspatio_cli.files.fingerprint_file`, the resolved trajectory's digest (:func:`trajectory_digest`:
 its poses, time map and intrinsics, so a trajectory file edited under the same name, or other intrinsics,
-give another fingerprint), the camera options, prompt, seed, decoder, precision, canvas, fit, CRF, audio
+give another fingerprint), the ``--align-to`` cameras file's fingerprint, the camera options, prompt, seed, decoder, precision, canvas, fit, CRF, audio
 and the generator and autoencoder weights' fingerprints.
 """
 
@@ -167,6 +167,8 @@ def fingerprint_of(settings: dict[str, Any]) -> str:
     identity["video"] = source["fingerprint"] if source["kind"] == "video" else [source["fingerprint"], source["fps"]]
     identity["trajectory"] = settings["trajectory"]["digest"]
     identity["depth"] = settings["depth"].get("fingerprint", settings["depth"].get("estimate"))
+    if "align_to" in settings["trajectory"]:
+        identity["align_to"] = settings["trajectory"]["align_to"]["fingerprint"]
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -241,5 +243,8 @@ def make_plan(setup: ModelSetup, video: str | Path, trajectory: str | Path | Tra
         "size": list(hw), "crf": int(crf), "audio": bool(audio),
         "weights": {name: None if path is None else fingerprints(path) for name, path in located.items()},
     }
+    if camera.align_to is not None:
+        camera.load_cameras(info.frame_count)  # a bad cameras file fails here, before any depth or model work
+        settings["trajectory"]["align_to"] = {"path": camera.align_to, "fingerprint": fingerprints(camera.align_to)}
     return RenderPlan(Path(video), info, resolved, camera, depth_source, canvas, text, settings,
                       fingerprint_of(settings), tuple(weights), fingerprints)

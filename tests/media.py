@@ -32,10 +32,11 @@ def pattern(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
 def make_clip(path: Path, frames: np.ndarray, fps: float | Fraction = 25, *, audio_seconds: float = 0.0,
               rotation: int = 0, codec: str = "libx264", pix_fmt: str = "yuv420p",
               pts: list[int] | None = None, time_base: Fraction | None = None,
-              container_options: dict[str, str] | None = None, codec_options: dict[str, str] | None = None) -> Path:
+              container_options: dict[str, str] | None = None, codec_options: dict[str, str] | None = None,
+              audio: tuple[str, int, str] = ("aac", 44100, "mono")) -> Path:
     """Encode ``frames`` (T, H, W, 3) uint8 to ``path``. ``rotation`` stores a display matrix (degrees,
     counter-clockwise); ``pts``+``time_base`` give explicit (e.g. variable) timestamps; ``audio_seconds``
-    adds a 440 Hz AAC tone; ``container_options`` go to the muxer (e.g. ``{"movflags": "faststart"}``),
+    adds a 440 Hz tone coded as ``audio`` (codec, sample rate, channel layout); ``container_options`` go to the muxer (e.g. ``{"movflags": "faststart"}``),
     ``codec_options`` to the encoder."""
     rate = Fraction(fps).limit_denominator(1001)
     with av.open(str(path), "w", options=container_options or {}) as out:
@@ -48,7 +49,7 @@ def make_clip(path: Path, frames: np.ndarray, fps: float | Fraction = 25, *, aud
             stream.codec_context.time_base = time_base
         if rotation:
             stream.set_display_rotation(rotation)
-        astream = _tone_stream(out) if audio_seconds else None
+        astream = _tone_stream(out, *audio) if audio_seconds else None
         for i, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             if pts is not None:
@@ -70,19 +71,24 @@ def make_audio_only(path: Path, seconds: float = 1.0) -> Path:
     return path
 
 
-def _tone_stream(out: av.container.OutputContainer) -> av.audio.stream.AudioStream:
-    stream = out.add_stream("aac", rate=44100)
-    stream.layout = "mono"
+def _tone_stream(out: av.container.OutputContainer, codec: str = "aac", rate: int = 44100,
+                 layout: str = "mono") -> av.audio.stream.AudioStream:
+    stream = out.add_stream(codec, rate=rate)
+    stream.layout = layout
     return stream
 
 
 def _write_tone(out: av.container.OutputContainer, stream, seconds: float, hertz: float) -> None:
-    """Encode ``seconds`` of a mono sine tone at ``hertz`` into ``stream`` (44.1 kHz AAC)."""
-    n = int(44100 * seconds)
-    tone = (0.3 * np.sin(2 * np.pi * hertz * np.arange(n) / 44100)).astype(np.float32)[None]
+    """Encode ``seconds`` of a sine tone at ``hertz`` (the same in every channel) into ``stream``, at its
+    rate and layout (the encoder converts the float samples to its own format)."""
+    rate, layout = stream.codec_context.sample_rate, stream.codec_context.layout
+    n = int(rate * seconds)
+    tone = (0.3 * np.sin(2 * np.pi * hertz * np.arange(n) / rate)).astype(np.float32)
+    tone = np.repeat(tone[None], len(layout.channels), axis=0)
     for start in range(0, n, 1024):
-        frame = av.AudioFrame.from_ndarray(tone[:, start:start + 1024], format="fltp", layout="mono")
-        frame.sample_rate = 44100
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start:start + 1024]), format="fltp",
+                                           layout=layout.name)
+        frame.sample_rate = rate
         for packet in stream.encode(frame):
             out.mux(packet)
     for packet in stream.encode(None):

@@ -4,6 +4,8 @@ frame, and FFmpeg's error text."""
 
 from __future__ import annotations
 
+import errno
+import stat
 from pathlib import Path
 
 import av
@@ -12,13 +14,20 @@ from ..errors import VideoError
 
 
 def check_file(path: str | Path) -> Path:
-    """``path`` when it is a non-empty file; :class:`VideoError` for a missing, folder or empty one."""
+    """``path`` when it is a non-empty file; :class:`VideoError` for a missing, folder, empty or unreachable
+    one (a symbolic link loop, no permission to look), from one ``stat`` of it."""
     p = Path(path)
-    if not p.exists():
-        raise VideoError("no such file", p)
-    if p.is_dir():
+    try:
+        found = p.stat()
+    except OSError as exc:
+        problem = {errno.ENOENT: "no such file", errno.ELOOP: "symbolic link loop (too many levels of symbolic "
+                   "links)", errno.ENOTDIR: "no such file (a part of the path is not a folder)"}
+        raise VideoError(problem.get(exc.errno) or ffmpeg_reason(exc), p) from None
+    except ValueError as exc:  # a NUL byte in the name
+        raise VideoError(f"invalid file name ({exc})", p) from None
+    if stat.S_ISDIR(found.st_mode):
         raise VideoError("is a directory, not a video file", p)
-    if p.stat().st_size == 0:
+    if found.st_size == 0:
         raise VideoError("file is empty", p)
     return p
 
@@ -48,9 +57,10 @@ def video_stream(container: av.container.InputContainer, path: str | Path) -> av
 
 
 def is_frame(packet: av.Packet) -> bool:
-    """Whether a demuxed packet is a frame of the video: it has data and a timestamp and is not discarded.
-    Probing counts these and decoding expects one frame from each, so both agree on the frame count."""
-    return bool(packet.size) and packet.pts is not None and not packet.is_discard
+    """Whether a demuxed packet is a frame of the video: it has data and is not discarded. Its timestamp
+    may be missing (raw H.264/HEVC streams have none; some files lack it on their first packets). Probing
+    counts these and decoding expects one frame from each, so both agree on the frame count."""
+    return bool(packet.size) and not packet.is_discard
 
 
 def rotation_of(frame: av.VideoFrame) -> int:

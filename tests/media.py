@@ -99,3 +99,41 @@ def mask_from_video(mask_u8: torch.Tensor) -> torch.Tensor:
     """Binary mask from decoded mask-video bytes (any shape, uint8): ``u8 / 255 > 0.5``, as the official
     dataset reads a mask video back (re-binarising what a lossy codec blurred). Returns float32 {0, 1}."""
     return (mask_u8.float() / 255 > 0.5).float()
+
+
+def make_raw_stream(path: Path, frames: np.ndarray, codec: str = "libx264") -> Path:
+    """An Annex-B elementary stream (``.h264``/``.hevc``: no container, no timestamps) of ``frames``;
+    ``codec`` libx264 or libx265. Appends to ``path`` when it exists, so two calls with frames of two sizes
+    make one stream whose picture size changes mid-stream."""
+    with open(path, "ab") as raw, av.open(raw, "w", format="hevc" if codec == "libx265" else "h264") as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        if codec == "libx265":
+            stream.options = {"x265-params": "log-level=error"}
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def strip_first_pts(path: Path, count: int) -> Path:
+    """Remove the timestamps from the first ``count`` video PES headers of the MPEG-TS file ``path`` (their
+    flags say "no PTS", the timestamp bytes become stuffing), as some capture devices write them."""
+    data = bytearray(path.read_bytes())
+    stripped = 0
+    for start in range(0, len(data) - 188 + 1, 188):
+        if stripped == count:
+            break
+        if not data[start + 1] & 0x40:  # not the start of a PES packet
+            continue
+        pes = start + 4 + (1 + data[start + 4] if data[start + 3] & 0x20 else 0)
+        if data[pes:pes + 4] != b"\0\0\1\xe0":
+            continue
+        data[pes + 7] &= 0x3F
+        data[pes + 9:pes + 9 + data[pes + 8]] = b"\xff" * data[pes + 8]
+        stripped += 1
+    path.write_bytes(bytes(data))
+    return path

@@ -43,6 +43,9 @@ class VideoInfo:
     """Frames the container's index lists beyond the end of the file (a cut-off copy of a file whose index
     comes first, e.g. an mp4 written for streaming): they are not in ``frame_count`` and cannot be decoded."""
     kind: str = "video"
+    timestamps: bool = True
+    """False for a stream whose frames carry no timestamps (a raw H.264/HEVC stream): its frames are taken one
+    after another at ``fps``, the rate the stream declares (25 when it declares none)."""
 
     def as_dict(self) -> dict:
         """JSON-friendly dict (``fps_fraction`` as ``"num/den"``)."""
@@ -109,7 +112,7 @@ def probe(path: str | Path) -> VideoInfo:
             audio_codec=codec_name(actx) if actx is not None else None,
             audio_sample_rate=int(actx.sample_rate) if actx is not None and actx.sample_rate else None,
             audio_channels=int(actx.channels) if actx is not None and actx.channels else None,
-            fps_fraction=(rate.numerator, rate.denominator), missing_frames=missing,
+            fps_fraction=(rate.numerator, rate.denominator), missing_frames=missing, timestamps=bool(pts),
         )
 
 

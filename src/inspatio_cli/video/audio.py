@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
@@ -97,6 +98,7 @@ class AudioPassthrough:
     def _encode(self, out: av.container.OutputContainer, duration: float) -> None:
         _, origin = self._origin()
         end = self.start + duration
+        sent = 0  # samples given to the encoder: numbered from 0, the audio starts with the video
         for frame in self.src.decode(self.ain):
             t = frame.time - origin if frame.time is not None else 0.0
             if t < self.start - 1e-9:
@@ -104,7 +106,8 @@ class AudioPassthrough:
             if t >= end - 1e-9:
                 break
             frame = _positioned(frame)
-            frame.pts = None  # the encoder numbers the samples from 0: the audio starts with the video
+            frame.pts, frame.time_base = sent, Fraction(1, frame.sample_rate)
+            sent += frame.samples
             for packet in self.aout.encode(frame):
                 out.mux(packet)
         for packet in self.aout.encode(None):

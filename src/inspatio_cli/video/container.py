@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import stat
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -61,6 +62,44 @@ def is_frame(packet: av.Packet) -> bool:
     may be missing (raw H.264/HEVC streams have none; some files lack it on their first packets). Probing
     counts these and decoding expects one frame from each, so both agree on the frame count."""
     return bool(packet.size) and not packet.is_discard
+
+
+def frame_rate(stream: av.video.stream.VideoStream) -> Fraction:
+    """The stream's frame rate: the average, else FFmpeg's guess, else the base rate, else 25 fps (what a raw
+    stream without timing information is taken at)."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return Fraction(rate) if rate and rate > 0 else Fraction(25, 1)
+
+
+TS_DISCONT = 0x0200
+"""FFmpeg's ``AVFMT_TS_DISCONT``: the container format lets timestamps jump (MPEG-TS)."""
+
+
+class Timeline:
+    """Mends one video stream's timestamps where a format that allows it (:data:`TS_DISCONT`) lets them jump
+    back, as in MPEG-TS files joined end to end: a packet whose decoding timestamp is not after the previous
+    one's starts a new part, shifted (with every packet after it) to follow one frame interval later. Probing
+    and decoding pass every packet through :meth:`mend`, so both see the same timestamps."""
+
+    def __init__(self, container: av.container.InputContainer, stream: av.video.stream.VideoStream):
+        self.active = bool(container.format.flags & TS_DISCONT) and stream.time_base is not None
+        self.step = max(1, round(1 / (frame_rate(stream) * stream.time_base))) if self.active else 1
+        self.offset = 0
+        self.last: int | None = None
+
+    def mend(self, packet: av.Packet) -> av.Packet:
+        """``packet`` with its timestamps shifted onto the mended timeline (in place)."""
+        if not self.active or packet.dts is None:
+            return packet
+        dts = packet.dts + self.offset
+        if self.last is not None and dts <= self.last:
+            self.offset += self.last + self.step - dts
+            dts = self.last + self.step
+        packet.dts = dts
+        if packet.pts is not None:
+            packet.pts += self.offset
+        self.last = dts
+        return packet
 
 
 def rotation_of(frame: av.VideoFrame) -> int:

@@ -14,7 +14,7 @@ import av
 import numpy as np
 
 from ..errors import VideoError
-from .container import ffmpeg_reason, is_frame, open_source, rotation_of, video_stream
+from .container import Timeline, ffmpeg_reason, frame_rate, is_frame, open_source, rotation_of, video_stream
 from .image import is_image, read_image
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def iter_frames(path: str | Path, *, start_frame: int = 0, max_frames: int | Non
         stream = video_stream(container, path)
         stream.thread_type = "AUTO"
         tb = float(stream.time_base) if stream.time_base else None
-        clock = _Clock(1.0 / float(stream.average_rate or stream.guessed_rate or 25))
+        clock = _Clock(1.0 / float(frame_rate(stream)))
         index = -1
         emitted = 0
         rotation = size = None
@@ -162,8 +162,9 @@ def _decode_packets(container, stream, expected: list[int], path, lenient: bool,
     A decoding error raises :class:`VideoError`; ``lenient`` passes over packets that fail and stops
     quietly where the container itself is damaged."""
     codec = stream.codec_context
+    timeline = Timeline(container, stream)
     try:
-        for packet in container.demux(stream):
+        for packet in map(timeline.mend, container.demux(stream)):
             if is_frame(packet) and packet.pts is not None:
                 heapq.heappush(expected, packet.pts)
             try:

@@ -14,8 +14,12 @@ import av
 import numpy as np
 
 from ..errors import UsageError, VideoError
-from .container import ffmpeg_reason, is_frame, open_source, rotation_of, video_stream
+from .container import Timeline, ffmpeg_reason, frame_rate, is_frame, open_source, rotation_of, video_stream
 from .image import DEFAULT_IMAGE_FPS, is_image, read_image
+
+
+MIN_FPS = 0.001
+"""The lowest ``--fps`` of an image's video (a frame every 1000 s): exact rates keep denominators up to 1001."""
 
 
 @dataclass(frozen=True)
@@ -75,14 +79,13 @@ def probe(path: str | Path) -> VideoInfo:
     with contextlib.closing(open_source(path)) as container:
         stream = video_stream(container, path)
         ctx = stream.codec_context
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        if not rate or rate <= 0:
-            rate = Fraction(25, 1)
+        rate = frame_rate(stream)
+        timeline = Timeline(container, stream)
         pts: list[int] = []
         n = 0
         stored = 0  # packets with data, shown or not: what an mp4's index counts
         try:
-            for packet in container.demux(stream):
+            for packet in map(timeline.mend, container.demux(stream)):
                 stored += bool(packet.size)
                 if is_frame(packet):
                     n += 1
@@ -140,8 +143,8 @@ def with_fps(info: VideoInfo, fps: float | None) -> VideoInfo:
         return info
     if info.kind != "image":
         raise UsageError("--fps applies to image sources; a video keeps its own frame rate", info.path)
-    if not (math.isfinite(fps) and 0 < fps <= 240):
-        raise UsageError(f"--fps must be within (0, 240], got {fps:g}")
+    if not (math.isfinite(fps) and MIN_FPS <= fps <= 240):
+        raise UsageError(f"--fps must be within [{MIN_FPS:g}, 240], got {fps:g}")
     rate = Fraction(fps).limit_denominator(1001)
     return dataclasses.replace(info, fps=float(rate), duration=1.0 / float(rate),
                                fps_fraction=(rate.numerator, rate.denominator))

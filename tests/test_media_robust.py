@@ -157,3 +157,41 @@ def test_a_symbolic_link_loop_as_the_source_is_one_line(tmp_path, capsys):
         code, out, err = run(capsys, "info", first)
         assert (code, out) == (3, "") and err == f"error: {first}: symbolic link loop (too many levels of symbolic links)\n"
 
+
+
+SWEEP_AUDIO = [("pcm_s16le", 48000, "stereo", "mkv"), ("pcm_s16le", 48000, "stereo", "mov"),
+               ("pcm_s24le", 44100, "stereo", "mkv"), ("pcm_f32le", 96000, "stereo", "mov"),
+               ("pcm_s16le", 48000, "6 channels", "mkv"), ("pcm_s16le", 48000, "5 channels", "mkv"),
+               ("pcm_s16le", 32000, "3 channels", "mkv"), ("pcm_s16le", 8000, "mono", "mkv"),
+               ("pcm_s16le", 192000, "stereo", "mkv"), ("pcm_s16le", 44056, "stereo", "mkv"),
+               ("pcm_u8", 22050, "mono", "mkv"), ("pcm_alaw", 8000, "mono", "mov"), ("pcm_s16be", 48000, "stereo", "mov"),
+               ("libmp3lame", 11025, "mono", "mkv"), ("libmp3lame", 8000, "mono", "mov"), ("mp2", 48000, "stereo", "ts"),
+               ("aac", 48000, "stereo", "ts"), ("aac", 48000, "5.1", "mp4"), ("aac", 7350, "mono", "mkv"),
+               ("ac3", 48000, "5.1", "mkv"), ("libopus", 48000, "5.1", "mkv")]
+
+
+@pytest.mark.fuzz
+def test_sweep_of_real_world_media_previews_every_frame_with_its_audio(tmp_path, capsys):
+    """Every audio coding above, in three output containers, and the timestamp-less, wrapped, joined and
+    partly untimed streams: ``preview`` ends well with every frame, and keeps audio wherever the source has it."""
+    clip = pattern(FRAMES, H, W)
+    sources = [make_clip(tmp_path / f"a{i}.{suffix}", clip, 25, audio_seconds=0.5, audio=(codec, rate, layout))
+               for i, (codec, rate, layout, suffix) in enumerate(SWEEP_AUDIO)]
+    sources += [make_raw_stream(tmp_path / f"raw{suffix}", clip, codec) for suffix, codec in
+                ((".h264", "libx264"), (".264", "libx264"), (".hevc", "libx265"), (".265", "libx265"))]
+    sources += [make_clip(tmp_path / "wrap-b.ts", clip, 25, container_options={"output_ts_offset": str(2 ** 33 / 90000 - 0.1)}),
+                strip_first_pts(make_clip(tmp_path / "no-pts-b.ts", clip, 25), 3),
+                make_clip(tmp_path / "mpeg2.ts", clip, 25, codec="mpeg2video")]
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(b"".join(make_clip(tmp_path / f"part{i}.ts", clip[:3], 25, audio_seconds=0.12).read_bytes()
+                                for i in range(2)))
+    sources.append(joined)
+    (tmp_path / "orbit.txt").write_text(ORBIT)
+    for source in sources:
+        planar_depth(FRAMES).save(source.with_name(f"{source.stem}.depth.safetensors"))
+        for suffix in (".mp4", ".mov", ".mkv"):
+            out = tmp_path / f"out-{source.name}{suffix}"
+            code, _, err = run(capsys, "preview", source, "-t", tmp_path / "orbit.txt", "-o", out, "--layout", "warped")
+            assert code == 0, (source.name, err)
+            facts = probe(out)
+            assert facts.frame_count == FRAMES and facts.has_audio == probe(source).has_audio, (source.name, suffix)

@@ -29,7 +29,7 @@ from .cameras import (CameraOptions, PoseSequence, RenderCameras, TimeControl, T
                       chunk_plan, render_cameras)
 from .cameras.align import report_alignment
 from .cameras.lint import speed_warning
-from .choices import MODEL_SIZE
+from .choices import MODEL_SIZE, check_frames
 from .depth import DepthResult, find_sidecar
 from .depth.catalog import DEFAULT_MODEL, depth_model
 from .depth.postprocess import intrinsics_to_canvas, maps_to_canvas
@@ -118,6 +118,7 @@ def source_camera(info: VideoInfo, source: TrajectorySource, camera: CameraOptio
     options), for time options with an image and for ``frames < 1``; :class:`TrajectoryError` when
     ``frames`` disagrees with a per-frame trajectory's pose count.
     """
+    check_frames(frames)
     if info.kind != "image":
         if frames is not None:
             raise UsageError("--frames applies to image sources; a video's output length comes from the video "

@@ -35,7 +35,8 @@ def info(
             typer.echo(json.dumps(facts.as_dict()))
             continue
         audio = f"{facts.audio_codec} {facts.audio_sample_rate} Hz" if facts.has_audio else "none"
-        fps = f"{facts.fps:.3f}".rstrip("0").rstrip(".") + (" (VFR)" if facts.variable_frame_rate else "")
+        fps = f"{facts.fps:.3f}".rstrip("0").rstrip(".") + (" (VFR)" if facts.variable_frame_rate else "") + (
+            "" if facts.timestamps else " (no timestamps)")
         frames = str(facts.frame_count) + (f" of {facts.frame_count + facts.missing_frames} (cut off)"
                                            if facts.missing_frames else "")
         add_plain_row(table, path, f"{facts.width}x{facts.height}", fps, frames, f"{facts.duration:.2f} s",

@@ -127,7 +127,8 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
     decoding: dict = {}
     with contextlib.ExitStack() as stack:  # the condition videos are renamed last, once the preview is there
         conditions = stack.enter_context(ConditionWriter(condition, rate)) if condition is not None else None
-        writer = stack.enter_context(VideoWriter(output, rate, crf=crf, audio_from=info.path if audio else None))
+        writer = stack.enter_context(VideoWriter(output, rate, crf=crf, audio_from=info.path if audio else None,
+                                                   warn=reporter.warn))
         for chunk in warped_chunks(scene, chunk_size, device=warp_device, skip_bad_frames=skip_bad_frames, stats=decoding,
                                    reporter=reporter):
             values = coverage(chunk.mask).tolist()

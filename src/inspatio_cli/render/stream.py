@@ -60,7 +60,8 @@ def stream(scene: Scene, output: Path, generator: CausalWanDiT, autoencoder: Str
         conditions = (stack.enter_context(ConditionWriter(options.save_condition, rate))
                       if options.save_condition is not None else None)
         writer = stack.enter_context(VideoWriter(output, rate, crf=options.crf,
-                                                 audio_from=scene.video.path if options.audio else None))
+                                                 audio_from=scene.video.path if options.audio else None,
+                                                 warn=reporter.warn))
 
         def seen(chunk: WarpedChunk) -> None:
             real = max(0, min(chunk.frames.stop, total) - chunk.frames.start)  # the rest pads the last chunk

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from .cameras import (CameraOptions, PoseSequence, RenderCameras, TimeControl, Trajectory, TrajectorySource,
-                      chunk_plan, render_cameras)
+                      chunk_plan, in_scene_units, render_cameras)
 from .cameras.lint import speed_warning
 from .choices import MODEL_SIZE
 from .depth import DepthResult, find_sidecar
@@ -187,6 +187,7 @@ class Scene:
             resolved = trajectory
         else:
             resolved = trajectory.resolve(video.frame_count, camera.time, fps=video.fps, size=hw)
+        resolved = in_scene_units(resolved, depth)  # a path in median depths (moves) gets the scene's scale
         cameras = render_cameras(resolved, depth.c2w, depth.K, relative_to_source=camera.relative_to_source,
                                  width=hw[1], height=hw[0])
         return cls(video, Fit.make((video.height, video.width), hw, fit), depth, depth_origin, resolved, cameras)

@@ -79,10 +79,8 @@ class ChunkStepper:
         padded = scene.padded(padded_length(self.total))
         self.plan = [chunk.frames for chunk in padded.trajectory.chunks()]
         self.lmax = None if live else scene.log_depth_max(device)
-        cameras = RenderCameras(**{f.name: getattr(padded.cameras, f.name).clone()
-                                   for f in dataclasses.fields(padded.cameras)})
-        trajectory = dataclasses.replace(padded.trajectory, rel_c2w=padded.trajectory.rel_c2w.clone())
-        self.scene = dataclasses.replace(padded, trajectory=trajectory, cameras=cameras)  # steps may set cameras
+        self.scene = dataclasses.replace(padded)  # its own object: a step that sets cameras copies them first
+        self._own_cameras = False
         self.device, self.live, self.relative_to_source = device, live, relative_to_source
         self.meter = meter or StageMeter(device)
         self.index = 0  # the next chunk to generate
@@ -159,9 +157,14 @@ class ChunkStepper:
         depth, (h, w) = self.scene.depth, self.scene.size
         new = render_cameras(chunk, depth.c2w, depth.K, relative_to_source=self.relative_to_source,
                              width=w, height=h)
+        if not self._own_cameras:  # copied on the first change only: a render's cameras are never copied
+            self.scene.cameras = RenderCameras(**{f.name: getattr(self.scene.cameras, f.name).clone()
+                                                  for f in dataclasses.fields(RenderCameras)})
+            self.scene.trajectory = dataclasses.replace(planned, rel_c2w=planned.rel_c2w.clone())
+            self._own_cameras = True
         for field in dataclasses.fields(new):
             getattr(self.scene.cameras, field.name)[window] = getattr(new, field.name)
-        planned.rel_c2w[window] = c2w
+        self.scene.trajectory.rel_c2w[window] = c2w
 
     def _warp_next(self) -> WarpedChunk | None:
         """The next chunk warped (with the clip-wide or running ``Lmax``), or None after the last one."""

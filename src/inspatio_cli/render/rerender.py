@@ -14,7 +14,8 @@ calls. One render:
 4. streams: per generator chunk (9 frames for the first, then 12) it warps the frames, makes the latent
    condition (:class:`generate.condition.ChunkFeeder`: source and warped frames through two stream
    encoders, the mask folded into its 4 latent channels), runs one STAR chunk (context pass + 4 denoising
-   steps), decodes it and appends the frames to the output.
+   steps), decodes it and appends the frames to the output: :class:`.stream.ChunkStepper`, which
+   :meth:`Rerenderer.session` also steps, with the caller's cameras (:mod:`.session`).
 
 Memory does not grow with the video: between chunks only the generator's KV buffer and previous chunk,
 the autoencoders' per-layer caches and at most a chunk of latents are kept (the depth maps, read once,
@@ -310,20 +311,12 @@ class Rerenderer:
                 seed: int = 0, camera: CameraOptions | None = None, fit: str = "stretch",
                 size: Sequence[int] | None = None, skip_bad_frames: bool = False, frames: int | None = None,
                 fps: float | None = None) -> RenderSession:
-        """A :class:`~.session.RenderSession` on ``video`` (or a still image): everything a render prepares
-        (plan, scene and depth, prompt embedding, models: the arguments are :meth:`render`'s), then the
-        output made chunk by chunk with :meth:`RenderSession.step <.session.RenderSession.step>`, each step
-        taking the cameras its caller chooses. :meth:`render` runs the same chunk loop
-        (:class:`~.stream.ChunkStepper`), so stepping a session with ``trajectory``'s cameras gives the
-        render's frames bit for bit.
-
-        ``trajectory``: when known, it sets the output length and time map, the default cameras of each step
-        and the clip-wide soft z-buffer maximum; ``None`` opens a live session: output frame k shows source
-        frame k (an image: its one frame, for ``frames`` output frames, default
-        :data:`~inspatio_cli.video.DEFAULT_IMAGE_FRAMES`), every step must give its cameras, and the z-buffer
-        maximum is the running maximum over the chunks so far (:mod:`.stream`). A live session needs the Wan
-        VAE decoder (TAEHV encodes a chunk only with the next chunk's first frames). Raises as :meth:`render`.
-        """
+        """A :class:`~.session.RenderSession` on ``video`` (or an image), prepared as :meth:`render` prepares
+        (same arguments), then made chunk by chunk, each step with the cameras its caller chooses; it steps
+        :meth:`render`'s chunk loop, so stepped with ``trajectory``'s cameras it gives the render's frames bit
+        for bit. ``trajectory``: sets the length, time map, default cameras and clip-wide z-buffer maximum;
+        ``None``: a live session (output frame k shows source frame k, an image's for ``frames`` frames; every
+        step gives its cameras; running z-buffer maximum, :mod:`.stream`), which needs the Wan VAE decoder."""
         if trajectory is None and self.decoder == "tae":
             raise UsageError("a live render session (no trajectory) needs the Wan VAE decoder: TAEHV encodes a "
                              "chunk only together with the next chunk's frames, whose cameras are not known yet")
@@ -332,8 +325,9 @@ class Rerenderer:
         ready = self._prepare(video, live_source() if live else trajectory, meter, depth=depth, prompt=prompt,
                               prompt_file=prompt_file, seed=seed, camera=camera, fit=fit, size=size, crf=18,
                               audio=False, frames=frames, fps=fps, skip_bad_frames=skip_bad_frames)
-        with meter("depth range"):
-            ready.scene.log_depth_max(self.device, reporter=self.reporter)
+        if not live:  # the clip-wide maximum of the trajectory's cameras (a live session keeps a running one)
+            with meter("depth range"):
+                ready.scene.log_depth_max(self.device, reporter=self.reporter)
         stepper = ChunkStepper(ready.scene, ready.generator, ready.autoencoder, ready.embedding, seed=seed,
                                device=self.device, compile=self.compile, skip_bad_frames=skip_bad_frames,
                                live=live, relative_to_source=ready.plan.camera.relative_to_source, meter=meter,

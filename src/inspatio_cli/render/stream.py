@@ -221,12 +221,12 @@ def stream(scene: Scene, output: Path, generator: CausalWanDiT, autoencoder: Str
             if conditions is not None and real:
                 conditions.write(chunk.warped[:real], chunk.mask[:real])
 
-        stack.enter_context(meter.tracking())
-        progress = stack.enter_context(reporter.stage("rerender", total=total))
         stepper = ChunkStepper(scene, generator, autoencoder, embedding, seed=options.seed, device=options.device,
                                compile=options.compile, skip_bad_frames=options.skip_bad_frames, meter=meter,
-                               on_chunk=seen, reporter=reporter)
+                               on_chunk=seen, reporter=reporter)  # before tracking: the padded cameras are the scene's
         stack.callback(stepper.close)
+        stack.enter_context(meter.tracking())
+        progress = stack.enter_context(reporter.stage("rerender", total=total))
         for index in range(stepper.chunks):
             frames = stepper.step()
             with meter("write"):

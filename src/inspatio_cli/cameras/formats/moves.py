@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from ...errors import TrajectoryError
 from ...geometry import se3
@@ -135,11 +136,21 @@ def _move(text: str, segment: str, path: str | Path | None, line: int | None) ->
 def path_poses(segments: list[Segment]) -> np.ndarray:
     """The path's c2w poses ``(N, 4, 4)`` float64, ``N`` the segments' frames in all, relative to the start
     camera, translations in median depths: pose 0 is the start, pose ``k`` the camera after ``k`` steps."""
-    steps = [segment.step() for segment in segments for _ in range(segment.frames)]
-    poses = [np.eye(4)]
-    for step in steps[:-1]:
-        poses.append(poses[-1] @ step)
-    return np.stack(poses)
+    poses = [np.eye(4)[None]]
+    for segment in segments:
+        poses.append(poses[-1][-1] @ step_powers(segment.step(), segment.frames))
+    return np.concatenate(poses)[:-1]
+
+
+def step_powers(step: np.ndarray, count: int) -> np.ndarray:
+    """``step^1 .. step^count`` ``(count, 4, 4)`` of a rigid ``step`` ``(4, 4)``, in closed form (no loop):
+    ``step^k = [R^k, sum_{j<k} R^j t]`` with ``R^k`` the rotation by ``k`` times ``R``'s rotation vector."""
+    rotvec = Rotation.from_matrix(step[:3, :3]).as_rotvec()
+    powers = Rotation.from_rotvec(np.arange(count + 1)[:, None] * rotvec).as_matrix()  # R^0 .. R^count
+    out = np.tile(np.eye(4), (count, 1, 1))
+    out[:, :3, :3] = powers[1:]
+    out[:, :3, 3] = np.cumsum(powers[:-1] @ step[:3, 3], axis=0)
+    return out
 
 
 def parse_moves(text: str, path: str | Path | None, *, inline: bool, scale: float = 1.0,

@@ -94,7 +94,8 @@ def parse_segments(text: str, path: str | Path | None, *, inline: bool) -> list[
               [(number, piece) for number, tokens in data_lines(text)
                for token in tokens for piece in token.split(",") if piece])
     if not pieces or not any(piece.strip() for _, piece in pieces):
-        raise TrajectoryError("no moves: expected segments such as forward:24,turn-left*0.5:12", path, 1 if not inline else None)
+        raise TrajectoryError("no moves: expected segments such as forward:24,turn-left*0.5:12", path,
+                              None if inline else 1)
     segments = [_segment(piece.strip(), path, line) for line, piece in pieces]
     total = sum(s.frames for s in segments)
     if total > MAX_POSES:

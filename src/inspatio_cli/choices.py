@@ -28,7 +28,7 @@ COVERAGE_THRESHOLD = 0.5
 DEFAULT_NAME = "{video}__{trajectory}"
 """Default output name of batch jobs; ``__{seed}`` is added when the jobs use more than one seed, ``.mp4``
 when the pattern gives no video suffix."""
-FORMATS = ("orbit", "matrices", "tcw", "npy", "keyframes", "re10k", "nerfstudio", "colmap")
+FORMATS = ("orbit", "matrices", "tcw", "npy", "keyframes", "re10k", "nerfstudio", "colmap", "moves")
 """Trajectory file formats."""
 EXPORTS = ("tcw", "c2w", "npy", "json", "nerfstudio")
 """Formats ``inspatio trajectory convert`` writes."""

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from .cameras import (CameraOptions, PoseSequence, RenderCameras, TimeControl, Trajectory, TrajectorySource,
-                      chunk_plan, render_cameras)
+                      chunk_plan, in_scene_units, render_cameras)
 from .cameras.align import report_alignment
 from .cameras.lint import speed_warning
 from .choices import MODEL_SIZE, check_frames
@@ -191,6 +191,7 @@ class Scene:
             resolved = trajectory
         else:
             resolved = trajectory.resolve(video.frame_count, camera.time, fps=video.fps, size=hw)
+        resolved = in_scene_units(resolved, depth)  # a path in median depths (moves) gets the scene's scale
         resolved = camera.align(resolved, depth)
         cameras = render_cameras(resolved, depth.c2w, depth.K, relative_to_source=camera.relative_to_source,
                                  width=hw[1], height=hw[0])
@@ -222,11 +223,16 @@ class Scene:
             peaks = []
             with reporter.stage("depth range", total=self.num_frames) as stage:
                 for frames in frame_ranges(self.num_frames, chunk):
-                    depth, cams = self._inputs(frames, device)
-                    peaks.append(log_depth_max(depth, *cams))
+                    peaks.append(self.chunk_log_depth_max(frames, device))
                     stage.advance(len(frames))
             self._lmax[device] = torch.stack(peaks).max()
         return self._lmax[device]
+
+    def chunk_log_depth_max(self, frames: range, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The soft z-buffer ``Lmax`` of the output frames ``frames`` alone (a scalar tensor on ``device``):
+        a live render session, whose cameras come chunk by chunk, keeps the running maximum of these."""
+        depth, cams = self._inputs(frames, str(device))
+        return log_depth_max(depth, *cams)
 
     def warp(self, frames: range, images: torch.Tensor, lmax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Warp output frames ``frames`` given the source images they show, ``images`` (n, 3, H, W) in

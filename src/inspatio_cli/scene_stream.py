@@ -59,23 +59,44 @@ def warped_chunks(scene: Scene, chunks: int | Iterable[range] = 12, *, device: t
     """
     reporter = reporter or Reporter("silent")
     ranges = list(frame_ranges(scene.num_frames, chunks) if isinstance(chunks, int) else chunks)
-    device = str(device)
-    lmax = scene.log_depth_max(device, reporter=reporter)
-    order = scene.cameras.source_index.numpy()
-    with contextlib.closing(_SourceFrames(scene, order, skip_bad_frames, stats)) as source, \
+    lmax = scene.log_depth_max(str(device), reporter=reporter)
+    with contextlib.closing(ChunkWarper(scene, device, skip_bad_frames, stats)) as warper, \
             reporter.stage("warp", total=sum(len(r) for r in ranges)) as stage:
         for frames in ranges:
-            yield _warp_chunk(scene, frames, source, lmax, device, stage)
+            yield _counted(warper.warp(frames, lmax), stage)
 
 
-def _warp_chunk(scene: Scene, frames: range, source: "_SourceFrames", lmax: torch.Tensor, device: str,
-                stage) -> WarpedChunk:
-    """One chunk of :func:`warped_chunks` (a function of its own, so the suspended generator holds no
-    reference to the chunk it handed out)."""
-    images = to_device(torch.stack([source.frame(k) for k in frames]), device)
-    warped, mask = scene.warp(frames, images, lmax)
-    stage.advance(len(frames), frame=frames.stop - 1)
-    return WarpedChunk(frames, images, warped, mask, scene.cameras.source_index[frames.start:frames.stop])
+def _counted(chunk: WarpedChunk, stage) -> WarpedChunk:
+    """``chunk``, its frames counted on the progress ``stage`` (a function of its own, so the suspended
+    generator of :func:`warped_chunks` holds no reference to the chunk it handed out)."""
+    stage.advance(len(chunk.frames), frame=chunk.frames.stop - 1)
+    return chunk
+
+
+class ChunkWarper:
+    """Warps the output frames of ``scene`` one chunk at a time, in output order, decoding the source
+    lazily (:func:`warped_chunks` and the render session's steps both use it).
+
+    The scene's cameras are read when a chunk is warped, so a caller that steps through the scene may set
+    a chunk's cameras just before warping it (a live render session). ``device``: where the warp runs;
+    ``skip_bad_frames`` and ``stats``: as :func:`warped_chunks`. :meth:`close` stops the decoder.
+    """
+
+    def __init__(self, scene: Scene, device: torch.device | str = "cpu", skip_bad_frames: bool = False,
+                 stats: dict | None = None):
+        self.scene, self.device = scene, str(device)
+        self.source = _SourceFrames(scene, scene.cameras.source_index.numpy(), skip_bad_frames, stats)
+
+    def warp(self, frames: range, lmax: torch.Tensor) -> WarpedChunk:
+        """The next chunk, output frames ``frames`` (following the previous chunk), warped with the soft
+        z-buffer maximum ``lmax`` (a scalar tensor, see :mod:`inspatio_cli.warp`)."""
+        scene = self.scene
+        images = to_device(torch.stack([self.source.frame(k) for k in frames]), self.device)
+        warped, mask = scene.warp(frames, images, lmax)
+        return WarpedChunk(frames, images, warped, mask, scene.cameras.source_index[frames.start:frames.stop])
+
+    def close(self) -> None:
+        self.source.close()
 
 
 class _SourceFrames:

@@ -12,7 +12,7 @@ from .align import report_alignment
 from .loader import export_losses, write_trajectory
 from .options import CameraOptions
 from .plot import plot_trajectory
-from .source import frame_count
+from .source import frame_count, in_scene_units
 from .trajectory import Trajectory
 
 SHOW_DEFAULT_FRAMES = 121
@@ -22,12 +22,14 @@ def resolve_for(source: str | Path, options: CameraOptions, *, num_frames: int |
                 depth: DepthResult | None = None, fps: float | None = None,
                 default_frames: int | None = None) -> Trajectory:
     """Parse ``source`` and resolve it for ``num_frames`` source frames (or the depth file's count, the
-    file's own pose count, or ``default_frames``), at the depth file's image size when given; aligned onto
-    the depth's cameras with ``options.align_to`` (:meth:`CameraOptions.align`)."""
+    file's own pose count, or ``default_frames``), at the depth file's image size and in its units
+    (:func:`in_scene_units`) when given (without it a moves path stays in median depths), aligned onto the
+    depth's cameras with ``options.align_to`` (:meth:`CameraOptions.align`)."""
     parsed = options.load(source)
     n = frame_count(parsed, num_frames, None if depth is None else depth.num_frames, default_frames)
-    resolved = parsed.resolve(n, options.time, fps=fps, size=depth.size if depth is not None else MODEL_SIZE)
-    return options.align(resolved, depth)
+    if depth is None:
+        return options.align(parsed.resolve(n, options.time, fps=fps, size=MODEL_SIZE), depth)
+    return options.align(in_scene_units(parsed.resolve(n, options.time, fps=fps, size=depth.size), depth), depth)
 
 
 def show_trajectory(source: str | Path, out: str | Path, *, options: CameraOptions | None = None,

@@ -23,7 +23,7 @@ from .align import alignment_summary, alignment_warnings
 from .official import OrbitKeyframes
 from .options import CameraOptions
 from .render import render_cameras
-from .source import TrajectorySource, frame_count
+from .source import MEDIAN_DEPTH, TrajectorySource, frame_count, in_scene_units
 from .timecontrol import OFFICIAL_MAX_DEG_PER_FRAME
 from .trajectory import Trajectory
 
@@ -91,6 +91,11 @@ def check_trajectory(source: str | Path, *, options: CameraOptions | None = None
         report.add("error", "resolve" if parsed.frame_count is None else "count",
                    exc.message + (f" ({exc.hint})" if exc.hint else ""), exc.line)
         return report
+    if depth is not None:
+        traj = in_scene_units(traj, depth)
+    elif traj.meta.get("translation_unit") == MEDIAN_DEPTH:
+        report.add("info", "units", "moves are measured in median depths of the scene: without --depth the "
+                                    "distances are checked for a median depth of 1")
     traj = options.align(traj, depth)
     report.summary.update(format=parsed.meta.get("format"), source_frames=n, frames=len(traj))
     _check_alignment(report, traj)
@@ -121,7 +126,9 @@ def _describe_reading(report: LintReport, parsed: TrajectorySource) -> None:
     meta = parsed.meta
     if meta.get("preset"):
         report.add("info", "preset", f"preset {meta['preset']!r} ({meta.get('path')})")
-    if meta.get("format") != "orbit":
+    if meta.get("format") == "moves":
+        report.add("info", "format", f"read as moves: {', '.join(meta['segments'])}")
+    elif meta.get("format") != "orbit":
         report.add("info", "format", f"read as {meta.get('format')}: {meta.get('convention')} axes, "
                    f"{meta.get('direction')}, anchor {meta.get('anchor')}, scale {meta.get('scale'):g} "
                    "(see --format/--convention/--direction/--anchor/--scale)")

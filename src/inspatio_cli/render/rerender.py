@@ -14,7 +14,8 @@ calls. One render:
 4. streams: per generator chunk (9 frames for the first, then 12) it warps the frames, makes the latent
    condition (:class:`generate.condition.ChunkFeeder`: source and warped frames through two stream
    encoders, the mask folded into its 4 latent channels), runs one STAR chunk (context pass + 4 denoising
-   steps), decodes it and appends the frames to the output.
+   steps), decodes it and appends the frames to the output: :class:`.stream.ChunkStepper`, which
+   :meth:`Rerenderer.session` also steps, with the caller's cameras (:mod:`.session`).
 
 Memory does not grow with the video: between chunks only the generator's KV buffer and previous chunk,
 the autoencoders' per-layer caches and at most a chunk of latents are kept (the depth maps, read once,
@@ -71,7 +72,8 @@ from .needs import autoencoder_weights
 from .plan import (ModelSetup, RenderPlan, can_caption, check_render_outputs, make_plan, prompt_text,
                    render_inputs, required_weights)
 from .prompt import embed_prompts, prompt_record
-from .stream import StreamOptions, stream
+from .session import Prepared, RenderSession, live_source
+from .stream import ChunkStepper, StreamOptions, stream
 
 SIDECAR_FORMAT = "inspatio-rerender/1"
 
@@ -129,8 +131,6 @@ class RerenderResult:
             "frames_per_second": round(self.frames_per_second, 4), "peak_memory": self.peak_memory,
             "coverage": self.coverage, "warnings": list(self.warnings),
         }
-
-
 
 
 class Rerenderer:
@@ -272,33 +272,13 @@ class Rerenderer:
         output = check_video_output(output, video)
         check_render_outputs(output, render_inputs(video, trajectory, depth=depth, prompt_file=prompt_file),
                              sidecar=True, save_condition=save_condition, overwrite=overwrite)
-        if prompt is not None and prompt_file is not None:
-            raise UsageError("give either --prompt or --prompt-file, not both")
-        from_file = prompt_file is not None
-        if from_file:
-            prompt = read_prompt_file(prompt_file)  # read once: the file may be standard input
         meter = StageMeter(self.device, self.track_memory)
         with meter("total"):
-            with meter("check"):
-                plan = self.plan(video, trajectory, depth=depth, prompt=prompt, seed=seed, camera=camera, fit=fit,
-                                 size=size, crf=crf, audio=audio, frames=frames, fps=fps)
-                paths = {**self.models.files,
-                         **hub.resolve(plan.weights, self.weights_dir, purpose="for rerender")}
-            with meter("scene"):
-                scene = open_scene(video, plan.trajectory, camera=plan.camera, depth=plan.depth.path, fit=fit,
-                                   size=plan.size, resample_depth=True, weights_dir=self.weights_dir,
-                                   device=str(self.device), skip_bad_frames=skip_bad_frames, info=plan.info,
-                                   video_fingerprint=plan.file_fingerprint(video), reporter=reporter)
-            with meter("prompt"):
-                described = prompt_record(video, plan.prompt, given=prompt is not None, from_file=from_file,
-                                          weights_dir=self.weights_dir, text_device=self.text_device_name,
-                                          reporter=reporter)
-                embedding = self.embed_prompts([described["text"]])[0]
-            with meter("load"):
-                generator, autoencoder = self.load_models(paths)
-            if embedding.shape[-1] != generator.cfg.text_dim:
-                raise WeightsError(f"the prompt embedding has {embedding.shape[-1]} dimensions but the generator "
-                                   f"expects {generator.cfg.text_dim}: the text encoder does not belong to it")
+            ready = self._prepare(video, trajectory, meter, depth=depth, prompt=prompt, prompt_file=prompt_file,
+                                  seed=seed, camera=camera, fit=fit, size=size, crf=crf, audio=audio,
+                                  frames=frames, fps=fps, skip_bad_frames=skip_bad_frames)
+            plan, scene, described, paths = ready.plan, ready.scene, ready.prompt, ready.paths
+            generator, autoencoder, embedding = ready.generator, ready.autoencoder, ready.embedding
             with meter("depth range"):
                 scene.log_depth_max(self.device, reporter=reporter)
             keep_audio = audio and scene.video.has_audio and scene.time_is_identity
@@ -325,6 +305,67 @@ class Rerenderer:
                       f"{result.frames_per_second:.2f} frames/s) and {result.sidecar}")
         reporter.event("result", **result.summary())
         return result
+
+    def session(self, video: str | Path, trajectory: str | Path | TrajectorySource | None = None, *,
+                depth: str | Path | None = None, prompt: str | None = None, prompt_file: str | Path | None = None,
+                seed: int = 0, camera: CameraOptions | None = None, fit: str = "stretch",
+                size: Sequence[int] | None = None, skip_bad_frames: bool = False, frames: int | None = None,
+                fps: float | None = None) -> RenderSession:
+        """A :class:`~.session.RenderSession` on ``video`` (or an image), prepared as :meth:`render` prepares
+        (same arguments), then made chunk by chunk, each step with the cameras its caller chooses; it steps
+        :meth:`render`'s chunk loop, so stepped with ``trajectory``'s cameras it gives the render's frames bit
+        for bit. ``trajectory``: sets the length, time map, default cameras and clip-wide z-buffer maximum;
+        ``None``: a live session (output frame k shows source frame k, an image's for ``frames`` frames; every
+        step gives its cameras; running z-buffer maximum, :mod:`.stream`), which needs the Wan VAE decoder."""
+        if trajectory is None and self.decoder == "tae":
+            raise UsageError("a live render session (no trajectory) needs the Wan VAE decoder: TAEHV encodes a "
+                             "chunk only together with the next chunk's frames, whose cameras are not known yet")
+        meter = StageMeter(self.device, self.track_memory)
+        live = trajectory is None
+        ready = self._prepare(video, live_source() if live else trajectory, meter, depth=depth, prompt=prompt,
+                              prompt_file=prompt_file, seed=seed, camera=camera, fit=fit, size=size, crf=18,
+                              audio=False, frames=frames, fps=fps, skip_bad_frames=skip_bad_frames)
+        if not live:  # the clip-wide maximum of the trajectory's cameras (a live session keeps a running one)
+            with meter("depth range"):
+                ready.scene.log_depth_max(self.device, reporter=self.reporter)
+        stepper = ChunkStepper(ready.scene, ready.generator, ready.autoencoder, ready.embedding, seed=seed,
+                               device=self.device, compile=self.compile, skip_bad_frames=skip_bad_frames,
+                               live=live, relative_to_source=ready.plan.camera.relative_to_source, meter=meter,
+                               reporter=self.reporter)
+        return RenderSession(stepper, ready.scene, ready.prompt, meter, live=live)
+
+    def _prepare(self, video: str | Path, trajectory: str | Path | TrajectorySource, meter: StageMeter, *,
+                 depth: str | Path | None, prompt: str | None, prompt_file: str | Path | None, seed: int,
+                 camera: CameraOptions | None, fit: str, size: Sequence[int] | None, crf: int, audio: bool,
+                 frames: int | None, fps: float | None, skip_bad_frames: bool) -> Prepared:
+        """What a render or a session needs before its first chunk, each part timed on ``meter``: the plan
+        and its weight files (checked first), the scene, the prompt record and embedding, the models."""
+        reporter = self.reporter
+        if prompt is not None and prompt_file is not None:
+            raise UsageError("give either --prompt or --prompt-file, not both")
+        from_file = prompt_file is not None
+        if from_file:
+            prompt = read_prompt_file(prompt_file)  # read once: the file may be standard input
+        with meter("check"):
+            plan = self.plan(video, trajectory, depth=depth, prompt=prompt, seed=seed, camera=camera, fit=fit,
+                             size=size, crf=crf, audio=audio, frames=frames, fps=fps)
+            paths = {**self.models.files, **hub.resolve(plan.weights, self.weights_dir, purpose="for rerender")}
+        with meter("scene"):
+            scene = open_scene(video, plan.trajectory, camera=plan.camera, depth=plan.depth.path, fit=fit,
+                               size=plan.size, resample_depth=True, weights_dir=self.weights_dir,
+                               device=str(self.device), skip_bad_frames=skip_bad_frames, info=plan.info,
+                               video_fingerprint=plan.file_fingerprint(video), reporter=reporter)
+        with meter("prompt"):
+            described = prompt_record(video, plan.prompt, given=prompt is not None, from_file=from_file,
+                                      weights_dir=self.weights_dir, text_device=self.text_device_name,
+                                      reporter=reporter)
+            embedding = self.embed_prompts([described["text"]])[0]
+        with meter("load"):
+            generator, autoencoder = self.load_models(paths)
+        if embedding.shape[-1] != generator.cfg.text_dim:
+            raise WeightsError(f"the prompt embedding has {embedding.shape[-1]} dimensions but the generator "
+                               f"expects {generator.cfg.text_dim}: the text encoder does not belong to it")
+        return Prepared(plan, paths, scene, described, embedding, generator, autoencoder)
 
     def _result(self, output: Path, scene: Scene, plan: RenderPlan, prompt: dict[str, Any],
                 paths: dict[str, Path], meter: StageMeter, coverages: list[float], audio: bool,

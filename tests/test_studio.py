@@ -20,7 +20,7 @@ from inspatio_cli.render.preview import preview
 from inspatio_cli.scene import Scene
 from inspatio_cli.studio import StudioState, open_source
 from inspatio_cli.video import to_uint8
-from test_preview_pipeline import scene_files
+from test_preview_pipeline import H, W, scene_files
 
 FRAMES = 12
 YAW_DEG = 6.0
@@ -144,20 +144,21 @@ def test_export_equals_the_keyframes(clip, tmp_path, to, name):
 
 
 class FakeSession:
-    """The session interface the render button drives: 9 frames in chunk 0, then 12; each frame's pixels
-    hold its position in the run."""
+    """The session interface the render button drives, made on the path it is given: 9 frames in chunk 0,
+    then 12 (the last chunk cut to the path); each frame's pixels hold its position in the run."""
 
-    def __init__(self):
-        self.cameras, self.closed, self.done = [], False, 0
+    def __init__(self, path=None):
+        self.path, self.closed, self.done, self.frames = path, False, 0, FRAMES
 
-    def chunk_frames(self, index: int) -> int:
-        return 9 if index == 0 else 12
+    @property
+    def finished(self) -> bool:
+        return self.done >= self.frames
 
-    def step(self, cameras: torch.Tensor) -> np.ndarray:
-        self.cameras.append(cameras.clone())
-        frames = np.arange(self.done, self.done + len(cameras), dtype=np.uint8)[:, None, None, None]
-        self.done += len(cameras)
-        return np.broadcast_to(frames, (len(cameras), 4, 6, 3))
+    def step(self) -> np.ndarray:
+        count = min(9 if self.done == 0 else 12, self.frames - self.done)
+        frames = np.arange(self.done, self.done + count, dtype=np.uint8)[:, None, None, None]
+        self.done += count
+        return np.broadcast_to(frames, (count, 4, 6, 3))
 
     def close(self) -> None:
         self.closed = True
@@ -166,14 +167,34 @@ class FakeSession:
 def test_render_streams_the_path_through_a_session(clip):
     state = StudioState(open_source(clip["video"]))
     two_keyframes(state)
-    session = FakeSession()
-    chunks = list(state.render(session))
+    chunks = list(state.render(FakeSession()))
     assert [frames for frames, _ in chunks] == [range(0, 9), range(9, FRAMES)]
     assert np.concatenate([pixels[:, 0, 0, 0] for _, pixels in chunks]).tolist() == list(range(FRAMES))
-    path = state.path_cameras()
-    assert [len(c) for c in session.cameras] == [9, 12]
-    assert torch.equal(session.cameras[0], path[:9])
-    assert torch.equal(session.cameras[1][:3], path[9:]) and torch.equal(session.cameras[1][3:], path[-1:].expand(9, 4, 4))
+
+
+def test_the_render_button_renders_what_rerender_renders_along_the_saved_path(clip, tiny_weights, tmp_path,
+                                                                             monkeypatch):
+    """The real session the button makes (tiny weights, CPU) gives, bit for bit, the frames ``render()``
+    writes for the saved path file."""
+    from inspatio_cli.cli.studio import _session_factory
+    from inspatio_cli import Rerenderer
+    from inspatio_cli.render import stream
+
+    written = []
+
+    class RecordingWriter(stream.VideoWriter):
+        def write(self, frames):
+            written.append(to_uint8(frames))
+            super().write(frames)
+
+    state = StudioState(open_source(clip["video"]))
+    two_keyframes(state)
+    saved = state.save(tmp_path / "path.json")
+    with _session_factory(clip["video"], None, tiny_weights, "a room", (H, W))(state.path_source()) as session:
+        streamed = np.concatenate([pixels for _, pixels in state.render(session)])
+    monkeypatch.setattr(stream, "VideoWriter", RecordingWriter)
+    Rerenderer(tiny_weights).render(clip["video"], saved, tmp_path / "out.mp4", prompt="a room", size=(H, W))
+    assert streamed.shape[0] == FRAMES and np.array_equal(streamed, np.concatenate(written))
 
 
 def test_without_viser_one_line_naming_the_extra(clip, capsys, monkeypatch):
@@ -189,8 +210,9 @@ def test_page_handlers_drive_the_state(clip, tmp_path):
     pytest.importorskip("viser")
     from inspatio_cli.studio import serve
 
-    session = FakeSession()
-    server = serve(StudioState(open_source(clip["video"])), port=0, session_factory=lambda: session)
+    sessions = []
+    server = serve(StudioState(open_source(clip["video"])), port=0,
+                   session_factory=lambda path: sessions.append(FakeSession(path)) or sessions[-1])
     state = server.state
     try:
         server._call(server._edit, state.delete_keyframe)
@@ -215,7 +237,8 @@ def test_page_handlers_drive_the_state(clip, tmp_path):
         server._call(server._export)
         assert (tmp_path / "mine.tcw.txt").is_file()
         server._render()
-        assert session.closed and server.status.content == f"rendered frame {FRAMES} of {FRAMES}"
+        assert sessions[0].closed and server.status.content == f"rendered frame {FRAMES} of {FRAMES}"
+        assert sessions[0].path.meta["format"] == "keyframes"
         server._call(server._edit, state.delete_keyframe)
         assert len(state.keyframes) == 1 and server.selected.options == ("0: frame 11",)
     finally:

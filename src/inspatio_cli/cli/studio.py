@@ -12,9 +12,11 @@ from .app import JsonOpt, QuietOpt, app, parse_size, reporter
 from .models import WeightsDirOpt
 
 
-def _session_factory(video: Path, depth: Path | None, weights_dir: Path | None) -> Callable | None:
-    """What makes the render button's session: None unless the generator and its autoencoder are found
-    (the exact check, prompt embedding and depth included, runs when the button is pressed)."""
+def _session_factory(video: Path, depth: Path | None, weights_dir: Path | None, prompt: str | None = None,
+                     size: tuple[int, int] | None = None) -> Callable | None:
+    """What makes the render button's session on the studio's path: None unless the generator and its
+    autoencoder are found (the exact check, prompt embedding and depth included, runs when the button is
+    pressed). The session renders what ``inspatio rerender VIDEO -t <saved path>`` renders."""
     from ..render.needs import render_weights
     from ..weights import catalog, hub
 
@@ -22,10 +24,10 @@ def _session_factory(video: Path, depth: Path | None, weights_dir: Path | None) 
                                                                                             depth=False)):
         return None
 
-    def make():
-        from ..render import Rerenderer
+    def make(path):
+        from ..render.rerender import Rerenderer
 
-        return Rerenderer(weights_dir).session(video, depth=depth)
+        return Rerenderer(weights_dir).session(video, path, depth=depth, prompt=prompt, size=size)
 
     return make
 
@@ -44,6 +46,8 @@ def studio(
     fit: Annotated[str, typer.Option("--fit", help=f"How frames map onto the canvas: {', '.join(FIT_MODES)}.")
                    ] = "stretch",
     weights_dir: WeightsDirOpt = None,
+    prompt: Annotated[Optional[str], typer.Option("--prompt", help="Text prompt of the render button's render "
+                                                  "(default: as rerender, a caption of the video).")] = None,
     json_mode: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -61,10 +65,10 @@ def studio(
     from ..studio import StudioState, open_source, serve
 
     report = reporter(json_mode, quiet)
-    source = open_source(video, depth, fit=fit, size=None if size is None else parse_size(size),
-                         weights_dir=weights_dir, reporter=report)
+    canvas = None if size is None else parse_size(size)
+    source = open_source(video, depth, fit=fit, size=canvas, weights_dir=weights_dir, reporter=report)
     server = serve(StudioState(source), host=host, port=port,
-                   session_factory=_session_factory(video, depth, weights_dir), reporter=report)
+                   session_factory=_session_factory(video, depth, weights_dir, prompt, canvas), reporter=report)
     try:
         report.event("studio", url=server.url)
         report.info(f"studio for {video} at {server.url} (Ctrl-C to stop)")

@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..cameras import TrajectorySource
 from ..choices import EXPORTS
 from ..errors import InspatioError, UsageError
 from ..geometry import se3
@@ -53,10 +54,11 @@ def _pose(c2w: np.ndarray) -> dict:
 
 class StudioServer:
     """The page for ``state``, served at ``http://host:port`` until :meth:`stop`. ``session_factory``
-    makes the render session (None: no render button, e.g. without weights)."""
+    makes the render session on the path it is given (None: no render button, e.g. without weights)."""
 
     def __init__(self, state: StudioState, *, host: str = "127.0.0.1", port: int = 8080,
-                 session_factory: Callable[[], Session] | None = None, reporter: Reporter | None = None):
+                 session_factory: Callable[[TrajectorySource], Session] | None = None,
+                 reporter: Reporter | None = None):
         viser = load_viser()
         self.state, self.session_factory = state, session_factory
         self.reporter = reporter or Reporter("silent")
@@ -254,7 +256,7 @@ class StudioServer:
     def _render(self) -> None:
         """Stream the path's render through a new session into the render image, frame by frame."""
         try:
-            session = self.session_factory()
+            session = self.session_factory(self.state.path_source())
             try:
                 for frames, pixels in self.state.render(session):
                     for frame, image in zip(frames, pixels):
@@ -282,7 +284,8 @@ class StudioServer:
 
 
 def serve(state: StudioState, *, host: str = "127.0.0.1", port: int = 8080,
-          session_factory: Callable[[], Session] | None = None, reporter: Reporter | None = None) -> StudioServer:
+          session_factory: Callable[[TrajectorySource], Session] | None = None,
+          reporter: Reporter | None = None) -> StudioServer:
     """Start the studio page for ``state`` on ``host:port`` (``port`` 0: a free one); returns the running
     :class:`StudioServer` (its ``url``; call ``stop()`` to end it). Raises :class:`UsageError` naming the
     ``studio`` extra when viser is not installed."""

@@ -36,13 +36,14 @@ STUDIO_PATH = "studio keyframes"
 
 
 class Session(Protocol):
-    """The live render the studio drives (``Rerenderer.session``): chunk ``i`` has
-    ``chunk_frames(i)`` output frames, ``step(cameras)`` renders the next chunk for c2w ``cameras``
-    float32 (n, 4, 4) (the depth's world, OpenCV axes) and returns uint8 frames (n, H, W, 3)."""
+    """The render the studio drives: a :class:`~inspatio_cli.render.RenderSession` made on the studio's
+    path (``Rerenderer.session(video, path)``); ``step()`` renders its next chunk along that path and
+    returns uint8 frames (n, H, W, 3) until ``finished``."""
 
-    def chunk_frames(self, index: int) -> int: ...
+    @property
+    def finished(self) -> bool: ...
 
-    def step(self, cameras: torch.Tensor) -> np.ndarray: ...
+    def step(self) -> np.ndarray: ...
 
     def close(self) -> None: ...
 
@@ -223,17 +224,11 @@ class StudioState:
         return path, export_losses(trajectory, to, path)
 
     def render(self, session: Session) -> Iterator[tuple[range, np.ndarray]]:
-        """Render the path through ``session`` chunk by chunk: yields the output frames of each chunk and
-        their uint8 (n, H, W, 3) pixels. A chunk reaching past the path gets the last camera repeated (as
-        the render pads its last chunk), and its extra frames are dropped."""
-        cameras = self.path_cameras()
-        done, index = 0, 0
-        while done < len(cameras):
-            count = session.chunk_frames(index)
-            if count < 1:
-                break
-            take = torch.arange(done, done + count).clamp_max(len(cameras) - 1)
-            frames = np.asarray(session.step(cameras[take]))
-            kept = min(count, len(cameras) - done)
-            yield range(done, done + kept), frames[:kept]
-            done, index = done + kept, index + 1
+        """Render through ``session``, made on :meth:`path_source` (so it renders exactly what ``rerender -t``
+        on the saved path renders) chunk by chunk: yields the output frames of each chunk and their uint8
+        (n, H, W, 3) pixels."""
+        done = 0
+        while not session.finished:
+            frames = np.asarray(session.step())
+            yield range(done, done + len(frames)), frames
+            done += len(frames)

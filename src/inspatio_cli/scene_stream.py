@@ -6,6 +6,10 @@ the depth maps, only a chunk of frames and a small look-back buffer of decoded f
 a frame again, such as reverse or ping-pong) are held. The chunks are warped with the scene's clip-wide
 ``Lmax`` (:meth:`Scene.log_depth_max <inspatio_cli.scene.Scene.log_depth_max>`), so the result equals the
 official all-frames-at-once render.
+
+A views source (:mod:`inspatio_cli.video.multiview`) is warped per generator chunk of 3 latent frames
+(whatever chunk size is asked): every view into each target frame, merged, and each latent frame's
+reference image chosen by v1.5's :func:`~inspatio_cli.views.select_chunk_top3` from the views' own coverage.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from .errors import VideoError
 from .progress import Reporter
 from .scene import Scene, frame_ranges, to_device
 from .video import Prefetch, iter_frames
+from .views import latent_frame_groups, select_chunk_top3
 
 LOOKBACK_FRAMES = 32
 """Decoded frames kept for reuse by time edits that show a frame again (reverse, ping-pong, slow motion);
@@ -35,7 +40,8 @@ class WarpedChunk:
     """Consecutive output frames ``frames`` (a range) of a scene.
 
     ``source`` (n, 3, H, W) in [-1, 1]: the source frames shown; ``warped`` (n, 3, H, W) in [-1, 1], holes
-    -1; ``mask`` (n, 1, H, W) in {0, 1}; ``source_index`` (n,) int64: which source frame each one shows.
+    -1; ``mask`` (n, 1, H, W) in {0, 1}; ``source_index`` (n,) int64: which source frame each one shows
+    (for views: the reference view of the frame's latent group).
     """
 
     frames: range
@@ -58,6 +64,9 @@ def warped_chunks(scene: Scene, chunks: int | Iterable[range] = 12, *, device: t
     Progress: a ``warp`` stage advancing per frame.
     """
     reporter = reporter or Reporter("silent")
+    if scene.views is not None:
+        yield from _views_chunks(scene, chunks, device, stats, reporter)
+        return
     ranges = list(frame_ranges(scene.num_frames, chunks) if isinstance(chunks, int) else chunks)
     device = str(device)
     lmax = scene.log_depth_max(device, reporter=reporter)
@@ -68,7 +77,7 @@ def warped_chunks(scene: Scene, chunks: int | Iterable[range] = 12, *, device: t
             yield _warp_chunk(scene, frames, source, lmax, device, stage)
 
 
-def _warp_chunk(scene: Scene, frames: range, source: "_SourceFrames", lmax: torch.Tensor, device: str,
+def _warp_chunk(scene: Scene, frames: range, source: "_SourceFrames", lmax: torch.Tensor | None, device: str,
                 stage) -> WarpedChunk:
     """One chunk of :func:`warped_chunks` (a function of its own, so the suspended generator holds no
     reference to the chunk it handed out)."""
@@ -76,6 +85,31 @@ def _warp_chunk(scene: Scene, frames: range, source: "_SourceFrames", lmax: torc
     warped, mask = scene.warp(frames, images, lmax)
     stage.advance(len(frames), frame=frames.stop - 1)
     return WarpedChunk(frames, images, warped, mask, scene.cameras.source_index[frames.start:frames.stop])
+
+
+def _views_chunks(scene: Scene, chunks: int | Iterable[range], device: torch.device | str, stats: dict | None,
+                  reporter: Reporter) -> Iterator[WarpedChunk]:
+    """:func:`warped_chunks` of a views source: per generator chunk (``chunks`` given as ranges must be
+    the chunk plan's), the merged warp and, per latent group, the reference view of
+    :func:`~inspatio_cli.views.select_chunk_top3` over each view's known pixels in the group."""
+    assert scene.views is not None
+    ranges = list(chunks) if not isinstance(chunks, int) else [c.frames for c in scene.trajectory.chunks()]
+    groups = latent_frame_groups(scene.num_frames)
+    images = to_device(scene.fit.frames(scene.views.read()), str(device))
+    if stats is not None:
+        stats["lost_frames"] = 0
+    with reporter.stage("warp", total=scene.num_frames) as stage:
+        for frames in ranges:
+            inside = [g for g in groups if frames.start <= g.start and g.stop <= frames.stop]
+            if sum(len(g) for g in inside) != len(frames):
+                raise ValueError(f"frames {frames} are not whole latent groups of {scene.num_frames} frames")
+            render = scene.warp_views(frames, images)
+            counts = render.known_per_view.flatten(2).sum(2, dtype=torch.int64).cpu()
+            overlap = torch.stack([counts[g.start - frames.start:g.stop - frames.start].sum(0) for g in inside])
+            chosen, _ = select_chunk_top3(overlap)
+            index = torch.tensor([view for g, view in zip(inside, chosen) for _ in g], dtype=torch.int64)
+            stage.advance(len(frames), frame=frames.stop - 1)
+            yield WarpedChunk(frames, images[index.to(images.device)], render.render, render.mask, index)
 
 
 class _SourceFrames:

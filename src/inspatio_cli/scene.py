@@ -201,7 +201,8 @@ class Scene:
              resample: bool = False, rules: RenderRules | None = None, views: Views | None = None) -> "Scene":
         """Check the depth against the video, resolve the trajectory (unless it is a :class:`Trajectory`
         already resolved for this video and canvas) and compute its cameras (see :func:`open_scene`).
-        ``views``: the source images when ``video`` is views (rendered by v1.5's rules, :meth:`RenderRules.for_source`)."""
+        ``views``: the source images when ``video`` is views (rendered by v1.5's rules,
+        :meth:`RenderRules.for_source`)."""
         rules = (rules or RENDER_RULES["world"]).for_source(video.kind)
         hw = depth.size if size is None else (int(size[0]), int(size[1]))
         made_with = depth.meta.get("fit")

@@ -1,4 +1,8 @@
-"""The v1.5 render stage around the warp: several source views, reference views and frame counts.
+"""The render rules of each model, and the v1.5 render stage around the warp: several source views,
+reference views and frame counts.
+
+:class:`RenderRules` (:func:`render_rules`) is what ``--model world|world-1.5`` changes in the render,
+chosen once per render and carried by the plan, the scene and the stream.
 
 InSpatio-World v1.5 (REFERENCE-v1.5.md R4-R7) renders a video, one image or several images ("views") of
 one scene into a target camera path:
@@ -166,9 +170,9 @@ def warp_views(images: torch.Tensor, depth: torch.Tensor, source_w2c: torch.Tens
     ``images`` (V, 3, H, W) in [-1, 1]; ``depth`` (V, H, W) z-depth, <= 0 where unknown (never splatted);
     ``source_w2c`` (V, 4, 4) and ``K`` (V, 3, 3): each view's camera, ``K`` used to unproject it;
     ``target_w2c`` (T, 4, 4); ``K_target`` (3, 3) or per frame (T, 3, 3), default ``K[0]`` (v1.5 renders
-    every target with the first view's K). Each (target frame, view) pair is its own warp (own ``Lmax``); the views are merged
-    by :func:`merge_views`. With one view the result is that view's warp. Target frames are independent,
-    so a long path can be rendered a chunk of ``target_w2c`` at a time (the whole path at once needs
+    every target with the first view's K). Each (target frame, view) pair is its own warp (own ``Lmax``);
+    the views are merged by :func:`merge_views`. With one view the result is that view's warp. Target
+    frames are independent, so a long path can be rendered a chunk of ``target_w2c`` at a time (the whole path at once needs
     a few tens of floats per pixel of every target frame on a GPU).
     """
     t, v = target_w2c.shape[0], images.shape[0]

@@ -128,7 +128,8 @@ def _fit(value: Any, from_text: bool) -> str:
 
 
 JOB_KEYS: dict[str, Callable[[Any, bool], Any]] = {
-    "video": _text, "views": _strings, "trajectory": _text, "output": _text, "prompt": _prompt, "prompt_file": _text, "seed": _int,
+    "video": _text, "views": _strings, "trajectory": _text, "output": _text, "prompt": _prompt,
+    "prompt_file": _text, "seed": _int,
 }
 """What a job is: its inputs (a ``video`` or image, or the ``views`` of one scene: a list of photos or a
 folder; in CSV separated by ``;``), output, prompt and seed."""

@@ -258,5 +258,5 @@ def make_plan(setup: ModelSetup, video: str | Path | Views, trajectory: str | Pa
         "size": list(hw), "crf": int(crf), "audio": bool(audio),
         "weights": {name: None if path is None else fingerprints(path) for name, path in located.items()},
     }
-    return RenderPlan(video if isinstance(video, Views) else Path(video), info, resolved, camera, depth_source, canvas, text, settings,
-                      fingerprint_of(settings), tuple(weights), rules, fingerprints)
+    return RenderPlan(video if isinstance(video, Views) else Path(video), info, resolved, camera, depth_source,
+                      canvas, text, settings, fingerprint_of(settings), tuple(weights), rules, fingerprints)

@@ -110,8 +110,8 @@ class RerenderResult:
 
     def summary(self) -> dict[str, Any]:
         """The sidecar ``OUT.json`` (also the ``--json`` result): format, tool version, the ``model``, output
-        facts, the source (``kind`` video, image or views, path, frames, fps), the inputs, the scene (sizes, depth origin,
-        trajectory), resolved settings and their fingerprint, prompt (and caption), weight files with sizes
+        facts, the source (``kind`` video, image or views, path, frames, fps), the inputs, the scene (sizes,
+        depth origin, trajectory), resolved settings and their fingerprint, prompt (and caption), weight files with sizes
         and fingerprints, per-stage seconds, peak memory, warp coverage and warnings. ``setup_seconds`` is
         the work done before the render for all the jobs of a run at once (depth estimates, captions and
         prompt embeddings, model loading: see :func:`batch.run_jobs`)."""
@@ -251,7 +251,8 @@ class Rerenderer:
                fps: float | None = None, model: str = DEFAULT_GENERATOR, overwrite: bool = False) -> RerenderResult:
         """Rerender ``video`` (or a still image: png, jpg, webp, or the views of one scene,
         :func:`~inspatio_cli.video.multiview.open_views`; a caption is made of view 0) along ``trajectory``
-        (a file, a preset name or a loaded source) into ``output`` (.mp4/.mov/.mkv) and its sidecar ``<output>.json``; see the module
+        (a file, a preset name or a loaded source) into ``output`` (.mp4/.mov/.mkv) and its sidecar
+        ``<output>.json``; see the module
         docstring.
 
         ``depth``: a depth cache file (default: the sidecar, else the cached estimate, else the depth
@@ -297,9 +298,9 @@ class Rerenderer:
                                    video_fingerprint=plan.file_fingerprint(video), rules=plan.rules,
                                    reporter=reporter)
             with meter("prompt"):
-                described = prompt_record(source_files(video)[0], plan.prompt, given=prompt is not None, from_file=from_file,
-                                          weights_dir=self.weights_dir, text_device=self.text_device_name,
-                                          reporter=reporter)
+                described = prompt_record(source_files(video)[0], plan.prompt, given=prompt is not None,
+                                          from_file=from_file, weights_dir=self.weights_dir,
+                                          text_device=self.text_device_name, reporter=reporter)
                 embedding = self.embed_prompts([described["text"]])[0]
             with meter("load"):
                 generator, autoencoder = self.load_models(paths, model)

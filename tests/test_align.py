@@ -17,7 +17,8 @@ from inspatio_cli.cameras.align import LARGE_RESIDUAL_FRACTION
 from inspatio_cli.depth import DepthResult
 from inspatio_cli.geometry.se3 import euler_to_matrix, make_pose
 from inspatio_cli.geometry.sim3 import Sim3
-from inspatio_cli.scene import open_scene, resample_depth
+from inspatio_cli.depth.postprocess import resample_depth
+from inspatio_cli.scene import open_scene
 from inspatio_cli.scene_stream import warped_chunks
 from inspatio_cli.video import probe
 from clirun import run

@@ -394,12 +394,12 @@ def test_fingerprint_follows_the_trajectory_content_and_intrinsics(clip, tmp_pat
 def test_one_render_probes_once_resolves_once_and_fingerprints_each_file_once(tiny_weights, models, clip, tmp_path,
                                                                               monkeypatch):
     import inspatio_cli.render.plan as plan_module
-    import inspatio_cli.scene as scene_module
+    import inspatio_cli.video.multiview as multiview_module
     from inspatio_cli import video
 
     probes = count_calls(monkeypatch, video, "probe", importers(video.probe))
     resolves = count_calls(monkeypatch, TrajectorySource, "resolve")
-    fingerprints = count_calls(monkeypatch, plan_module, "fingerprint_file", [scene_module])
+    fingerprints = count_calls(monkeypatch, plan_module, "fingerprint_file", [multiview_module])
     camera = CameraOptions(time=TimeControl.from_options(reverse=["3:9"]))
     result = renderer(tiny_weights, models).render(clip["video"], clip["traj"], tmp_path / "o.mp4", prompt=PROMPT,
                                                    size=(H, W), camera=camera)

@@ -174,7 +174,7 @@ class ChunkStepper:
             raise UsageError("a live render session cannot look ahead: the TAEHV decoder needs the next chunk's "
                              "cameras, so use the Wan VAE (decoder='wan') or give the session a trajectory")
         frames = self.plan[self.warped]
-        if self.live:
+        if self.live and not self.scene.rules.warp.per_frame_lmax:  # v1.5 rules: each frame's own Lmax
             peak = self.scene.chunk_log_depth_max(frames, self.device)
             self.lmax = peak if self.lmax is None else torch.maximum(self.lmax, peak)
         self.warped += 1

@@ -3,7 +3,7 @@ its camera path, and the coloured point cloud unprojected from its depth.
 
 The studio warps on the CPU at a reduced size (:data:`PREVIEW_WIDTH` pixels wide, the canvas scaled down with
 its aspect ratio kept): the frames are fitted straight onto that size with the render's own :class:`Fit`
-and the depth is resampled onto it (:func:`~inspatio_cli.scene.resample_depth`), so every pixel of the preview
+and the depth is resampled onto it (:func:`~inspatio_cli.depth.postprocess.resample_depth`), so every pixel of the preview
 has its colour and its depth. The frames are held in memory as uint8 (about 75 KB a frame at 120x208).
 """
 
@@ -18,7 +18,8 @@ import torch
 from ..choices import DEFAULT_IMAGE_FRAMES, check_size
 from ..depth import DepthResult
 from ..progress import Reporter
-from ..scene import DEPTH_RANGE, resample_depth, resolve_depth
+from ..depth.postprocess import resample_depth
+from ..scene import DEPTH_RANGE, resolve_depth
 from ..video import Fit, VideoInfo, iter_frames, probe, to_uint8
 
 PREVIEW_WIDTH = 208

@@ -1,0 +1,456 @@
+"""The hostile set: hundreds of generated bad inputs, outputs and interruptions thrown at the real CLI, with
+the outcome of each classified and counted.
+
+Every case builds its own folder of inputs (tiny media, trajectories, manifests, weights, depth files, planted
+"user" files), runs one ``inspatio`` command in a child process with a timeout (optionally sending SIGINT /
+SIGTERM during the run) and is classified, worst first:
+
+* ``data loss``: a file that existed before the run (input, planted file, shared fixture) changed or vanished;
+* ``partial``: a temporary file left behind, or a new file after a failed or interrupted run (a batch may
+  leave the jobs it finished: a video with its sidecar);
+* ``internal``: ``internal error`` or a traceback on stderr, a crash (killed by a signal) or an undocumented
+  exit code;
+* ``hang``: the timeout ran out;
+* ``bad message``: a failure whose stderr does not end with one ``error: ...`` line, an interrupted run that
+  reports no signal, a ``--json`` failure whose stdout does not end with the ``error`` event, or exit 0
+  with a promised output missing;
+* ``ok``: anything else (success with its outputs, or a clean refusal).
+
+By default a child is forked from this process after the CLI and PyTorch are imported (the start costs
+milliseconds rather than seconds, which keeps ~330 cases within ~10 minutes on two shared cores); it runs
+``inspatio_cli.cli.main(argv)`` exactly as ``python -m inspatio_cli`` does. ``--exec`` starts a fresh
+``python -m inspatio_cli`` per case instead (full fidelity, several times slower); cases that depend on
+the interpreter's start (``PYTHONIOENCODING``) always do. Cases with read-only folders or unreadable inputs
+run without the capability that lets root ignore file permissions (always forked).
+
+    python benchmarks/hostile.py                     # every case, 2 at a time; prints the table; exit 1 on failures
+    python benchmarks/hostile.py --only depth signal # some classes
+    python benchmarks/hostile.py --case output-013 --keep --show   # one case again, its folder kept, its output
+    python benchmarks/hostile.py --list              # the case ids and what each does
+
+Same ``--seed``, same cases (inputs, commands and signal times).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import hashlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("SVT_LOG", "1")  # the AV1 encoder's banner
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(Path(__file__).resolve().parent)]
+
+import hostile_files  # noqa: E402
+import hostile_media  # noqa: E402
+from hostile_kit import Case, Context, Fixtures, Run  # noqa: E402
+from inspatio_cli.files import TEMP_MARK  # noqa: E402
+
+OUTCOMES = ("data loss", "partial", "internal", "hang", "bad message", "ok")
+EXIT_CODES = {0, 1, 2, 3, 4, 5, 130, 141, 143}
+COUNTS = {"video": 60, "path": 55, "manifest": 50, "output": 55, "weights": 40, "depth": 45, "signal": 40}
+"""Cases per class: builders take turns (each draws its own variation)."""
+CLASSES = tuple(COUNTS)
+PRELOAD = ("inspatio_cli.cli", "inspatio_cli.render.rerender", "inspatio_cli.render.preview", "inspatio_cli.batch.run",
+           "inspatio_cli.cameras.commands", "inspatio_cli.weights.checks")
+
+
+def all_cases() -> list[Case]:
+    """Every case of the set, in id order (``video-000`` ...)."""
+    builders = {**hostile_media.BUILDERS, **hostile_files.BUILDERS}
+    return [Case(f"{cls}-{i:03d}", cls, builders[cls][i % len(builders[cls])])
+            for cls, count in COUNTS.items() for i in range(count)]
+
+
+@dataclass
+class Result:
+    """What one case did: its outcome, the exit code (None for a hang), seconds, a one-line reason."""
+
+    case: Case
+    run: Run
+    outcome: str
+    code: int | None
+    seconds: float
+    detail: str
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass
+class Child:
+    """A running case: its process, when it started and the signals still to send."""
+
+    case: Case
+    run: Run
+    folder: Path
+    before: dict
+    started: float
+    pid: int = 0
+    popen: subprocess.Popen | None = None
+    signals: list = field(default_factory=list)
+    sent: int = 0
+    pipes: dict[int, int] = field(default_factory=dict)
+    output: dict[int, bytes] = field(default_factory=lambda: {1: b"", 2: b""})
+
+
+def snapshot(*folders: Path) -> dict[str, tuple]:
+    """Every file and link under ``folders`` (links not followed): path -> (kind, size, content hash)."""
+    state = {}
+    for folder in folders:
+        for base, dirs, files in os.walk(folder):
+            for name in dirs + files:
+                path = os.path.join(base, name)
+                if os.path.islink(path):
+                    state[path] = ("link", os.readlink(path))
+                elif name in files:
+                    state[path] = ("file", _digest(path))
+    return state
+
+
+def _digest(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha1(handle.read()).hexdigest()
+    except OSError as exc:  # a FIFO, an unreadable file (without root's override): its metadata stands for it
+        info = os.lstat(path)
+        return f"{type(exc).__name__}:{info.st_size}:{info.st_mtime_ns}"
+
+
+def _start(case: Case, fixtures: Fixtures, workdir: Path, seed: int, fresh: bool) -> Child:
+    folder = workdir / "cases" / case.id
+    cache = workdir / "cache" / case.id
+    for path in (folder, cache):
+        if path.exists():
+            _force_remove(path)
+        path.mkdir(parents=True)
+    context = Context(folder, fixtures, random.Random(f"{seed}:{case.id}"))
+    run = case.build(context)
+    before = snapshot(folder, fixtures.root)
+    env = {**os.environ, "INSPATIO_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "src"),
+           "COLUMNS": "120", **run.env}
+    env.pop("INSPATIO_WEIGHTS_DIR", None)
+    stdin = folder / run.stdin_file if run.stdin_file else Path(os.devnull)
+    child = Child(case, run, folder, before, time.monotonic(), signals=sorted(run.signals))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if (fresh or run.fresh) and not run.permissions:
+        with open(stdin, "rb") as i:
+            child.popen = subprocess.Popen([sys.executable, "-m", "inspatio_cli", *run.args], cwd=folder, env=env,
+                                           stdin=i, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        child.pid, child.pipes = child.popen.pid, {1: child.popen.stdout.fileno(), 2: child.popen.stderr.fileno()}
+    else:
+        pipes = {1: os.pipe(), 2: os.pipe()}
+        child.pid = os.fork()
+        if child.pid == 0:
+            _child(run, folder, env, stdin, {fd: w for fd, (_, w) in pipes.items()})
+        for fd, (r, w) in pipes.items():
+            os.close(w)
+            child.pipes[fd] = r
+    for fd in child.pipes.values():
+        os.set_blocking(fd, False)
+    child.started = time.monotonic()
+    return child
+
+
+def _drop_file_override() -> None:
+    """Let file permissions apply to this (root) process: clear CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH
+    from its effective capabilities, so a read-only folder is read-only and an unreadable file unreadable."""
+    import ctypes
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, data = Header(0x20080522, 0), (Data * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    data[0].effective &= ~0b110
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
+def _child(run: Run, folder: Path, env: dict, stdin: Path, pipes: dict[int, int]) -> None:
+    """In the forked child: the case's folder, environment, standard streams and limits, then the CLI."""
+    code = 1
+    try:
+        os.setpgid(0, 0)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # as in a new process (this one's handler is Python's)
+            signal.signal(sig, signal.SIG_DFL)
+        os.chdir(folder)
+        os.environ.clear()
+        os.environ.update(env)
+        handle = os.open(stdin, os.O_RDONLY)
+        os.dup2(handle, 0)
+        os.close(handle)
+        for fd, write_end in pipes.items():
+            os.dup2(write_end, fd)
+            os.close(write_end)
+        if run.file_limit is not None:  # a small "disk": writes to files past it fail with EFBIG
+            import resource
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (run.file_limit, run.file_limit))
+        if run.permissions and os.geteuid() == 0:
+            _drop_file_override()
+        from inspatio_cli.cli import main
+        try:
+            main(list(run.args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - the harness's own failure shows as a traceback on stderr
+        import traceback
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - a closed or broken stream: nothing more to say
+                pass
+        os._exit(code)
+
+
+def _drain(child: Child) -> None:
+    """Read what the child has written to its stdout and stderr so far (the pipes never fill up)."""
+    for fd, pipe in child.pipes.items():
+        while True:
+            try:
+                chunk = os.read(pipe, 1 << 16)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            child.output[fd] += chunk
+
+
+def _poll(child: Child) -> int | None:
+    """The child's exit code once it has ended (minus the signal number when a signal killed it)."""
+    if child.popen is not None:
+        return child.popen.poll()
+    pid, status = os.waitpid(child.pid, os.WNOHANG)
+    if pid == 0:
+        return None
+    return os.waitstatus_to_exitcode(status)
+
+
+def _kill(child: Child) -> None:
+    try:
+        os.kill(child.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if child.popen is not None:
+        child.popen.wait()
+    else:
+        os.waitpid(child.pid, 0)
+
+
+def run_cases(cases: list[Case], fixtures: Fixtures, workdir: Path, *, seed: int, jobs: int, timeout: float,
+              fresh: bool, report) -> list[Result]:
+    """Run ``cases``, at most ``jobs`` at a time, from this one thread (forking from a single thread is safe);
+    ``report(result)`` is called as each finishes."""
+    pending, running, results = list(cases), [], []
+    while pending or running:
+        while pending and len(running) < jobs:
+            running.append(_start(pending.pop(0), fixtures, workdir, seed, fresh))
+        time.sleep(0.02)
+        for child in list(running):
+            elapsed = time.monotonic() - child.started
+            while child.signals and child.signals[0][0] <= elapsed:
+                try:
+                    os.kill(child.pid, child.signals.pop(0)[1])
+                    child.sent += 1
+                except ProcessLookupError:
+                    pass
+            _drain(child)
+            code = _poll(child)
+            hung = code is None and elapsed > timeout
+            if hung:
+                _kill(child)
+            if code is None and not hung:
+                continue
+            running.remove(child)
+            _drain(child)
+            for pipe in (child.popen.stdout, child.popen.stderr) if child.popen else child.pipes.values():
+                pipe.close() if child.popen else os.close(pipe)
+            result = classify(child, None if hung else code, elapsed, fixtures)
+            results.append(result)
+            report(result)
+    return results
+
+
+def classify(child: Child, code: int | None, seconds: float, fixtures: Fixtures) -> Result:
+    """The outcome of one finished (or killed) case; see the module docstring for the rules."""
+    run = child.run
+    stdout = child.output[1].decode(errors="replace")
+    stderr = child.output[2].decode(errors="replace")
+    after = snapshot(child.folder, fixtures.root)
+
+    def result(outcome: str, detail: str) -> Result:
+        return Result(child.case, run, outcome, code, seconds, " ".join(detail.split())[:220], stdout, stderr)
+
+    changed = [p for p, state in child.before.items() if after.get(p) != state and not _may_replace(p, run, child)]
+    if changed:
+        gone = [p for p in changed if p not in after]
+        return result("data loss", f"{'removed' if gone else 'changed'}: {_short(changed, child.folder)}")
+    temps = [p for p in after if TEMP_MARK in os.path.basename(p)]
+    if temps:
+        return result("partial", f"temporary left: {_short(temps, child.folder)}")
+    new = [p for p in after if p not in child.before and after[p][0] == "file"]
+    if code not in (0, None):
+        left = [p for p in new if not _finished_job(p, after, run, code, child.folder)]
+        if left:
+            return result("partial", f"exit {code} but wrote {_short(left, child.folder)}")
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    if "Traceback (most recent call last)" in stderr or "internal error" in stderr:
+        line = next((x for x in lines if "internal error" in x), lines[-1] if lines else "")
+        return result("internal", line)
+    if code in (-signal.SIGINT, -signal.SIGTERM) and child.sent:
+        return result("ok", f"ended by the signal as the run finished (exit {code})")
+    if code is not None and code not in EXIT_CODES:
+        return result("internal", f"exit {code} (a crash or an undocumented code); stderr: {last}")
+    if code is None:
+        return result("hang", f"no exit after {seconds:.0f} s; stderr: {last}")
+    if code == 0 and child.sent:
+        return result("bad message", f"{child.sent} signal(s) sent during the run, but exit 0")
+    if code == 0:
+        missing = [o for o in run.outputs if not (child.folder / o).is_file()]
+        if missing:
+            return result("bad message", f"exit 0 but {', '.join(missing)} missing")
+        return result("ok", "done")
+    if code == 1 and run.batch:
+        return result("ok", f"exit 1: {last}")
+    errors = sum(line.startswith("error: ") for line in lines)
+    if not last.startswith("error: ") or (errors > 1 and not run.batch):
+        return result("bad message", f"exit {code}, stderr ends: {last!r}")
+    if child.sent and code not in (130, 143):
+        return result("bad message", f"signalled, but exit {code}: {last}")
+    if child.sent and code != {signal.SIGINT: 130, signal.SIGTERM: 143}[sorted(run.signals)[0][1]] \
+            and not run.either_signal:
+        return result("bad message", f"first signal was {sorted(run.signals)[0][1].name}, exit {code}")
+    if "--json" in run.args:
+        tail = stdout.strip().splitlines()[-1:] or [""]
+        if '"event": "error"' not in tail[0]:
+            return result("bad message", f"--json failure, stdout ends {tail[0][:80]!r}")
+    return result("ok", f"exit {code}: {last}")
+
+
+def _may_replace(path: str, run: Run, child: Child) -> bool:
+    return any(path == str(child.folder / name) for name in run.replaceable)
+
+
+def _finished_job(path: str, after: dict, run: Run, code: int, folder: Path) -> bool:
+    """A batch (failed in part, or interrupted) keeps the jobs it finished: a video with its sidecar and the
+    job's condition videos. A run interrupted just after its outputs were committed (renamed into place,
+    so complete) keeps them too: the signal came too late to undo the work."""
+    committed = [str(folder / name) for name in run.outputs]
+    if code in (130, 143) and (path in committed or os.path.splitext(path)[0] + ".mp4" in committed
+                               or os.path.basename(path) in ("warped.mp4", "mask.mp4")):
+        return True
+    if not run.batch:
+        return False
+    base, suffix = os.path.splitext(path)
+    if suffix == ".mp4" and base + ".json" in after:
+        return True
+    if suffix == ".json" and base + ".mp4" in after:
+        return True
+    return os.path.basename(path) in ("warped.mp4", "mask.mp4")
+
+
+def _short(paths: list[str], folder: Path) -> str:
+    names = [os.path.relpath(p, folder) if p.startswith(str(folder)) else p for p in paths]
+    return ", ".join(names[:3]) + (f" (+{len(names) - 3})" if len(names) > 3 else "")
+
+
+def _force_remove(path: Path) -> None:
+    for base, dirs, _ in os.walk(path):
+        for name in dirs:
+            os.chmod(os.path.join(base, name), 0o755)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def table(results: list[Result]) -> str:
+    """Cases per class and outcome, with the totals."""
+    width = max(len(o) for o in OUTCOMES)
+    head = f"{'class':<10}{'cases':>7}" + "".join(f"{o:>{width + 2}}" for o in OUTCOMES) + f"{'seconds':>10}"
+    rows = [head, "-" * len(head)]
+    for name in [*CLASSES, "total"]:
+        mine = [r for r in results if name in ("total", r.case.cls)]
+        if not mine:
+            continue
+        counts = "".join(f"{sum(r.outcome == o for r in mine):>{width + 2}}" for o in OUTCOMES)
+        rows.append(f"{name:<10}{len(mine):>7}{counts}{sum(r.seconds for r in mine):>10.0f}")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--seed", type=int, default=0, help="the case set (inputs, commands, signal times)")
+    parser.add_argument("--jobs", type=int, default=2, help="cases run at once (default 2)")
+    parser.add_argument("--only", nargs="+", choices=CLASSES, help="only these classes")
+    parser.add_argument("--case", nargs="+", help="only these case ids (e.g. output-013)")
+    parser.add_argument("--timeout", type=float, default=90.0, help="seconds before a case counts as a hang")
+    parser.add_argument("--exec", dest="fresh", action="store_true",
+                        help="a fresh 'python -m inspatio_cli' per case instead of a fork of this process")
+    parser.add_argument("--workdir", type=Path, help="where the cases are built (default: a new temporary folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the case folders")
+    parser.add_argument("--show", action="store_true", help="print each case's command, stdout and stderr")
+    parser.add_argument("--list", action="store_true", help="list the case ids and what they do, run nothing")
+    args = parser.parse_args()
+
+    cases = [c for c in all_cases() if (not args.only or c.cls in args.only) and (not args.case or c.id in args.case)]
+    if args.case and len(cases) < len(args.case):
+        parser.error(f"unknown case id among {args.case}")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="hostile-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.chmod(workdir, 0o755)
+    print(f"hostile set: {len(cases)} cases, seed {args.seed}, {args.jobs} at a time, in {workdir}", file=sys.stderr)
+    fixtures = Fixtures(workdir / "fixtures")
+    if args.list:
+        for case in cases:
+            run = case.build(Context(workdir / "list" / case.id, fixtures, random.Random(f"{args.seed}:{case.id}")))
+            print(f"{case.id:<14} {run.what}")
+        shutil.rmtree(workdir / "list", ignore_errors=True)
+        return 0
+    if not args.fresh:
+        for module in PRELOAD:  # imported once here, so that each forked case starts at once
+            importlib.import_module(module)
+    began = time.monotonic()
+
+    def report(result: Result) -> None:
+        flag = "" if result.outcome == "ok" else f"  <-- {result.outcome.upper()}: {result.detail}"
+        print(f"{result.case.id:<14} {result.outcome:<11} exit {result.code!s:<4} {result.seconds:5.1f}s  "
+              f"{result.run.what}{flag}", file=sys.stderr, flush=True)
+        if args.show:
+            print(f"  $ inspatio {' '.join(result.run.args)}\n  stdout: {result.stdout[-2000:]}\n"
+                  f"  stderr: {result.stderr[-4000:]}", file=sys.stderr, flush=True)
+
+    results = run_cases(cases, fixtures, workdir, seed=args.seed, jobs=args.jobs, timeout=args.timeout,
+                        fresh=args.fresh, report=report)
+    results.sort(key=lambda r: r.case.id)
+    print(table(results))
+    print(f"\n{len(results)} cases in {time.monotonic() - began:.0f} s (seed {args.seed}, "
+          f"{'fresh interpreters' if args.fresh else 'forked children'}, {args.jobs} at a time)")
+    bad = [r for r in results if r.outcome != "ok"]
+    for r in bad:
+        print(f"{r.case.id:<14} {r.outcome:<11} {r.run.what}: {r.detail}")
+    if not args.keep and args.workdir is None:
+        _force_remove(workdir)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

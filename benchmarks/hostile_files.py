@@ -1,0 +1,444 @@
+"""Hostile cases of the manifest, output, weights, depth and signal classes: batch manifests with bad keys,
+values, encodings, sizes and colliding outputs; outputs that exist, are inputs, folders, links, read-only,
+too long or on a full disk; damaged weights; damaged depth files; SIGINT/SIGTERM during a run."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import signal
+
+import numpy as np
+
+from hostile_kit import Context, Run
+
+USER_TEXT = "a file the user cares about\n"
+
+
+def _batch(ctx: Context, what: str, manifest: str, extra: tuple[str, ...] = (), dry: bool | None = None) -> Run:
+    """``batch MANIFEST -o renders/`` with the tiny models: usually a dry run, sometimes a real one."""
+    dry = ctx.rng.random() < 0.75 if dry is None else dry
+    args = ["batch", manifest, "-o", "renders/", *ctx.render_args(), *extra] + (["--dry-run"] if dry else [])
+    return Run(f"batch{' --dry-run' if dry else ''}: {what}", args, batch=True,
+               stdin_file=manifest if manifest == "-" else None)
+
+
+def _job(ctx: Context, **extra) -> dict:
+    return {"video": "clip.mp4", "trajectory": str(ctx.fx.orbit), **extra}
+
+
+# ---------------------------------------------------------------------------------------------- manifest
+
+MANIFEST_KEYS = ["seed", "crf", "fit", "size", "frames", "fps", "freeze", "slow", "reverse", "extend", "min_frames",
+                 "audio", "skip_bad_frames", "save_condition", "output", "prompt", "prompt_file", "depth", "video",
+                 "trajectory", "format", "scale", "relative_to_source", "speed", "Video", ""]
+MANIFEST_VALUES = [None, -1, 2 ** 70, "x", [], {}, float("nan"), True, "", "../../x.mp4", "a\0b", "y" * 100000,
+                   0, 1.5, ["mid:2"], "clip.mp4", "renders/", "/", "orbit_left", "\u202e.mp4"]
+
+
+def manifest_values(ctx: Context) -> Run:
+    ctx.clip()
+    jobs = [_job(ctx, seed=i) for i in range(ctx.rng.randint(1, 3))]
+    key, value = ctx.rng.choice(MANIFEST_KEYS), ctx.rng.choice(MANIFEST_VALUES)
+    jobs[ctx.rng.randrange(len(jobs))][key] = value
+    text = "\n".join(json.dumps(j) for j in jobs)
+    return _batch(ctx, f"jsonl {key!r} = {str(value)[:20]!r}", ctx.write("jobs.jsonl", text))
+
+
+def manifest_csv(ctx: Context) -> Run:
+    ctx.clip()
+    rows = [["video", "trajectory", "seed"], ["clip.mp4", str(ctx.fx.orbit), "1"], ["clip.mp4", "orbit_left", "2"]]
+    damage = ctx.rng.choice(["none", "missing column", "extra cell", "quoted newline", "bom", "utf16", "latin1",
+                             "semicolons", "blank rows", "duplicate header", "header only", "nan seed", "unclosed"])
+    text_rows = [",".join(r) for r in rows]
+    if damage == "missing column":
+        text_rows[1] = "clip.mp4"
+    elif damage == "extra cell":
+        text_rows[2] += ",9,9"
+    elif damage == "quoted newline":
+        text_rows[1] = 'clip.mp4,"orbit\nleft",1'
+    elif damage == "semicolons":
+        text_rows = [t.replace(",", ";") for t in text_rows]
+    elif damage == "blank rows":
+        text_rows[1:1] = ["", ",,", " "]
+    elif damage == "duplicate header":
+        text_rows[0] = "video,video,seed"
+    elif damage == "header only":
+        text_rows = text_rows[:1]
+    elif damage == "nan seed":
+        text_rows[1] = text_rows[1][:-1] + "nan"
+    elif damage == "unclosed":
+        text_rows[2] = 'clip.mp4,"orbit_left,2'
+    text = "\r\n".join(text_rows) + "\n"
+    encoded = {"bom": b"\xef\xbb\xbf" + text.encode(), "utf16": text.encode("utf-16"),
+               "latin1": text.replace("clip", "cl\u00efp").encode("latin-1")}.get(damage, text.encode())
+    return _batch(ctx, f"csv, {damage}", ctx.write("jobs.csv", encoded))
+
+
+def manifest_list(ctx: Context) -> Run:
+    ctx.clip()
+    lines = ["clip.mp4"]
+    damage = ctx.rng.choice(["comment", "missing", "duplicate", "folder", "crlf", "nul", "spaces", "stdin", "glob"])
+    lines += {"comment": ["# a comment", "", "clip.mp4 # inline"], "missing": ["gone.mp4"], "duplicate": ["clip.mp4"],
+              "folder": ["."], "crlf": ["clip.mp4\r"], "nul": ["cl\0ip.mp4"], "spaces": ["  clip.mp4  "],
+              "stdin": [], "glob": ["*.mp4"]}[damage]
+    name = ctx.write("videos.txt", "\n".join(lines) + "\n")
+    return _batch(ctx, f"list of videos, {damage}", "-" if damage == "stdin" else name, ("-t", "orbit_left"))
+
+
+def manifest_broken(ctx: Context) -> Run:
+    ctx.clip()
+    damage = ctx.rng.choice(["noise", "deep", "truncated", "utf16", "empty", "folder", "array", "huge line",
+                             "not object", "self"])
+    good = json.dumps(_job(ctx))
+    data = {"noise": ctx.noise(ctx.rng.choice([1, 100, 5000])), "deep": ("[" * 100000 + "]" * 100000).encode(),
+            "truncated": good[:ctx.rng.randrange(1, len(good))].encode(), "utf16": good.encode("utf-16"),
+            "empty": b"", "array": json.dumps([_job(ctx)]).encode(), "huge line": (" " * 3_000_000 + good).encode(),
+            "not object": b"1\n\"x\"\nnull\n", "self": json.dumps(_job(ctx, video="jobs.jsonl")).encode()}
+    if damage == "folder":
+        (ctx.dir / "jobs.jsonl").mkdir()
+    else:
+        ctx.write("jobs.jsonl", data[damage])
+    return _batch(ctx, f"jsonl, {damage}", "jobs.jsonl")
+
+
+def manifest_huge(ctx: Context) -> Run:
+    ctx.clip()
+    count = ctx.rng.choice([300, 3000])
+    kind = ctx.rng.choice(["seeds", "same", "outputs"])
+    jobs = [_job(ctx, seed=i) if kind == "seeds" else _job(ctx) if kind == "same" else _job(ctx, output=f"o{i % 7}.mp4")
+            for i in range(count)]
+    return _batch(ctx, f"{count} jobs, {kind}", ctx.write("jobs.jsonl", "\n".join(map(json.dumps, jobs))), dry=True)
+
+
+def manifest_collisions(ctx: Context) -> Run:
+    ctx.clip()
+    ctx.write("keep.mp4", USER_TEXT)
+    damage = ctx.rng.choice(["same output", "output is video", "output is manifest", "output is a fixture",
+                             "output exists", "condition holds video", "condition is other output",
+                             "output in condition", "output escapes", "depth is output"])
+    jobs = [_job(ctx, seed=1), _job(ctx, seed=2)]
+    if damage == "same output":
+        jobs[0]["output"] = jobs[1]["output"] = "a.mp4"
+    elif damage == "output is video":
+        jobs[0]["output"] = "../clip.mp4"
+    elif damage == "output is manifest":
+        jobs[0]["output"] = "../jobs.jsonl"
+    elif damage == "output is a fixture":
+        jobs[0]["output"] = str(ctx.fx.clip)
+    elif damage == "output exists":
+        jobs[0]["output"] = "../keep.mp4"
+    elif damage == "condition holds video":
+        jobs[0]["save_condition"] = "."
+    elif damage == "condition is other output":
+        jobs[0]["save_condition"], jobs[1]["output"] = "cond", "cond/mask.mp4"
+    elif damage == "output in condition":
+        jobs[0]["save_condition"], jobs[0]["output"] = "c", "c/warped.mp4"
+    elif damage == "output escapes":
+        jobs[0]["output"] = "../../../../../../tmp/../" + str(ctx.dir / "esc.mp4")
+    else:
+        jobs[0]["depth"], jobs[1]["output"] = "d.depth.safetensors", "../d.depth.safetensors"
+        ctx.depth("d.depth.safetensors", 12)
+    return _batch(ctx, damage, ctx.write("jobs.jsonl", "\n".join(map(json.dumps, jobs))))
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+def _output_run(ctx: Context, what: str, out: str, extra: tuple[str, ...] = (), **run) -> Run:
+    kind = run.pop("kind", None) or ctx.rng.choice(["preview", "preview", "rerender", "convert"])
+    video = ctx.clip()
+    if kind == "convert":
+        extra = tuple(e for e in extra if e != "--save-condition")
+        args = ["trajectory", "convert", str(ctx.fx.orbit), "-o", out, "--to", "c2w", "--depth", "clip.depth.safetensors"]
+        return Run(f"trajectory convert: {what}", args + [e for e in extra if e == "--overwrite"], (out,), **run)
+    return Run(f"{kind}: {what}", ctx.command(kind, video, out=out, extra=extra), (out,), **run)
+
+
+def output_existing(ctx: Context) -> Run:
+    name = ctx.rng.choice(["out.mp4", "out.json", "cond/warped.mp4", "cond/mask.mp4"])
+    ctx.write(name, USER_TEXT)
+    overwrite = ctx.rng.random() < 0.3
+    extra = ("--save-condition", "cond") + (("--overwrite",) if overwrite else ())
+    return _output_run(ctx, f"{name} exists{' (--overwrite)' if overwrite else ''}", "out.mp4", extra,
+                       replaceable=(name,) if overwrite else ())
+
+
+def output_is_input(ctx: Context) -> Run:
+    ctx.clip()
+    target = ctx.rng.choice(["clip.mp4", "clip.depth.safetensors", "hard.mp4", "soft.mp4", "clip.json"])
+    if target == "hard.mp4":
+        os.link(ctx.dir / "clip.mp4", ctx.dir / "hard.mp4")
+    elif target == "soft.mp4":
+        os.symlink("clip.mp4", ctx.dir / "soft.mp4")
+    overwrite = ctx.rng.random() < 0.5
+    return _output_run(ctx, f"-o {target} (an input){' --overwrite' if overwrite else ''}", target,
+                       ("--overwrite",) if overwrite else ())
+
+
+def output_condition(ctx: Context) -> Run:
+    damage = ctx.rng.choice(["dir holds video", "out in dir", "dir is a file", "dir is the output", "dir is video",
+                             "cond dir exists with user files"])
+    out, cond = "out.mp4", "cond"
+    if damage == "dir holds video":
+        cond = "."
+    elif damage == "out in dir":
+        out = ctx.rng.choice(["cond/mask.mp4", "cond/warped.mp4"])
+    elif damage == "dir is a file":
+        ctx.write("cond", USER_TEXT)
+    elif damage == "dir is the output":
+        cond = "out.mp4"
+    elif damage == "dir is video":
+        cond = "clip.mp4"
+    else:
+        ctx.write("cond/notes.txt", USER_TEXT)
+    kind = ctx.rng.choice(["preview", "rerender"])
+    return _output_run(ctx, f"--save-condition {cond}: {damage}", out, ("--save-condition", cond), kind=kind)
+
+
+def output_shape(ctx: Context) -> Run:
+    (ctx.dir / "adir").mkdir()
+    out = ctx.rng.choice(["adir", "adir/", "new/", "a/b/c/out.mp4", "out.xyz", "out", ".", "..", ".mp4", "out.MP4",
+                          "out.json", "out.mkv", "-", "/dev/null", "/dev/full", "\u202eout.mp4", "o\nut.mp4"])
+    return _output_run(ctx, f"-o {out!r}", out)
+
+
+def output_links(ctx: Context) -> Run:
+    ctx.write("user.mp4", USER_TEXT)
+    (ctx.dir / "adir").mkdir()
+    target = ctx.rng.choice(["user.mp4", "nowhere/out.mp4", "adir", "missing.mp4", str(ctx.fx.clip)])
+    os.symlink(target, ctx.dir / "out.mp4")
+    run = _output_run(ctx, f"-o a link to {os.path.basename(target)}", "out.mp4")
+    if target == "adir":  # an existing folder: outputs go into it (README: -o is a folder when it exists)
+        run.outputs = ()
+    return run
+
+
+def output_long_name(ctx: Context) -> Run:
+    length = ctx.rng.choice([200, 230, 245, 251, 255, 300])
+    name = "n" * (length - 4) + ".mp4"
+    return _output_run(ctx, f"-o a {length}-character name", name, ("--save-condition", "cond"))
+
+
+def output_read_only(ctx: Context) -> Run:
+    (ctx.dir / "ro").mkdir()
+    ctx.write("ro/out.mp4", USER_TEXT) if ctx.rng.random() < 0.3 else None
+    os.chmod(ctx.dir / "ro", 0o555)
+    where = ctx.rng.choice(["output", "condition"])
+    out, extra = ("ro/new.mp4", ()) if where == "output" else ("out.mp4", ("--save-condition", "ro"))
+    return _output_run(ctx, f"{where} in a read-only folder", out, extra, permissions=True)
+
+
+def output_disk_full(ctx: Context) -> Run:
+    limit = ctx.rng.choice([0, 100, 3000, 20000, 60000])
+    extra = ("--save-condition", "cond") if ctx.rng.random() < 0.5 else ()
+    return _output_run(ctx, f"disk full after {limit} bytes per file", "out.mp4", extra, file_limit=limit)
+
+
+# ---------------------------------------------------------------------------------------------- weights
+
+WEIGHT_NAMES = ["generator", "tae", "text-encoder", "tokenizer"]
+
+
+def weights_damaged(ctx: Context) -> Run:
+    import torch
+    from conftest import WEIGHT_FILES
+    from safetensors.torch import load, save_file
+
+    shutil.copytree(ctx.fx.weights, ctx.dir / "w")
+    which = ctx.rng.choice(WEIGHT_NAMES)
+    path = ctx.dir / "w" / WEIGHT_FILES[which]
+    damage = ctx.rng.choice(["missing", "truncated", "noise", "empty", "folder", "drop key", "extra key", "shape",
+                             "dtype", "code", "not a dict", "huge header", "dangling link", "renamed key"])
+    data = path.read_bytes()
+    if damage in ("missing", "folder", "dangling link"):
+        path.unlink()
+        if damage == "folder":
+            path.mkdir()
+        elif damage == "dangling link":
+            os.symlink("gone.bin", path)
+    elif damage == "truncated":
+        path.write_bytes(data[:ctx.rng.randrange(len(data))])
+    elif damage == "noise":
+        path.write_bytes(ctx.noise(ctx.rng.choice([10, 5000])))
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "huge header":
+        path.write_bytes((2 ** 62).to_bytes(8, "little") + data[8:])
+    elif damage == "code":
+        path.write_bytes(_pickled_code())
+    elif which == "tokenizer":
+        path.write_text(json.dumps({"model": {"type": "Unigram", "vocab": damage}}))
+    else:
+        tensors = load(data) if path.suffix == ".safetensors" else torch.load(path, weights_only=True)
+        key = sorted(tensors)[ctx.rng.randrange(len(tensors))]
+        if damage == "drop key":
+            del tensors[key]
+        elif damage == "renamed key":
+            tensors[key + ".x"] = tensors.pop(key)
+        elif damage == "extra key":
+            tensors["extra.weight"] = torch.zeros(3)
+        elif damage == "shape":
+            tensors[key] = torch.zeros(tuple(s + 1 for s in tensors[key].shape) or (2,))
+        elif damage == "dtype":
+            tensors[key] = tensors[key].to(ctx.rng.choice([torch.int8, torch.float64, torch.bool]))
+        elif damage == "not a dict":
+            tensors = list(tensors.values())
+        if path.suffix == ".safetensors" and isinstance(tensors, dict):
+            save_file(tensors, path)
+        else:
+            torch.save(tensors, path)
+    command = ctx.rng.choice(["rerender", "rerender", "verify"])
+    if command == "verify":
+        return Run(f"models verify: {which} {damage}", ["models", "verify", "--weights-dir", "w"])
+    video = ctx.clip()
+    args = ctx.command("rerender", video) + ["--weights-dir", "w"]
+    return Run(f"rerender: {which} {damage}", args, ("out.mp4",))
+
+
+def _pickled_code() -> bytes:
+    """A pickle whose loading would run ``os.system`` (refused by ``weights_only=True``)."""
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, ("touch pwned",)
+
+    return pickle.dumps(Evil())
+
+
+# ---------------------------------------------------------------------------------------------- depth
+
+def depth_damaged(ctx: Context) -> Run:
+    from safetensors.numpy import load, save_file
+
+    ctx.clip()
+    name = ctx.depth("d.depth.safetensors", 12)
+    path = ctx.dir / name
+    tensors = load(path.read_bytes())
+    with open(path, "rb") as handle:
+        header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
+    meta = header.get("__metadata__", {})
+    damage = ctx.rng.choice(["frames", "size", "values", "K", "c2w", "missing", "dtype", "rank", "meta", "extra"])
+    what = damage
+    if damage == "frames":
+        n = ctx.rng.choice([1, 11, 13, 48])
+        tensors = {k: np.resize(v, (n, *v.shape[1:])) for k, v in tensors.items()}
+        what = f"{n} frames"
+    elif damage == "size":
+        h, w = ctx.rng.choice([(1, 1), (2, 3), (480, 832), (80, 48), (47, 79)])
+        tensors["depth"] = np.full((12, h, w), 3.0, np.float32)
+        what = f"{w}x{h} maps"
+    elif damage in ("values", "K", "c2w"):
+        key = {"values": "depth"}.get(damage, damage)
+        value = ctx.rng.choice([np.nan, np.inf, -np.inf, 0.0, -1.0, 1e30, 1e-30])
+        array = tensors[key].copy()
+        where = ctx.rng.choice(["one", "all"])
+        if where == "one":
+            array.flat[ctx.rng.randrange(array.size)] = value
+        else:
+            array[...] = value
+        tensors[key] = array
+        what = f"{key} {where} = {value}"
+    elif damage == "missing":
+        del tensors[ctx.rng.choice(["depth", "K", "c2w"])]
+    elif damage == "dtype":
+        key = ctx.rng.choice(["depth", "K", "c2w"])
+        tensors[key] = tensors[key].astype(ctx.rng.choice([np.int32, np.float64, np.uint8, np.bool_]))
+        what = f"{key} as {tensors[key].dtype}"
+    elif damage == "rank":
+        key = ctx.rng.choice(["depth", "K", "c2w"])
+        tensors[key] = tensors[key].reshape(-1)
+        what = f"{key} flattened"
+    elif damage == "meta":
+        meta = ctx.rng.choice([{}, {"format": "other"}, {"format": "inspatio-depth", "format_version": "99"},
+                               {"format": "inspatio-depth", "units": "x" * 10000}])
+        what = f"metadata {str(meta)[:40]}"
+    else:
+        tensors["confidence"] = np.full((12, 1, 1), np.nan, np.float32)
+        what = "a NaN confidence of the wrong size"
+    save_file(tensors, path, metadata=meta or None)
+    return _depth_run(ctx, what, name)
+
+
+def depth_bytes(ctx: Context) -> Run:
+    ctx.clip()
+    valid = (ctx.dir / ctx.depth("v.depth.safetensors", 12)).read_bytes()
+    damage = ctx.rng.choice(["truncated", "noise", "empty", "gz", "gz truncated", "gz noise", "flipped", "header len",
+                             "folder", "not gz"])
+    name = "d.depth.safetensors.gz" if damage.startswith("gz") or damage == "not gz" else "d.depth.safetensors"
+    data = {"truncated": valid[:ctx.rng.randrange(len(valid))], "noise": ctx.noise(ctx.rng.choice([7, 900])),
+            "empty": b"", "gz": gzip.compress(valid), "not gz": valid,
+            "gz truncated": gzip.compress(valid)[:ctx.rng.randrange(10, 400)],
+            "gz noise": gzip.compress(ctx.noise(3000)), "header len": (10 ** 12).to_bytes(8, "little") + valid[8:],
+            "flipped": valid[:8] + bytes(b ^ 0x5A for b in valid[8:200]) + valid[200:]}.get(damage)
+    if damage == "folder":
+        (ctx.dir / name).mkdir()
+    else:
+        ctx.write(name, data)
+    return _depth_run(ctx, damage, name)
+
+
+def _depth_run(ctx: Context, what: str, depth: str) -> Run:
+    kind = ctx.rng.choice(["preview", "preview", "check", "convert", "rerender"])
+    if kind == "check":
+        return Run(f"trajectory check --depth: {what}", ["trajectory", "check", str(ctx.fx.orbit), "--depth", depth])
+    if kind == "convert":
+        return Run(f"trajectory convert --depth: {what}",
+                   ["trajectory", "convert", str(ctx.fx.orbit), "-o", "p.txt", "--to", "c2w", "--depth", depth],
+                   ("p.txt",))
+    return Run(f"{kind} --depth: {what}", ctx.command(kind, "clip.mp4", extra=("--depth", depth)), ("out.mp4",))
+
+
+# ---------------------------------------------------------------------------------------------- signal
+
+def signal_run(ctx: Context) -> Run:
+    kind = ctx.rng.choice(["preview", "rerender", "batch"])
+    first = ctx.rng.choice([signal.SIGINT, signal.SIGTERM])
+    at = round(ctx.rng.uniform(0.05, 5.0 if kind == "preview" else 8.0), 2)
+    signals = [(at, first)]
+    if ctx.rng.random() < 0.5:
+        signals.append((round(at + ctx.rng.choice([0.0, 0.01, 0.1, 0.5]), 2),
+                        ctx.rng.choice([signal.SIGINT, signal.SIGTERM])))
+    sent = " then ".join(f"{s.name} at {t}s" for t, s in signals)
+    cond = ("--save-condition", "cond") if ctx.rng.random() < 0.4 else ()
+    if kind == "batch":
+        ctx.clip()
+        jobs = [_job(ctx, seed=i) for i in range(3)]
+        manifest = ctx.write("jobs.jsonl", "\n".join(map(json.dumps, jobs)))
+        args = ["batch", manifest, "-o", "renders/", *ctx.render_args(), *cond]
+        return Run(f"batch of 3, {sent}", args, signals=signals, batch=True, either_signal=len(signals) > 1)
+    video = ctx.clip(long=kind == "preview")
+    return Run(f"{kind}{' ' + ' '.join(cond) if cond else ''}, {sent}",
+               ctx.command(kind, video, extra=cond), ("out.mp4",), signals=signals, either_signal=len(signals) > 1)
+
+
+def signal_pipeline(ctx: Context) -> Run:
+    """The shell-pipeline inputs under a signal: the prompt from stdin, then a signal."""
+    ctx.write("prompt.txt", ctx.rng.choice(["a room", "", "\ufeffa room\n", "x" * 5000, "\0"]))
+    video = ctx.clip()
+    at = round(ctx.rng.uniform(0.05, 6.0), 2)
+    sig = ctx.rng.choice([signal.SIGINT, signal.SIGTERM])
+    args = [a for a in ctx.command("rerender", video) if a not in ("--prompt", "a room")] + ["--prompt-file", "-"]
+    return Run(f"rerender --prompt-file - , {sig.name} at {at}s", args, ("out.mp4",), signals=[(at, sig)],
+               stdin_file="prompt.txt")
+
+
+def env_encoding(ctx: Context) -> Run:
+    """Not a class of its own: a case of the output class run in a fresh interpreter with ASCII stdio."""
+    video = ctx.clip("cl\u00e9 \u6f22.mp4")
+    kind = ctx.rng.choice(["info", "preview"])
+    return Run(f"{kind} of a unicode name with PYTHONIOENCODING=ascii", ctx.command(kind, video, out="\u00e9.mp4"),
+               () if kind == "info" else ("\u00e9.mp4",), env={"PYTHONIOENCODING": "ascii", "LC_ALL": "C"}, fresh=True)
+
+
+BUILDERS = {
+    "manifest": [manifest_values, manifest_values, manifest_csv, manifest_list, manifest_broken, manifest_huge,
+                 manifest_collisions, manifest_collisions],
+    "output": [output_existing, output_is_input, output_condition, output_shape, output_links, output_long_name,
+               output_read_only, output_disk_full, env_encoding],
+    "weights": [weights_damaged],
+    "depth": [depth_damaged, depth_damaged, depth_bytes],
+    "signal": [signal_run, signal_run, signal_run, signal_pipeline],
+}

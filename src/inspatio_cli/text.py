@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .devices import check_device, resolve_device
@@ -207,7 +207,7 @@ class PromptEmbedder:
             path = self.cache_path(cleaned)
             with atomic_output(path) as tmp:
                 save_file({"prompt_embeds": rows}, str(tmp), metadata=meta)
-        except OSError as exc:
+        except (OSError, SafetensorError) as exc:  # the latter wraps the writer's I/O errors (a full disk)
             self.reporter.warn(f"could not write the prompt cache ({exc}); the embedding is not kept")
             return
         self.reporter.event("prompt_cache", hit=False, path=str(path))

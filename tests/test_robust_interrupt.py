@@ -199,3 +199,29 @@ def test_in_process_run_restores_the_signal_handlers(capsys, monkeypatch, outcom
     assert run(capsys, "info")[0] == code
     assert command.during is not before[signal.SIGTERM] and callable(command.during)
     assert {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} == before
+
+
+@pytest.mark.parametrize("library", ["swallows", "transforms"])
+def test_a_signal_lost_on_its_way_up_still_ends_the_run_as_interrupted(tmp_path, capsys, monkeypatch, library):
+    """A library running when the signal's exception is raised may catch it (a broad ``except``) or turn it
+    into an error of its own (a C extension); the run still stops as interrupted, with the signal's code
+    (found by the hostile set: a batch finished with exit 0, or stopped with 'corrupt weights', after SIGTERM)."""
+    from inspatio_cli import video
+    from inspatio_cli.errors import VideoError
+
+    files = scene_files(tmp_path, 12, 12)
+    original = video.probe
+
+    def library_call(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(200):  # the handler runs between two of these
+                time.sleep(0.005)
+        except Exception:  # noqa: BLE001 - what the library under the command does
+            if library == "transforms":
+                raise VideoError("not a video", files["video"]) from None
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(video, "probe", library_call)
+    code, _, err = run(capsys, "info", files["video"])
+    assert code == 143 and err.strip().splitlines()[-1] == "error: interrupted by SIGTERM"

@@ -17,7 +17,7 @@ SIGTERM during the run) and is classified, worst first:
 * ``ok``: anything else (success with its outputs, or a clean refusal).
 
 By default a child is forked from this process after the CLI and PyTorch are imported (the start costs
-milliseconds rather than seconds, which keeps ~330 cases within ~10 minutes on two shared cores); it runs
+milliseconds rather than seconds, which keeps the ~360 cases within ~10 minutes on two shared cores); it runs
 ``inspatio_cli.cli.main(argv)`` exactly as ``python -m inspatio_cli`` does. ``--exec`` starts a fresh
 ``python -m inspatio_cli`` per case instead (full fidelity, several times slower); cases that depend on
 the interpreter's start (``PYTHONIOENCODING``) always do. Cases with read-only folders or unreadable inputs
@@ -60,7 +60,7 @@ from inspatio_cli.files import TEMP_MARK  # noqa: E402
 
 OUTCOMES = ("data loss", "partial", "internal", "hang", "bad message", "ok")
 EXIT_CODES = {0, 1, 2, 3, 4, 5, 130, 141, 143}
-COUNTS = {"video": 60, "path": 55, "manifest": 50, "output": 55, "weights": 40, "depth": 45, "signal": 40}
+COUNTS = {"video": 72, "path": 55, "manifest": 50, "output": 60, "weights": 40, "depth": 45, "signal": 40}
 """Cases per class: builders take turns (each draws its own variation)."""
 CLASSES = tuple(COUNTS)
 PRELOAD = ("inspatio_cli.cli", "inspatio_cli.render.rerender", "inspatio_cli.render.preview", "inspatio_cli.batch.run",

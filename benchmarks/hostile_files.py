@@ -197,6 +197,20 @@ def output_condition(ctx: Context) -> Run:
     return _output_run(ctx, f"--save-condition {cond}: {damage}", out, ("--save-condition", cond), kind=kind)
 
 
+def output_trajectory_tools(ctx: Context) -> Run:
+    """``trajectory convert`` / ``show`` writing over their own input, a planted file or the depth file."""
+    traj = ctx.copy(ctx.fx.orbit)
+    ctx.clip()
+    ctx.write("user.png", USER_TEXT)
+    target = ctx.rng.choice([traj, "user.png", "clip.depth.safetensors", "clip.mp4", "new.png", "new.npy"])
+    if target.endswith(".png"):
+        args = ["trajectory", "show", traj, "-o", target, "--depth", "clip.depth.safetensors"]
+    else:
+        args = ["trajectory", "convert", traj, "-o", target, "--to", "npy" if target.endswith(".npy") else "c2w",
+                "--depth", "clip.depth.safetensors"]
+    return Run(f"trajectory {args[1]} -o {target}", args, (target,))
+
+
 def output_shape(ctx: Context) -> Run:
     (ctx.dir / "adir").mkdir()
     out = ctx.rng.choice(["adir", "adir/", "new/", "a/b/c/out.mp4", "out.xyz", "out", ".", "..", ".mp4", "out.MP4",
@@ -250,7 +264,8 @@ def weights_damaged(ctx: Context) -> Run:
     which = ctx.rng.choice(WEIGHT_NAMES)
     path = ctx.dir / "w" / WEIGHT_FILES[which]
     damage = ctx.rng.choice(["missing", "truncated", "noise", "empty", "folder", "drop key", "extra key", "shape",
-                             "dtype", "code", "not a dict", "huge header", "dangling link", "renamed key"])
+                             "dtype", "code", "not a dict", "huge header", "dangling link", "renamed key",
+                             "unreadable", "unreadable folder"])
     data = path.read_bytes()
     if damage in ("missing", "folder", "dangling link"):
         path.unlink()
@@ -258,6 +273,8 @@ def weights_damaged(ctx: Context) -> Run:
             path.mkdir()
         elif damage == "dangling link":
             os.symlink("gone.bin", path)
+    elif damage in ("unreadable", "unreadable folder"):
+        os.chmod(path if damage == "unreadable" else path.parent, 0)
     elif damage == "truncated":
         path.write_bytes(data[:ctx.rng.randrange(len(data))])
     elif damage == "noise":
@@ -290,11 +307,12 @@ def weights_damaged(ctx: Context) -> Run:
         else:
             torch.save(tensors, path)
     command = ctx.rng.choice(["rerender", "rerender", "verify"])
+    locked = damage.startswith("unreadable")
     if command == "verify":
-        return Run(f"models verify: {which} {damage}", ["models", "verify", "--weights-dir", "w"])
+        return Run(f"models verify: {which} {damage}", ["models", "verify", "--weights-dir", "w"], permissions=locked)
     video = ctx.clip()
     args = ctx.command("rerender", video) + ["--weights-dir", "w"]
-    return Run(f"rerender: {which} {damage}", args, ("out.mp4",))
+    return Run(f"rerender: {which} {damage}", args, ("out.mp4",), permissions=locked)
 
 
 def _pickled_code() -> bytes:
@@ -320,7 +338,8 @@ def depth_damaged(ctx: Context) -> Run:
     with open(path, "rb") as handle:
         header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
     meta = header.get("__metadata__", {})
-    damage = ctx.rng.choice(["frames", "size", "values", "K", "c2w", "missing", "dtype", "rank", "meta", "extra"])
+    damage = ctx.rng.choice(["frames", "size", "values", "K", "c2w", "missing", "dtype", "rank", "meta", "extra",
+                             "mirrored", "not rigid"])
     what = damage
     if damage == "frames":
         n = ctx.rng.choice([1, 11, 13, 48])
@@ -341,6 +360,10 @@ def depth_damaged(ctx: Context) -> Run:
             array[...] = value
         tensors[key] = array
         what = f"{key} {where} = {value}"
+    elif damage in ("mirrored", "not rigid"):
+        c2w = tensors["c2w"].copy()
+        c2w[ctx.rng.randrange(12):, :3, ctx.rng.randrange(3)] *= -1 if damage == "mirrored" else 3.0
+        tensors["c2w"] = c2w
     elif damage == "missing":
         del tensors[ctx.rng.choice(["depth", "K", "c2w"])]
     elif damage == "dtype":
@@ -366,18 +389,26 @@ def depth_bytes(ctx: Context) -> Run:
     ctx.clip()
     valid = (ctx.dir / ctx.depth("v.depth.safetensors", 12)).read_bytes()
     damage = ctx.rng.choice(["truncated", "noise", "empty", "gz", "gz truncated", "gz noise", "flipped", "header len",
-                             "folder", "not gz"])
+                             "folder", "not gz", "deep header", "header not json"])
     name = "d.depth.safetensors.gz" if damage.startswith("gz") or damage == "not gz" else "d.depth.safetensors"
     data = {"truncated": valid[:ctx.rng.randrange(len(valid))], "noise": ctx.noise(ctx.rng.choice([7, 900])),
             "empty": b"", "gz": gzip.compress(valid), "not gz": valid,
             "gz truncated": gzip.compress(valid)[:ctx.rng.randrange(10, 400)],
             "gz noise": gzip.compress(ctx.noise(3000)), "header len": (10 ** 12).to_bytes(8, "little") + valid[8:],
-            "flipped": valid[:8] + bytes(b ^ 0x5A for b in valid[8:200]) + valid[200:]}.get(damage)
+            "flipped": valid[:8] + bytes(b ^ 0x5A for b in valid[8:200]) + valid[200:],
+            "deep header": _with_header(valid, "[" * 50000 + "]" * 50000),
+            "header not json": _with_header(valid, "{\"depth\": " + "x" * 50)}.get(damage)
     if damage == "folder":
         (ctx.dir / name).mkdir()
     else:
         ctx.write(name, data)
     return _depth_run(ctx, damage, name)
+
+
+def _with_header(valid: bytes, header: str) -> bytes:
+    """``valid``'s tensor bytes behind another JSON header (safetensors: 8-byte length, header, data)."""
+    size = int.from_bytes(valid[:8], "little")
+    return len(header).to_bytes(8, "little") + header.encode() + valid[8 + size:]
 
 
 def _depth_run(ctx: Context, what: str, depth: str) -> Run:
@@ -437,7 +468,7 @@ BUILDERS = {
     "manifest": [manifest_values, manifest_values, manifest_csv, manifest_list, manifest_broken, manifest_huge,
                  manifest_collisions, manifest_collisions],
     "output": [output_existing, output_is_input, output_condition, output_shape, output_links, output_long_name,
-               output_read_only, output_disk_full, env_encoding],
+               output_read_only, output_disk_full, env_encoding, output_trajectory_tools],
     "weights": [weights_damaged],
     "depth": [depth_damaged, depth_damaged, depth_bytes],
     "signal": [signal_run, signal_run, signal_run, signal_pipeline],

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+from fractions import Fraction
 
 import numpy as np
 
-from hostile_kit import NASTY_NUMBERS, Context, Run
+from hostile_kit import H, NASTY_NUMBERS, W, Context, Run
 from media import make_clip, pattern
 from test_preview_pipeline import ORBIT
 
@@ -116,6 +117,69 @@ def video_odd_path(ctx: Context) -> Run:
     else:
         name, what = "/dev/null", "/dev/null"
     return _video_run(ctx, what, name)
+
+
+REAL_WORLD = ["annex-b h264", "annex-b hevc", "mpeg-ts", "mpeg-ts pts wrap", "size change", "pcm audio mkv",
+              "pcm audio mov", "6-channel aac", "flac audio mkv", "av1 mkv"]
+
+
+def video_real_world(ctx: Context) -> Run:
+    """Media a camera, a screen grabber or a streaming tool writes: raw elementary streams, transport streams
+    (with the 33-bit timestamp wrapping), a size change mid-stream, audio the output container cannot hold."""
+    kind = ctx.rng.choice(REAL_WORLD)
+    frames = pattern(12, H, W)
+    if kind.startswith("annex-b"):
+        hevc = kind.endswith("hevc")
+        name = "v.hevc" if hevc else "v.h264"
+        make_clip(ctx.dir / name, frames, 12, codec="libx265" if hevc else "libx264",
+                  codec_options={"x265-params": "log-level=error"} if hevc else None)
+    elif kind.startswith("mpeg-ts"):
+        name = "v.ts"
+        start = 2 ** 33 - 5 * 7500 if kind.endswith("wrap") else 0
+        make_clip(ctx.dir / name, frames, 12, pts=[start + i * 7500 for i in range(12)], time_base=Fraction(1, 90000))
+    elif kind == "size change":
+        name = "v.h264"
+        make_clip(ctx.dir / "a.h264", frames[:6], 12)
+        make_clip(ctx.dir / "b.h264", pattern(6, 64, 112), 12)
+        (ctx.dir / name).write_bytes((ctx.dir / "a.h264").read_bytes() + (ctx.dir / "b.h264").read_bytes())
+    elif kind == "av1 mkv":
+        name = "v.mkv"
+        make_clip(ctx.dir / name, frames, 12, codec="libsvtav1", codec_options={"preset": "12"})
+    else:
+        codec, layout = {"pcm audio mkv": ("pcm_s16le", "stereo"), "pcm audio mov": ("pcm_s16le", "mono"),
+                         "6-channel aac": ("aac", "5.1"), "flac audio mkv": ("flac", "stereo")}[kind]
+        name = "v.mov" if kind.endswith("mov") else "v.mp4" if codec == "aac" else "v.mkv"
+        _clip_with_audio(ctx.dir / name, frames, codec, layout)
+    return _video_run(ctx, f"{kind} ({name})", name)
+
+
+def _clip_with_audio(path, frames: np.ndarray, codec: str, layout: str) -> None:
+    """12 fps H.264 with one second of silence-and-noise in ``codec`` (``layout`` channels) alongside."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=12)
+        video.height, video.width, video.pix_fmt = H, W, "yuv420p"
+        audio = out.add_stream(codec, rate=48000)
+        audio.layout = layout
+        fmt = audio.codec_context.codec.audio_formats[0].name
+        channels = audio.codec_context.layout.nb_channels
+        rng = np.random.default_rng(0)
+        for image in frames:
+            for packet in video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+                out.mux(packet)
+        for start in range(0, 48000, 1024):
+            planar = fmt.endswith("p")
+            dtype = {"s16": np.int16, "s32": np.int32, "flt": np.float32}[fmt.rstrip("p")]
+            samples = (rng.random((channels, 1024)) * 100).astype(dtype)
+            frame = av.AudioFrame.from_ndarray(samples if planar else samples.T.reshape(1, -1), format=fmt,
+                                               layout=layout)
+            frame.sample_rate, frame.pts = 48000, start
+            for packet in audio.encode(frame):
+                out.mux(packet)
+        for stream in (video, audio):
+            for packet in stream.encode(None):
+                out.mux(packet)
 
 
 # ---------------------------------------------------------------------------------------------- path
@@ -297,6 +361,6 @@ def path_binary(ctx: Context) -> Run:
 
 BUILDERS = {
     "video": [video_truncated, video_flipped, video_garbage, video_container, video_image, video_corpus,
-              video_odd_path],
+              video_odd_path, video_real_world, video_real_world],
     "path": [path_orbit, path_matrices, path_npy, path_keyframes, path_other_formats, path_time_options, path_binary],
 }

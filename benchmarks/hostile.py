@@ -268,14 +268,11 @@ def run_cases(cases: list[Case], fixtures: Fixtures, workdir: Path, *, seed: int
         time.sleep(0.02)
         for child in list(running):
             elapsed = time.monotonic() - child.started
-            while child.signals and child.signals[0][0] <= elapsed:
-                try:
-                    os.kill(child.pid, child.signals.pop(0)[1])
-                    child.sent += 1
-                except ProcessLookupError:
-                    pass
             _drain(child)
             code = _poll(child)
+            while code is None and child.signals and child.signals[0][0] <= elapsed:
+                os.kill(child.pid, child.signals.pop(0)[1])  # still running (polled just before), so not a zombie
+                child.sent += 1
             hung = code is None and elapsed > timeout
             if hung:
                 _kill(child)

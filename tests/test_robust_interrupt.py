@@ -225,3 +225,25 @@ def test_a_signal_lost_on_its_way_up_still_ends_the_run_as_interrupted(tmp_path,
     monkeypatch.setattr(video, "probe", library_call)
     code, _, err = run(capsys, "info", files["video"])
     assert code == 143 and err.strip().splitlines()[-1] == "error: interrupted by SIGTERM"
+
+
+def test_ctrl_c_while_the_cli_loads_is_one_line(monkeypatch, capsys):
+    """The first second of ``inspatio ...`` is spent importing, before the CLI's handlers are installed
+    (found by the hostile set run with --exec: SIGINT then printed a KeyboardInterrupt traceback)."""
+    import sys
+
+    from inspatio_cli import __main__ as entry
+
+    class InterruptedImport:
+        """A meta path finder: Ctrl-C lands while the CLI module is being imported."""
+
+        def find_spec(self, name, path=None, target=None):
+            if name == "inspatio_cli.cli":
+                raise KeyboardInterrupt
+            return None
+
+    monkeypatch.delitem(sys.modules, "inspatio_cli.cli")
+    monkeypatch.setattr(sys, "meta_path", [InterruptedImport(), *sys.meta_path])
+    with pytest.raises(SystemExit) as done:
+        entry.run()
+    assert done.value.code == 130 and capsys.readouterr().err == "error: interrupted by SIGINT\n"

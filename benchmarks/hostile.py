@@ -60,7 +60,7 @@ from inspatio_cli.files import TEMP_MARK  # noqa: E402
 
 OUTCOMES = ("data loss", "partial", "internal", "hang", "bad message", "ok")
 EXIT_CODES = {0, 1, 2, 3, 4, 5, 130, 141, 143}
-COUNTS = {"video": 72, "path": 55, "manifest": 50, "output": 60, "weights": 40, "depth": 45, "signal": 40}
+COUNTS = {"video": 72, "path": 55, "manifest": 50, "output": 66, "weights": 40, "depth": 45, "signal": 40}
 """Cases per class: builders take turns (each draws its own variation)."""
 CLASSES = tuple(COUNTS)
 PRELOAD = ("inspatio_cli.cli", "inspatio_cli.render.rerender", "inspatio_cli.render.preview", "inspatio_cli.batch.run",

@@ -167,7 +167,9 @@ def output_existing(ctx: Context) -> Run:
 
 def output_is_input(ctx: Context) -> Run:
     ctx.clip()
-    target = ctx.rng.choice(["clip.mp4", "clip.depth.safetensors", "hard.mp4", "soft.mp4", "clip.json"])
+    target = ctx.rng.choice(["clip.mp4", "clip.depth.safetensors", "hard.mp4", "soft.mp4", "clip.json",
+                             "sub/../clip.mp4", str(ctx.dir / "clip.mp4"), "./clip.mp4"])
+    (ctx.dir / "sub").mkdir()
     if target == "hard.mp4":
         os.link(ctx.dir / "clip.mp4", ctx.dir / "hard.mp4")
     elif target == "soft.mp4":
@@ -209,6 +211,17 @@ def output_trajectory_tools(ctx: Context) -> Run:
         args = ["trajectory", "convert", traj, "-o", target, "--to", "npy" if target.endswith(".npy") else "c2w",
                 "--depth", "clip.depth.safetensors"]
     return Run(f"trajectory {args[1]} -o {target}", args, (target,))
+
+
+def output_batch_condition(ctx: Context) -> Run:
+    """A real batch whose condition folder or output folder already holds the user's files."""
+    ctx.clip()
+    planted = ctx.rng.choice(["cond/warped.mp4", "cond/mask.mp4", "renders/clip__orbit.mp4", "renders/clip__orbit.json",
+                              "cond/clip__orbit__1/mask.mp4"])
+    ctx.write(planted, USER_TEXT)
+    jobs = [_job(ctx, save_condition="cond")] if "__1" not in planted else [_job(ctx, seed=i) for i in (1, 2)]
+    extra = ("--save-condition", "cond") if "__1" in planted else ()
+    return _batch(ctx, f"{planted} exists", ctx.write("jobs.jsonl", "\n".join(map(json.dumps, jobs))), extra, dry=False)
 
 
 def output_shape(ctx: Context) -> Run:
@@ -459,7 +472,7 @@ def signal_pipeline(ctx: Context) -> Run:
 def env_encoding(ctx: Context) -> Run:
     """Not a class of its own: a case of the output class run in a fresh interpreter with ASCII stdio."""
     video = ctx.clip("cl\u00e9 \u6f22.mp4")
-    kind = ctx.rng.choice(["info", "preview"])
+    kind = "preview" if ctx.rng.random() < 0.5 else "info"
     return Run(f"{kind} of a unicode name with PYTHONIOENCODING=ascii", ctx.command(kind, video, out="\u00e9.mp4"),
                () if kind == "info" else ("\u00e9.mp4",), env={"PYTHONIOENCODING": "ascii", "LC_ALL": "C"}, fresh=True)
 
@@ -468,7 +481,8 @@ BUILDERS = {
     "manifest": [manifest_values, manifest_values, manifest_csv, manifest_list, manifest_broken, manifest_huge,
                  manifest_collisions, manifest_collisions],
     "output": [output_existing, output_is_input, output_condition, output_shape, output_links, output_long_name,
-               output_read_only, output_disk_full, env_encoding, output_trajectory_tools],
+               output_read_only, output_disk_full, env_encoding, output_trajectory_tools,
+               output_batch_condition],
     "weights": [weights_damaged],
     "depth": [depth_damaged, depth_damaged, depth_bytes],
     "signal": [signal_run, signal_run, signal_run, signal_pipeline],

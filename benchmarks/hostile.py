@@ -17,7 +17,7 @@ SIGTERM during the run) and is classified, worst first:
 * ``ok``: anything else (success with its outputs, or a clean refusal).
 
 By default a child is forked from this process after the CLI and PyTorch are imported (the start costs
-milliseconds rather than seconds, which keeps the ~360 cases within ~10 minutes on two shared cores); it runs
+milliseconds rather than seconds, which keeps the ~370 cases within ~10 minutes on two shared cores); it runs
 ``inspatio_cli.cli.main(argv)`` exactly as ``python -m inspatio_cli`` does. ``--exec`` starts a fresh
 ``python -m inspatio_cli`` per case instead (full fidelity, several times slower); cases that depend on
 the interpreter's start (``PYTHONIOENCODING``) always do. Cases with read-only folders or unreadable inputs

@@ -247,3 +247,33 @@ def test_ctrl_c_while_the_cli_loads_is_one_line(monkeypatch, capsys):
     with pytest.raises(SystemExit) as done:
         entry.run()
     assert done.value.code == 130 and capsys.readouterr().err == "error: interrupted by SIGINT\n"
+
+
+def test_a_signal_turned_into_a_job_failure_stops_the_batch(tiny_weights, tmp_path, capsys, monkeypatch):
+    """A batch isolates failing jobs, but not the signal hidden in one: it stops at once, as interrupted."""
+    import json
+
+    from inspatio_cli.errors import VideoError
+    from inspatio_cli.render.rerender import Rerenderer
+
+    monkeypatch.setenv("INSPATIO_CACHE_DIR", str(tmp_path / "cache"))
+    files = scene_files(tmp_path, 12, 12)
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text("\n".join(json.dumps({"video": str(files["video"]), "trajectory": str(files["traj"]),
+                                              "seed": seed}) for seed in (1, 2)))
+    calls = []
+
+    def render(self, *args, **kwargs):
+        calls.append(args)
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(200):
+                time.sleep(0.005)
+        except Exception:  # noqa: BLE001 - a library turning the signal's exception into its own error
+            raise VideoError("not a video", files["video"]) from None
+
+    monkeypatch.setattr(Rerenderer, "render", render)
+    code, _, err = run(capsys, "batch", manifest, "-o", tmp_path / "renders", "--weights-dir", tiny_weights,
+                       "--size", "48x80", "--device", "cpu", "--decoder", "tae", "--prompt", "a room")
+    assert code == 143 and len(calls) == 1, err
+    assert err.strip().splitlines()[-1] == "error: interrupted by SIGTERM"

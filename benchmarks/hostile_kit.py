@@ -1,5 +1,5 @@
 """The hostile set's kit (``hostile.py``): shared fixtures, the per-case context and the run description that
-every case builder (``hostile_media.py``, ``hostile_files.py``) returns.
+every case builder (``hostile_media.py``, ``hostile_files.py``, ``hostile_damage.py``) returns.
 
 A builder gets a :class:`Context` (the case's empty folder, the fixtures, a random generator seeded by the
 set's seed and the case id) and returns the :class:`Run`: the command and what the runner needs to judge it.
@@ -111,6 +111,10 @@ class Context:
 
     def noise(self, size: int) -> bytes:
         return bytes(self.rng.getrandbits(8) for _ in range(size))
+
+    def job(self, **extra) -> dict:
+        """A batch job (a manifest line) on the copied-in clip along the orbit, with ``extra`` keys."""
+        return {"video": "clip.mp4", "trajectory": str(self.fx.orbit), **extra}
 
     def render_args(self) -> list[str]:
         return ["--weights-dir", str(self.fx.weights), "--size", "48x80", "--device", "cpu", "--decoder", "tae",

@@ -289,7 +289,7 @@ def main() -> int:
         for case in cases:
             run = case.build(Context(workdir / "list" / case.id, fixtures, random.Random(f"{args.seed}:{case.id}")))
             print(f"{case.id:<14} {run.what}")
-        shutil.rmtree(workdir / "list", ignore_errors=True)
+        _force_remove(workdir if args.workdir is None else workdir / "list")
         return 0
     if not args.fresh:
         for module in PRELOAD:  # imported once here, so that each forked case starts at once

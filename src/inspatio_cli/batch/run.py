@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 from .. import caption as captioning
 from ..weights import hub
-from ..errors import InspatioError, Interrupted, out_of_memory
+from ..errors import InspatioError, Interrupted, out_of_memory, pending_interrupt
 from ..meter import StageMeter
 from ..progress import Reporter
 from ..render.needs import DEFAULT_GENERATOR
@@ -111,6 +111,9 @@ class _Run:
         """Record a failure (one line on stderr, a ``job_failed`` event); re-raise it when not isolating."""
         if isinstance(exc, Interrupted) or not self.isolate:
             raise exc
+        interrupted = pending_interrupt()
+        if interrupted is not None:  # the signal's exception, turned into another on its way up
+            raise interrupted from exc
         error = exc if isinstance(exc, InspatioError) else out_of_memory(exc)
         if error is not None:
             message, code = error.one_line(), error.exit_code

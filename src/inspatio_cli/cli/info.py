@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..errors import InspatioError
+from ..errors import InspatioError, Interrupted
 from .app import JsonOpt, QuietOpt, add_plain_row, app, exit_for, print_error, print_table
 
 
@@ -27,6 +27,8 @@ def info(
     for path in videos:
         try:
             facts = probe(path)
+        except Interrupted:
+            raise
         except InspatioError as exc:
             failures.append(exc)
             print_error(exc.one_line())

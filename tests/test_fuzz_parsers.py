@@ -34,6 +34,7 @@ RE10K_SEED = "https://www.youtube.com/watch?v=xyz\n" + "".join(
     f"{33366 * i} 0.5 0.9 0.5 0.5 0 0 " + " ".join(f"{v:.9g}" for v in se3.invert(m.numpy())[:3].reshape(12)) + "\n"
     for i, m in enumerate(_EXAMPLE.rel_c2w))
 TEXT_SEEDS = ORBIT_SEEDS + [TCW_SEED, C2W_SEED, RE10K_SEED]
+MOVES_SEED = "# a moves path\nforward:4, turn-left*0.5:3\nforward+look-up*2:2  # an arc\nstill:1\n"
 
 
 def _resolve_and_check(path, fmt):
@@ -60,6 +61,7 @@ def _file_target(tmp_path, name, fmt):
     ("matrices", "poses.txt", [C2W_SEED]),
     ("tcw", "target_tcw.txt", [TCW_SEED]),
     ("re10k", "clip.txt", [RE10K_SEED]),
+    pytest.param("moves", "path.moves", [MOVES_SEED], marks=pytest.mark.fuzz),  # long paths: slow for the light run
     (None, "traj.txt", TEXT_SEEDS),
     (None, "target_tcw.txt", TEXT_SEEDS),
 ])

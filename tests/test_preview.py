@@ -124,11 +124,12 @@ def test_bundled_example(tmp_path, capsys):
 
 def test_a_camera_turning_too_fast_is_warned_about(tmp_path, capsys):
     """The official bound of 0.8 deg/frame is checked on every preview (not only by ``trajectory check``)."""
-    code, stdout, err = run(capsys, "preview", EXAMPLE, "-t", "x_y_circle_cycle", "-o", tmp_path / "p.mp4", "--json")
+    video = scene_files(tmp_path, 49, 24)["video"]
+    code, stdout, err = run(capsys, "preview", video, "-t", "x_y_circle_cycle", "-o", tmp_path / "p.mp4", "--json")
     assert code == 0, err
     summary = json.loads(stdout.splitlines()[-1])
     assert any("deg/frame" in w and "official bound of 0.8" in w for w in summary["warnings"])
-    code, stdout, err = run(capsys, "preview", EXAMPLE, "-t", "orbit_left", "-o", tmp_path / "q.mp4", "--json")
+    code, stdout, err = run(capsys, "preview", video, "-t", "orbit_left", "-o", tmp_path / "q.mp4", "--json")
     assert code == 0 and not any("deg/frame" in w for w in json.loads(stdout.splitlines()[-1])["warnings"])
 
 

@@ -1,6 +1,7 @@
 """``Rerenderer``: the whole pipeline on tiny random checkpoints in the official layout (``tiny_weights``):
 outputs, determinism, the streaming plumbing against whole-clip references, constant memory, weight
-checks, prompts and captions, audio, condition videos and the sidecar."""
+checks, prompts and captions, audio, condition videos, the sidecar, and sessions (the render made chunk by
+chunk, equal to it bit for bit)."""
 
 from __future__ import annotations
 
@@ -144,7 +145,7 @@ def test_streamed_chunks_equal_whole_clip_encoding_and_decoding(tiny_weights, mo
     torch.testing.assert_close(output, ae.decode(ae.encode(source))[0, :23], **tol)
 
 
-@pytest.mark.parametrize("decoder,frames,chunks", [("wan", (20, 90), (2, 8)), ("tae", (30, 90), (3, 8))])
+@pytest.mark.parametrize("decoder,frames,chunks", [("wan", (20, 54), (2, 5)), ("tae", (30, 54), (3, 5))])
 def test_peak_memory_does_not_grow_with_the_number_of_chunks(tiny_weights, models, tmp_path, decoder, frames,
                                                              chunks):
     """Live tensor bytes (everything torch allocates during the run) peak at the same value in the
@@ -393,12 +394,12 @@ def test_fingerprint_follows_the_trajectory_content_and_intrinsics(clip, tmp_pat
 def test_one_render_probes_once_resolves_once_and_fingerprints_each_file_once(tiny_weights, models, clip, tmp_path,
                                                                               monkeypatch):
     import inspatio_cli.render.plan as plan_module
-    import inspatio_cli.scene as scene_module
+    import inspatio_cli.video.multiview as multiview_module
     from inspatio_cli import video
 
     probes = count_calls(monkeypatch, video, "probe", importers(video.probe))
     resolves = count_calls(monkeypatch, TrajectorySource, "resolve")
-    fingerprints = count_calls(monkeypatch, plan_module, "fingerprint_file", [scene_module])
+    fingerprints = count_calls(monkeypatch, plan_module, "fingerprint_file", [multiview_module])
     camera = CameraOptions(time=TimeControl.from_options(reverse=["3:9"]))
     result = renderer(tiny_weights, models).render(clip["video"], clip["traj"], tmp_path / "o.mp4", prompt=PROMPT,
                                                    size=(H, W), camera=camera)
@@ -417,3 +418,57 @@ def test_plan_holds_the_facts_the_renderer_reports(tiny_weights, models, clip):
     assert list(plan.weights) == rr.required_weights(clip["video"], prompt=PROMPT, size=(H, W))
     assert plan.depth.kind == "sidecar" and plan.depth.path == clip["depth"]
     assert plan.info.frame_count == len(plan.trajectory) == 20 and plan.size == (H, W) and plan.prompt == PROMPT
+
+
+# ------------------------------------------------------------------------------------------------
+# Rerenderer.session: the render made chunk by chunk (render/session.py)
+
+
+def test_a_session_stepped_with_the_trajectory_equals_the_render(tiny_weights, models, tmp_path, monkeypatch):
+    """20 frames -> chunks of 9 and 11 (+1 padding): the streamed frames equal, bit for bit, the frames
+    ``render()`` hands its video writer (the uint8 levels it encodes)."""
+    written = []
+
+    class RecordingWriter(stream.VideoWriter):
+        def write(self, frames):
+            written.append(to_uint8(frames))
+            super().write(frames)
+
+    monkeypatch.setattr(stream, "VideoWriter", RecordingWriter)
+    files = scene_files(tmp_path, 20, 10)
+    rr = renderer(tiny_weights, models)
+    rr.render(files["video"], files["traj"], tmp_path / "render.mp4", prompt=PROMPT, size=(H, W), seed=3)
+    with rr.session(files["video"], files["traj"], prompt=PROMPT, size=(H, W), seed=3) as session:
+        assert (session.frames, session.chunks, session.size, session.live) == (20, 2, (H, W), False)
+        sizes = [session.chunk_frames(i) for i in range(session.chunks)]
+        chunks = [session.step(session.planned_cameras(i)) for i in range(session.chunks)]
+        assert session.finished
+        with pytest.raises(UsageError, match="exhausted"):
+            session.step()
+    assert sizes == [9, 11] and [c.shape for c in chunks] == [(9, H, W, 3), (11, H, W, 3)]
+    assert chunks[0].dtype == np.uint8 and np.array_equal(np.concatenate(chunks), np.concatenate(written))
+
+
+def test_a_live_session_takes_each_steps_cameras(tiny_weights, models, tmp_path):
+    """No trajectory: frame k shows source frame k; a still camera and a moved one give different frames;
+    bad cameras and the TAEHV decoder are refused with one-line usage errors."""
+    files = scene_files(tmp_path, 9, 10)
+    rr = renderer(tiny_weights, models)
+    still = torch.eye(4, dtype=torch.float64).repeat(9, 1, 1)
+    moved = still.clone()
+    moved[:, 0, 3] = torch.linspace(0, 0.6, 9)
+    outputs = []
+    for cameras in (still, moved):
+        with rr.session(files["video"], prompt=PROMPT, size=(H, W)) as session:
+            assert session.live and (session.frames, session.chunks) == (9, 1)
+            assert torch.equal(session.source_frames(0), torch.arange(9))
+            with pytest.raises(UsageError, match=r"\(9, 4, 4\)"):
+                session.step(cameras[:4])
+            with pytest.raises(UsageError, match="rigid"):
+                session.step(cameras * 2)
+            outputs.append(session.step(cameras))
+            assert torch.equal(session.planned_cameras(0), cameras)
+    assert outputs[0].shape == (9, H, W, 3) and not np.array_equal(*outputs)
+    tae = renderer(tiny_weights, models, "tae")
+    with pytest.raises(UsageError, match="Wan VAE"):
+        tae.session(files["video"], prompt=PROMPT, size=(H, W))

@@ -150,7 +150,7 @@ def test_models_verify_accepts_the_tiny_weights_and_names_a_truncated_file(tiny_
 def test_models_know_the_v15_generator(tiny_weights, tmp_path, capsys):
     code, stdout, err = run(capsys, "models", "list", "--weights-dir", tmp_path, "--only", "generator-1.5", "--json")
     (row,) = map(json.loads, stdout.splitlines())
-    assert code == 0 and row["name"] == "generator-1.5" and row["needed_by"].startswith("no command yet")
+    assert code == 0 and row["name"] == "generator-1.5" and row["needed_by"] == "rerender --model world-1.5"
     path = tmp_path / "InSpatio-World-1.5-1.3B" / "InSpatio-World-1.5-1.3B.safetensors"
     path.parent.mkdir()
     shutil.copyfile(tiny_weights / WEIGHT_FILES["generator"], path)  # the same architecture and keys as v1

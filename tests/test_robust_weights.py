@@ -149,3 +149,15 @@ def test_rerender_with_a_damaged_generator_fails_before_any_work(tmp_path, files
     _, err = capsys.readouterr()
     assert done.value.code == 4 and err.count("\n") == 1 and "truncated or corrupt" in err
     assert not output.exists() and not output.with_suffix(".json").exists()
+
+
+def test_a_generator_whose_shapes_give_no_model_is_refused(tmp_path, files):
+    """A width no head count divides (found by the hostile set: an internal ValueError from the config)."""
+    state = load_file(str(files["generator"]))
+    key = "model.patch_embedding.weight"
+    state[key] = torch.zeros(state[key].shape[0] + 1, *state[key].shape[1:])
+    path = tmp_path / "odd.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(WeightsError, match="tensor shapes give no valid model") as info:
+        load_generator(path)
+    assert str(path) in info.value.one_line()

@@ -139,6 +139,23 @@ def test_unusable_cache_folder_only_warns(files, built, monkeypatch: pytest.Monk
     assert any("could not write the prompt cache" in w for w in reporter.warnings)
 
 
+def test_a_full_disk_while_caching_only_warns(files, built, monkeypatch: pytest.MonkeyPatch) -> None:
+    """safetensors reports the writer's I/O errors (EFBIG, ENOSPC) as its own error, not an OSError."""
+    from safetensors import SafetensorError
+    from inspatio_cli import text
+
+    def full_disk(tensors, path, metadata=None):
+        Path(path).write_bytes(b"\0" * 10)
+        raise SafetensorError("Error while serializing: I/O error: File too large (os error 27)")
+
+    monkeypatch.setattr(text, "save_file", full_disk)
+    reporter = Reporter("silent")
+    out = _embedder(files, reporter).embed("a cat")
+    assert out.shape == (1, 512, CONFIG.dim) and len(built) == 1
+    assert any("could not write the prompt cache" in w and "File too large" in w for w in reporter.warnings)
+    assert not any(files["cache"].rglob("*"))  # no entry, no temporary
+
+
 def test_long_prompt_warns_about_truncation_on_miss_and_hit(files, built) -> None:
     prompt = " ".join(["cat"] * 600)
     for expected_builds in (1, 1):

@@ -212,8 +212,8 @@ BAD_INPUTS = [
     ("single.txt", b"0 10\n5\n1 1\n", 2, "single keyframe"),
     ("huge.txt", b"0 1\n" + b"0 " * 1_000_000 + b"\n1 1\n", 2, "at most"),
     ("binary.txt", b"0 1\n\x00\x01\x02\xff", 2, "binary file"),
-    ("huge.json", b'{"keyframes": [\n' + b'{"at": 0, "position": [0, 0, 0]},\n' * 300_000 + b'{"at": 1}]}', 1,
-     "300001 keyframes; at most"),  # line numbers were found in quadratic time: this took minutes
+    ("huge.json", b'{"keyframes": [\n' + b'{"at": 0, "position": [0, 0, 0]},\n' * 40_000 + b'{"at": 1}]}', 1,
+     "40001 keyframes; at most"),  # line numbers were found in quadratic time: this took minutes
     ("schema.json", b'{"keyframes": [\n {"at": 0, "position": [0, 0, 0]},\n {"at": 5, "positon": [1, 0, 0]}\n]}', 3,
      "unknown field"),
     ("unknown.json", b'{\n "cameras": []\n}', 1, "unknown JSON trajectory"),

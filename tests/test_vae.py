@@ -62,7 +62,7 @@ def test_upsample3d_windows_follow_the_inspatio_cache_rule() -> None:
     assert taps == [(0, 0), (0, 1), (2, 2), (3, 3)]
 
 
-@pytest.mark.parametrize("splits", [[13], [1, 4, 4, 4], [2, 3, 8], [5, 5, 3], [1] * 13])
+@pytest.mark.parametrize("splits", [[13], [2, 3, 8], [1] * 13])
 def test_stream_encoder_equals_whole_clip(splits: list[int]) -> None:
     vae = tiny_vae()
     video = clip(13, batch=2)
@@ -84,7 +84,7 @@ def test_pipeline_layout_equals_batch_layout() -> None:
     assert torch.equal(vae.encode(video[0].transpose(0, 1)), vae.encode(video))
 
 
-@pytest.mark.parametrize("splits", [[6], [1, 2, 3], [3, 3], [1] * 6])
+@pytest.mark.parametrize("splits", [[6], [1, 2, 3], [1] * 6])
 def test_stream_decoder_equals_whole_clip(splits: list[int]) -> None:
     vae = tiny_vae()
     torch.manual_seed(2)

@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Rerenderer": "render.rerender", "RerenderResult": "render.rerender", "Models": "render.models",
+    "RenderSession": "render.session",
     "preview": "render.preview", "PreviewResult": "render.preview",
     "open_scene": "scene", "Scene": "scene",
     "load_trajectory": "cameras", "CameraOptions": "cameras", "TimeControl": "cameras", "Trajectory": "cameras",

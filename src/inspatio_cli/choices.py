@@ -30,10 +30,12 @@ COVERAGE_THRESHOLD = 0.5
 DEFAULT_NAME = "{video}__{trajectory}"
 """Default output name of batch jobs; ``__{seed}`` is added when the jobs use more than one seed, ``.mp4``
 when the pattern gives no video suffix."""
-FORMATS = ("orbit", "matrices", "tcw", "npy", "keyframes", "re10k", "nerfstudio")
+FORMATS = ("orbit", "matrices", "tcw", "npy", "keyframes", "re10k", "nerfstudio", "colmap", "moves")
 """Trajectory file formats."""
 EXPORTS = ("tcw", "c2w", "npy", "json", "nerfstudio")
 """Formats ``inspatio trajectory convert`` writes."""
+SCENE_FORMATS = ("v15", "v15-community", "npz", "colmap")
+"""Scene formats ``inspatio scene import`` reads and ``inspatio scene export`` writes (:mod:`.interchange`)."""
 CONVENTIONS = ("opencv", "opengl", "blender", "unreal")
 """Camera axis conventions of pose files."""
 EXTEND_MODES = ("none", "pingpong", "loop", "hold", "official")
@@ -65,11 +67,36 @@ def check_video_output(output: str | Path, source: str | Path | None = None) -> 
     return path
 
 
+MAX_OUTPUT_FRAMES = 1_000_000
+"""Most output frames one render may have (``--frames``, ``--min-frames``, time edits): about 18 hours at 15 fps.
+More is a typo; it is refused before any work rather than running out of memory or time hours in."""
+MAX_CANVAS_SIDE = 4096
+"""Longest canvas side in pixels (``--size``): 8.5 times the model's 480. A larger canvas is refused before any
+work: one frame of it would not fit in memory (the model was trained at 480x832)."""
+
+
+def check_canvas(h: int, w: int, option: str = "--size") -> None:
+    """:class:`UsageError` naming ``option`` unless the canvas ``h`` x ``w`` pixels is positive and no side
+    passes :data:`MAX_CANVAS_SIDE`."""
+    if h <= 0 or w <= 0 or max(h, w) > MAX_CANVAS_SIDE:
+        raise UsageError(f"{option} {h}x{w}: height and width must be within 1..{MAX_CANVAS_SIDE} pixels "
+                         f"(the model was trained at {MODEL_SIZE[0]}x{MODEL_SIZE[1]})")
+
+
 def check_size(size: Sequence[int] | None) -> tuple[int, int]:
     """The canvas (H, W), default the model size 480x832; :class:`UsageError` unless both sides are
-    positive multiples of 16."""
+    positive multiples of 16 of at most :data:`MAX_CANVAS_SIDE`."""
     h, w = MODEL_SIZE if size is None else (int(size[0]), int(size[1]))
-    if h <= 0 or w <= 0 or h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
+    check_canvas(h, w)
+    if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
         raise UsageError(f"--size {h}x{w}: height and width must be positive multiples of {SIZE_MULTIPLE} "
                          f"(the model was trained at {MODEL_SIZE[0]}x{MODEL_SIZE[1]})")
     return h, w
+
+
+def check_frames(frames: int | None, option: str = "--frames") -> int | None:
+    """``frames`` (None: not given) when it is a count of output frames within 1..:data:`MAX_OUTPUT_FRAMES`;
+    :class:`UsageError` naming ``option`` otherwise."""
+    if frames is not None and not 1 <= frames <= MAX_OUTPUT_FRAMES:
+        raise UsageError(f"{option} {frames}: the output must have 1..{MAX_OUTPUT_FRAMES} frames")
+    return frames

@@ -103,6 +103,22 @@ class Interrupted(InspatioError):
         self.exit_code = 143 if signal_name == "SIGTERM" else 130
 
 
+_received: list[str] = []
+
+
+def note_signal(signal_name: str | None) -> None:
+    """Record the signal that interrupts this process's run (None forgets it). The CLI's handler records
+    it before raising :class:`Interrupted`, because that exception can be lost on its way up: a C extension
+    that is running when it is raised may turn it into an error of its own, and a broad ``except`` meant
+    for damaged files may swallow it. :func:`pending_interrupt` tells the run was interrupted all the same."""
+    _received[:] = [] if signal_name is None else [signal_name]
+
+
+def pending_interrupt() -> Interrupted | None:
+    """The :class:`Interrupted` of the signal recorded by :func:`note_signal` in this run, if any."""
+    return Interrupted(_received[0]) if _received else None
+
+
 OOM_ADVICE = ("to need less memory: --decoder tae (TAEHV instead of the Wan2.1 VAE), --dtype bf16, "
               "--text-device cpu (the text encoder on the CPU), a smaller --window for depth, or a smaller --size")
 """What to try after running out of memory, with the options that change the footprint."""

@@ -6,6 +6,10 @@ the depth maps, only a chunk of frames and a small look-back buffer of decoded f
 a frame again, such as reverse or ping-pong) are held. The chunks are warped with the scene's clip-wide
 ``Lmax`` (:meth:`Scene.log_depth_max <inspatio_cli.scene.Scene.log_depth_max>`), so the result equals the
 official all-frames-at-once render.
+
+A views source (:mod:`inspatio_cli.video.multiview`) is warped per generator chunk of 3 latent frames
+(whatever chunk size is asked): every view into each target frame, merged, and each latent frame's
+reference image chosen by v1.5's :func:`~inspatio_cli.views.select_chunk_top3` from the views' own coverage.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from .errors import VideoError
 from .progress import Reporter
 from .scene import Scene, frame_ranges, to_device
 from .video import Prefetch, iter_frames
+from .views import latent_frame_groups, select_chunk_top3
 
 LOOKBACK_FRAMES = 32
 """Decoded frames kept for reuse by time edits that show a frame again (reverse, ping-pong, slow motion);
@@ -35,7 +40,8 @@ class WarpedChunk:
     """Consecutive output frames ``frames`` (a range) of a scene.
 
     ``source`` (n, 3, H, W) in [-1, 1]: the source frames shown; ``warped`` (n, 3, H, W) in [-1, 1], holes
-    -1; ``mask`` (n, 1, H, W) in {0, 1}; ``source_index`` (n,) int64: which source frame each one shows.
+    -1; ``mask`` (n, 1, H, W) in {0, 1}; ``source_index`` (n,) int64: which source frame each one shows
+    (for views: the reference view of the frame's latent group).
     """
 
     frames: range
@@ -58,24 +64,72 @@ def warped_chunks(scene: Scene, chunks: int | Iterable[range] = 12, *, device: t
     Progress: a ``warp`` stage advancing per frame.
     """
     reporter = reporter or Reporter("silent")
+    if scene.views is not None and isinstance(chunks, int):
+        chunks = [c.frames for c in scene.trajectory.chunks()]
     ranges = list(frame_ranges(scene.num_frames, chunks) if isinstance(chunks, int) else chunks)
-    device = str(device)
-    lmax = scene.log_depth_max(device, reporter=reporter)
-    order = scene.cameras.source_index.numpy()
-    with contextlib.closing(_SourceFrames(scene, order, skip_bad_frames, stats)) as source, \
+    lmax = scene.log_depth_max(str(device), reporter=reporter)
+    with contextlib.closing(ChunkWarper(scene, device, skip_bad_frames, stats)) as warper, \
             reporter.stage("warp", total=sum(len(r) for r in ranges)) as stage:
         for frames in ranges:
-            yield _warp_chunk(scene, frames, source, lmax, device, stage)
+            yield _counted(warper.warp(frames, lmax), stage)
 
 
-def _warp_chunk(scene: Scene, frames: range, source: "_SourceFrames", lmax: torch.Tensor, device: str,
-                stage) -> WarpedChunk:
-    """One chunk of :func:`warped_chunks` (a function of its own, so the suspended generator holds no
-    reference to the chunk it handed out)."""
-    images = to_device(torch.stack([source.frame(k) for k in frames]), device)
-    warped, mask = scene.warp(frames, images, lmax)
-    stage.advance(len(frames), frame=frames.stop - 1)
-    return WarpedChunk(frames, images, warped, mask, scene.cameras.source_index[frames.start:frames.stop])
+def _counted(chunk: WarpedChunk, stage) -> WarpedChunk:
+    """``chunk``, its frames counted on the progress ``stage`` (a function of its own, so the suspended
+    generator of :func:`warped_chunks` holds no reference to the chunk it handed out)."""
+    stage.advance(len(chunk.frames), frame=chunk.frames.stop - 1)
+    return chunk
+
+
+class ChunkWarper:
+    """Warps the output frames of ``scene`` one chunk at a time, in output order, decoding the source
+    lazily (:func:`warped_chunks` and the render session's steps both use it).
+
+    The scene's cameras are read when a chunk is warped, so a caller that steps through the scene may set
+    a chunk's cameras just before warping it (a live render session). ``device``: where the warp runs;
+    ``skip_bad_frames`` and ``stats``: as :func:`warped_chunks`. :meth:`close` stops the decoder.
+    A views source (``scene.views``) is read once; its chunks must be the generator's (whole latent groups).
+    """
+
+    def __init__(self, scene: Scene, device: torch.device | str = "cpu", skip_bad_frames: bool = False,
+                 stats: dict | None = None):
+        self.scene, self.device = scene, str(device)
+        if scene.views is None:
+            self.source, self.views = _SourceFrames(scene, scene.cameras.source_index.numpy(), skip_bad_frames,
+                                                    stats), None
+        else:
+            self.source, self.views = None, to_device(scene.fit.frames(scene.views.read()), self.device)
+            if stats is not None:
+                stats["lost_frames"] = 0
+
+    def warp(self, frames: range, lmax: torch.Tensor | None) -> WarpedChunk:
+        """The next chunk, output frames ``frames`` (following the previous chunk), warped with the soft
+        z-buffer maximum ``lmax`` (a scalar tensor, see :mod:`inspatio_cli.warp`; ``None``: each frame's own,
+        the v1.5 rule)."""
+        scene = self.scene
+        if self.views is not None:
+            return self._warp_views(frames)
+        images = to_device(torch.stack([self.source.frame(k) for k in frames]), self.device)
+        warped, mask = scene.warp(frames, images, lmax)
+        return WarpedChunk(frames, images, warped, mask, scene.cameras.source_index[frames.start:frames.stop])
+
+    def _warp_views(self, frames: range) -> WarpedChunk:
+        """A views chunk: the merged warp of every view and, per latent group, the reference view of
+        :func:`~inspatio_cli.views.select_chunk_top3` over each view's known pixels in the group."""
+        scene, images = self.scene, self.views
+        inside = [g for g in latent_frame_groups(scene.num_frames) if frames.start <= g.start and g.stop <= frames.stop]
+        if sum(len(g) for g in inside) != len(frames):
+            raise ValueError(f"frames {frames} are not whole latent groups of {scene.num_frames} frames")
+        render = scene.warp_views(frames, images)
+        counts = render.known_per_view.flatten(2).sum(2, dtype=torch.int64).cpu()
+        overlap = torch.stack([counts[g.start - frames.start:g.stop - frames.start].sum(0) for g in inside])
+        chosen, _ = select_chunk_top3(overlap)
+        index = torch.tensor([view for g, view in zip(inside, chosen) for _ in g], dtype=torch.int64)
+        return WarpedChunk(frames, images[index.to(images.device)], render.render, render.mask, index)
+
+    def close(self) -> None:
+        if self.source is not None:
+            self.source.close()
 
 
 class _SourceFrames:

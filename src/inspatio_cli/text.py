@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .devices import check_device, resolve_device
-from .errors import PromptError, RuntimeFailure, UsageError, WeightsError
+from .errors import Interrupted, PromptError, RuntimeFailure, UsageError, WeightsError
 from .files import atomic_output, cache_dir, fingerprint_file
 from .models.t5 import load_t5
 from .models.tokenizer import TEXT_LEN, PromptTokenizer, TokenizedPrompts, clean_prompt, tokenizer_file
@@ -188,6 +188,8 @@ class PromptEmbedder:
             return None
         try:
             entry = _read_entry(path, cleaned, self.text_len)
+        except Interrupted:
+            raise
         except Exception as exc:  # noqa: BLE001 - any damage to a cache entry only costs a recomputation
             self.reporter.warn(f"ignoring unreadable prompt cache entry {path} ({type(exc).__name__}); recomputing")
             return None
@@ -207,7 +209,7 @@ class PromptEmbedder:
             path = self.cache_path(cleaned)
             with atomic_output(path) as tmp:
                 save_file({"prompt_embeds": rows}, str(tmp), metadata=meta)
-        except OSError as exc:
+        except (OSError, SafetensorError) as exc:  # the latter wraps the writer's I/O errors (a full disk)
             self.reporter.warn(f"could not write the prompt cache ({exc}); the embedding is not kept")
             return
         self.reporter.event("prompt_cache", hit=False, path=str(path))
@@ -280,6 +282,8 @@ def find_cached_embedding(prompt: str, dtype: torch.dtype = torch.bfloat16,
             if meta.get("prompt") != cleaned or meta.get("dtype") != str(dtype):
                 continue
             entry = _read_entry(path, cleaned, text_len)
+        except Interrupted:
+            raise
         except Exception:  # noqa: BLE001 - a damaged entry is just not a match
             continue
         if entry is not None:

@@ -1,4 +1,8 @@
-"""The v1.5 render stage around the warp: several source views, reference views and frame counts.
+"""The render rules of each model, and the v1.5 render stage around the warp: several source views,
+reference views and frame counts.
+
+:class:`RenderRules` (:func:`render_rules`) is what ``--model world|world-1.5`` changes in the render,
+chosen once per render and carried by the plan, the scene and the stream.
 
 InSpatio-World v1.5 (REFERENCE-v1.5.md R4-R7) renders a video, one image or several images ("views") of
 one scene into a target camera path:
@@ -20,14 +24,77 @@ cameras are OpenCV world-to-camera ``(4, 4)`` and ``K (3, 3)`` in pixels.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from itertools import permutations
 from typing import Sequence
 
 import torch
 
+from .cameras.render import RenderCameras
 from .cameras.trajectory import LATENTS_PER_CHUNK, chunk_plan, latent_frame_range
-from .warp import HOLE, V15_RULES, forward_warp_distance, mask_to_latent_channels
+from .errors import UsageError
+from .warp import HOLE, V1_RULES, V15_RULES, WarpRules, forward_warp_distance, mask_to_latent_channels
+
+
+@dataclass(frozen=True)
+class RenderRules:
+    """How a model release renders its condition (REFERENCE-v1.5.md R0, R4, R5): chosen once per render by
+    the ``--model`` name (:func:`render_rules`) and carried by the plan, the scene and the stream.
+
+    ``model``: the ``--model`` name; ``warp``: the splat rules (:class:`~inspatio_cli.warp.WarpRules`);
+    ``stored_k``: unproject each source frame or view with its own K as the depth stage stored it and
+    render every target with frame 0's (v1.5), rather than frame 0's K recentred for both (v1);
+    ``clip_depth``: clip depth to :data:`inspatio_cli.scene.DEPTH_RANGE` before warping (v1; v1.5 keeps
+    it as it is and never splats depth <= 0); ``cover_crop``: a source whose aspect differs from the
+    canvas is scaled to cover it and centre-cropped instead of stretched (v1.5, :meth:`fit_mode`).
+    """
+
+    model: str
+    warp: WarpRules
+    stored_k: bool
+    clip_depth: bool
+    cover_crop: bool
+
+    def fit_mode(self, requested: str, src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> str:
+        """The fit this model uses for ``requested`` (a ``--fit`` mode) from ``src_hw`` onto ``dst_hw``:
+        with :attr:`cover_crop`, ``stretch`` (the default) becomes ``crop`` where the aspects differ, as
+        v1.5 prepares a video; any other request, and every v1 request, is kept."""
+        if not self.cover_crop or requested != "stretch":
+            return requested
+        (sh, sw), (dh, dw) = src_hw, dst_hw
+        return "stretch" if sw * dh == dw * sh else "crop"
+
+    def for_source(self, kind: str) -> "RenderRules":
+        """The rules for a source of ``kind``: views are warped by v1.5's rules whatever the model (only
+        v1.5 defines the multi-view merge), with :attr:`model` kept (it chooses the generator)."""
+        if kind != "views" or self.stored_k:
+            return self
+        return dataclasses.replace(RENDER_RULES["world-1.5"], model=self.model)
+
+
+RENDER_RULES = {
+    "world": RenderRules("world", V1_RULES, stored_k=False, clip_depth=True, cover_crop=False),
+    "world-1.5": RenderRules("world-1.5", V15_RULES, stored_k=True, clip_depth=False, cover_crop=True),
+}
+"""The render rules of each ``--model`` (the names of :data:`inspatio_cli.render.needs.GENERATOR_WEIGHTS`)."""
+
+
+def render_rules(model: str = "world") -> RenderRules:
+    """The :class:`RenderRules` of ``model``; :class:`UsageError` for an unknown name."""
+    if model not in RENDER_RULES:
+        raise UsageError(f"unknown model {model!r} (choose {' or '.join(RENDER_RULES)})")
+    return RENDER_RULES[model]
+
+
+def stored_intrinsics(cameras: RenderCameras, K: torch.Tensor, own_target: bool = False) -> RenderCameras:
+    """``cameras`` with v1.5's intrinsics (REFERENCE-v1.5.md R0 #4): each output frame unprojects its source
+    frame with that frame's own ``K`` as stored (``K`` (T, 3, 3) or (3, 3), pixels of the canvas, not
+    recentred) and every target uses frame 0's, unless the trajectory brings its own (``own_target``)."""
+    stored = K.float().reshape(-1, 3, 3)
+    index = cameras.source_index if len(stored) > 1 else torch.zeros_like(cameras.source_index)
+    target = cameras.target_K if own_target else stored[0].expand(len(index), 3, 3).clone()
+    return dataclasses.replace(cameras, K=stored[index].clone(), target_K=target)
 
 
 def latent_frame_groups(frames: int) -> list[range]:
@@ -102,10 +169,10 @@ def warp_views(images: torch.Tensor, depth: torch.Tensor, source_w2c: torch.Tens
 
     ``images`` (V, 3, H, W) in [-1, 1]; ``depth`` (V, H, W) z-depth, <= 0 where unknown (never splatted);
     ``source_w2c`` (V, 4, 4) and ``K`` (V, 3, 3): each view's camera, ``K`` used to unproject it;
-    ``target_w2c`` (T, 4, 4); ``K_target`` (3, 3), default ``K[0]`` (v1.5 renders every target with the
-    first view's K). Each (target frame, view) pair is its own warp (own ``Lmax``); the views are merged
-    by :func:`merge_views`. With one view the result is that view's warp. Target frames are independent,
-    so a long path can be rendered a chunk of ``target_w2c`` at a time (the whole path at once needs
+    ``target_w2c`` (T, 4, 4); ``K_target`` (3, 3) or per frame (T, 3, 3), default ``K[0]`` (v1.5 renders
+    every target with the first view's K). Each (target frame, view) pair is its own warp (own ``Lmax``);
+    the views are merged by :func:`merge_views`. With one view the result is that view's warp. Target
+    frames are independent, so a long path can be rendered a chunk of ``target_w2c`` at a time (the whole path at once needs
     a few tens of floats per pixel of every target frame on a GPU).
     """
     t, v = target_w2c.shape[0], images.shape[0]

@@ -133,7 +133,8 @@ def _absolute(job: Job) -> Job:
     trajectory = str(Path(job.trajectory).absolute()) if Path(job.trajectory).is_file() else job.trajectory
     return replace(job, video=job.video.absolute(), trajectory=trajectory, output=job.output.absolute(),
                    prompt_file=whole(job.prompt_file), depth=whole(job.depth),
-                   save_condition=whole(job.save_condition))
+                   save_condition=whole(job.save_condition),
+                   views=None if job.views is None else tuple(path.absolute() for path in job.views))
 
 
 class Pool:

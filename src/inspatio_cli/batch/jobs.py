@@ -13,7 +13,9 @@ from ..cameras import CameraOptions
 from ..choices import FIT_MODES, check_size
 from ..errors import UsageError
 from ..files import is_stream
+from ..render.needs import DEFAULT_GENERATOR, generator_weights
 from ..text import check_prompt_text, read_prompt_file
+from ..video.multiview import Views, open_views
 from .keys import MAX_CRF
 
 SEED_RANGE = (-(2 ** 63), 2 ** 64 - 1)
@@ -25,7 +27,8 @@ class JobDefaults:
     """The command line's values, used by every job that does not set its own: ``trajectories`` and
     ``seeds`` expand jobs that give none (cross product); the other fields are :meth:`Rerenderer.render`'s
     arguments. ``save_condition`` is the folder itself for a single job, else ``DIR/<output stem>``;
-    ``frames``/``fps``: the output length and frame rate of an image source (``--frames``, ``--fps``)."""
+    ``frames``/``fps``: the output length and frame rate of an image source (``--frames``, ``--fps``);
+    ``model``: ``world`` or ``world-1.5`` (``--model``)."""
 
     trajectories: tuple[str, ...] = ()
     seeds: tuple[int, ...] = (0,)
@@ -41,6 +44,7 @@ class JobDefaults:
     save_condition: str | Path | None = None
     frames: int | None = None
     fps: float | None = None
+    model: str = DEFAULT_GENERATOR
 
     def checked(self) -> "JobDefaults":
         """The defaults with their prompt file read (once: it may be standard input or another pipe, whose
@@ -51,6 +55,7 @@ class JobDefaults:
         if self.fit not in FIT_MODES:
             raise UsageError(f"--fit {self.fit!r}: expected one of {', '.join(FIT_MODES)}")
         check_size(self.size)
+        generator_weights(self.model)
         if not 0 <= self.crf <= MAX_CRF:
             raise UsageError(f"--crf must be from 0 (lossless) to {MAX_CRF}, got {self.crf}")
         for seed in self.seeds:
@@ -75,7 +80,9 @@ class Job:
     """One validated render. ``number``: 1-based position in the whole job list (stable across shards and
     runs); ``line``: the manifest line (None for command-line jobs); ``frames``/``chunks``: the output
     length and generator chunks, from the resolved trajectory; ``image_frames``/``fps``: the ``frames`` and
-    ``fps`` arguments of :meth:`Rerenderer.render` (an image source's length and rate, as asked); the rest are
+    ``fps`` arguments of :meth:`Rerenderer.render` (an image source's length and rate, as asked); ``model``:
+    ``world`` or ``world-1.5``; ``views``: the photos of a views source (then ``video`` is the first, which
+    names the job; :attr:`source` is what renders); the rest are
     :meth:`Rerenderer.render`'s arguments (``prompt`` holds the text of a prompt file read from standard
     input)."""
 
@@ -99,6 +106,13 @@ class Job:
     chunks: int
     image_frames: int | None = None
     fps: float | None = None
+    model: str = DEFAULT_GENERATOR
+    views: tuple[Path, ...] | None = None
+
+    @property
+    def source(self) -> Path | Views:
+        """What the job renders: :attr:`video`, or the :class:`~inspatio_cli.video.multiview.Views` of :attr:`views`."""
+        return self.video if self.views is None else open_views(self.views)
 
     @property
     def sidecar(self) -> Path:
@@ -112,7 +126,7 @@ class Job:
         """Keyword arguments of :meth:`Rerenderer.settings` / :meth:`Rerenderer.fingerprint`."""
         return dict(depth=self.depth, prompt=self.prompt, prompt_file=self.prompt_file, seed=self.seed,
                     camera=self.camera, fit=self.fit, size=self.size, crf=self.crf, audio=self.audio,
-                    frames=self.image_frames, fps=self.fps)
+                    frames=self.image_frames, fps=self.fps, model=self.model)
 
     def render_args(self) -> dict[str, Any]:
         """Keyword arguments of :meth:`Rerenderer.render`."""

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from ..choices import FIT_MODES, check_size
 from ..errors import PromptError, UsageError
+from ..render.needs import MODELS
 from ..text import check_prompt_text
 
 MAX_CRF = 51
@@ -112,6 +113,13 @@ def _strings(value: Any, from_text: bool) -> list[str]:
     raise ValueError("expected a string or a list of strings")
 
 
+def _model(value: Any, from_text: bool) -> str:
+    text = _text(value, from_text)
+    if text not in MODELS:
+        raise ValueError(f"expected one of {', '.join(MODELS)}, got {text!r}")
+    return text
+
+
 def _fit(value: Any, from_text: bool) -> str:
     text = _text(value, from_text)
     if text not in FIT_MODES:
@@ -120,25 +128,29 @@ def _fit(value: Any, from_text: bool) -> str:
 
 
 JOB_KEYS: dict[str, Callable[[Any, bool], Any]] = {
-    "video": _text, "trajectory": _text, "output": _text, "prompt": _prompt, "prompt_file": _text, "seed": _int,
+    "video": _text, "views": _strings, "trajectory": _text, "output": _text, "prompt": _prompt,
+    "prompt_file": _text, "seed": _int,
 }
-"""What a job is: its inputs, output, prompt and seed."""
+"""What a job is: its inputs (a ``video`` or image, or the ``views`` of one scene: a list of photos or a
+folder; in CSV separated by ``;``), output, prompt and seed."""
 RENDER_KEYS: dict[str, Callable[[Any, bool], Any]] = {
     "depth": _text, "fit": _fit, "size": _size, "crf": _crf, "audio": _bool, "skip_bad_frames": _bool,
-    "save_condition": _text, "frames": _int, "fps": _float,
+    "save_condition": _text, "frames": _int, "fps": _float, "model": _model,
 }
 CAMERA_KEYS: dict[str, Callable[[Any, bool], Any]] = {
     "format": _text, "convention": _text, "direction": _text, "scale": _float, "anchor": _text,
-    "rotation_only": _bool, "resample": _bool, "relative_to_source": _bool,
+    "rotation_only": _bool, "resample": _bool, "relative_to_source": _bool, "align_to": _text,
 }
 TIME_KEYS: dict[str, Callable[[Any, bool], Any]] = {
     "freeze": _strings, "slow": _strings, "reverse": _strings, "extend": _text, "min_frames": _int,
 }
 OPTION_KEYS = {**RENDER_KEYS, **CAMERA_KEYS, **TIME_KEYS}
 """Per-job overrides of the rerender options (the same names as the command-line flags, ``-`` or ``_``):
-``depth fit size crf audio skip_bad_frames save_condition frames fps`` (the last two for image sources) and
+``depth fit size crf audio skip_bad_frames save_condition frames fps model`` (``frames`` and ``fps`` for image
+sources; ``model``: ``world`` or ``world-1.5``, the generator is swapped between jobs of different models) and
 the trajectory/time options ``format convention direction scale anchor rotation_only resample
-relative_to_source freeze slow reverse extend min_frames``."""
+relative_to_source align_to freeze slow reverse extend min_frames`` (``align_to``, like ``depth``, relative
+to the manifest's folder)."""
 ALL_KEYS = {**JOB_KEYS, **OPTION_KEYS}
 BATCH_WIDE_KEYS = ("decoder", "device", "dtype", "text_device", "compile", "weights_dir")
 """Options that choose the models, so they apply to the whole batch (command line only)."""

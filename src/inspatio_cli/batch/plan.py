@@ -18,9 +18,10 @@ from ..choices import DEFAULT_NAME, VIDEO_SUFFIXES, check_size
 from ..errors import InputError, InspatioError, ManifestError, UsageError
 from ..files import LOOP, OutputClaims, is_stream, link_loop, real_path
 from ..render.plan import planned_outputs
-from ..scene import padded_length, source_camera
+from ..scene import padded_length, source_camera, trajectory_frames
 from ..text import read_prompt_file
 from ..video import probe, with_fps
+from ..video.multiview import Views, open_views, source_info
 from .jobs import Job, JobDefaults, check_seed
 from .keys import ALL_KEYS, CAMERA_KEYS, TIME_KEYS
 from .manifest import InvalidJobs, Problem, Row, read_manifest
@@ -52,18 +53,20 @@ class _Inputs:
     def trajectory(self, reference: str, camera: CameraOptions):
         return _once(self.sources, _source_key(reference, camera), lambda: camera.load(reference))
 
-    def frames(self, video: Path, reference: str, camera: CameraOptions, hw: tuple[int, int],
+    def frames(self, video: Path | Views, reference: str, camera: CameraOptions, hw: tuple[int, int],
                image: tuple[int | None, float | None] = (None, None)) -> int:
         """The output length of trajectory ``reference`` resolved against ``video``'s frame count and rate
         with ``camera``'s time edits at the canvas ``hw`` (H, W); ``image``: the ``frames`` and ``fps`` of
-        an image source (:func:`~inspatio_cli.scene.source_camera`; both refused for a video)."""
-        info = with_fps(self.probe(video), image[1])
+        an image source (:func:`~inspatio_cli.scene.source_camera`; both refused for a video); ``video`` may
+        be views."""
+        info = source_info(video, image[1]) if isinstance(video, Views) else with_fps(self.probe(video), image[1])
         source = self.trajectory(reference, camera)
-        key = (self.real(video), _source_key(reference, camera), camera.time, hw, image)
+        place = video.paths if isinstance(video, Views) else self.real(video)
+        key = (place, _source_key(reference, camera), camera.time, hw, image)
 
         def length() -> int:
             timed = source_camera(info, source, camera, image[0])
-            return len(source.resolve(info.frame_count, timed.time, fps=info.fps, size=hw))
+            return len(source.resolve(trajectory_frames(info), timed.time, fps=info.fps, size=hw))
 
         return _once(self.lengths, key, length)
 
@@ -71,7 +74,7 @@ class _Inputs:
 def _source_key(reference: str, camera: CameraOptions) -> tuple:
     """What a loaded trajectory depends on: the reference and the options that read it."""
     return (reference, camera.fmt, camera.convention, camera.direction, camera.scale, camera.anchor,
-            camera.rotation_only, camera.resample)
+            camera.rotation_only, camera.resample, camera.align_to, camera.relative_to_source)
 
 
 def _once(store: dict, key: Any, read: Callable[[], Any]) -> Any:
@@ -175,7 +178,7 @@ def _expand(rows: Sequence[Row], defaults: JobDefaults, problems: list[Problem])
                 problems.append(Problem(row.line, ManifestError(f"{key}: {exc}")))
         if len(values) != len(row.values):
             continue
-        missing = [k for k in ("video",) if k not in values]
+        missing = [k for k in ("video",) if k not in values and "views" not in values]
         if "trajectory" not in values and not defaults.trajectories:
             missing.append("trajectory")
         if missing:
@@ -210,7 +213,7 @@ def plan_jobs(rows: Sequence[Row], defaults: JobDefaults, *, base: Path | None =
     defaults = defaults.checked()
     found = list(problems)
     drafts = _expand(rows, defaults, found)
-    if defaults.depth is not None and len({d.values["video"] for d in drafts}) > 1:
+    if defaults.depth is not None and len({str(d.values.get("video", d.values.get("views"))) for d in drafts}) > 1:
         raise UsageError("--depth gives the depth of one video; with several videos put each one's depth "
                          "next to it (<stem>.depth.safetensors) or in the manifest's depth column")
     pattern = _name_pattern(name, [d.seed for d in drafts])
@@ -250,11 +253,16 @@ def plan_manifest(source: str | Path, defaults: JobDefaults, *, output: str | Pa
 def _job(number: int, draft: _Draft, defaults: JobDefaults, inputs: _Inputs, base: Path | None,
          output: str | Path | None, pattern: str, single_output: bool, several: bool) -> Job:
     values = draft.values
-    video = _under(base, values["video"])
+    if "video" in values and "views" in values:
+        raise UsageError("give either video or views, not both")
+    views = open_views([_under(base, v) for v in values["views"]]) if "views" in values else None
+    video = views.paths[0] if views is not None else _under(base, values["video"])
     trajectory = _trajectory_reference(draft.trajectory, base) if "trajectory" in values else draft.trajectory
     check_seed(draft.seed)
     camera = replace(defaults.camera, **{("fmt" if k == "format" else k): values[k] for k in CAMERA_KEYS
                                          if k in values})
+    if "align_to" in values:
+        camera = replace(camera, align_to=str(_under(base, values["align_to"])))
     time_values = {k: values[k] for k in TIME_KEYS if k in values}
     if time_values:
         camera = replace(camera, time=TimeControl.from_options(**{**camera.time.describe(), **time_values}))
@@ -278,7 +286,7 @@ def _job(number: int, draft: _Draft, defaults: JobDefaults, inputs: _Inputs, bas
     if depth is not None and not Path(depth).is_file():
         raise InputError(LOOP if link_loop(depth) else "no such depth file", depth)
     image = (values.get("frames", defaults.frames), values.get("fps", defaults.fps))
-    frames = inputs.frames(video, trajectory, camera, hw, image)
+    frames = inputs.frames(views or video, trajectory, camera, hw, image)
     if "output" in values:
         target = _under(Path(output) if output is not None else base, values["output"])
     elif output is None:
@@ -301,7 +309,8 @@ def _job(number: int, draft: _Draft, defaults: JobDefaults, inputs: _Inputs, bas
                None if prompt_file is None else Path(prompt_file), camera,
                None if depth is None else Path(depth), fit, size, crf, values.get("audio", defaults.audio),
                values.get("skip_bad_frames", defaults.skip_bad_frames),
-               condition, frames, len(chunk_plan(padded_length(frames))), *image)
+               condition, frames, len(chunk_plan(padded_length(frames))), *image,
+               model=values.get("model", defaults.model), views=None if views is None else views.paths)
 
 
 def _conflicts(jobs: Sequence[Job], inputs: _Inputs, manifest: Path | None) -> list[Problem]:
@@ -355,12 +364,14 @@ def output_is_folder(output: str | Path) -> bool:
 
 
 def plan_inputs(videos: Sequence[str | Path], defaults: JobDefaults, output: str | Path,
-                name: str | None = None, *, overwrite: bool = False) -> list[Job]:
+                name: str | None = None, *, overwrite: bool = False, views: bool = False) -> list[Job]:
     """The command line's jobs: every video x ``defaults.trajectories`` x ``defaults.seeds``, validated by
     :func:`plan_jobs`. ``output`` is the output file of a single job, or (see :func:`output_is_folder`) the
     folder of outputs named by the ``name`` pattern (default ``{video}__{trajectory}[__{seed}].mp4``).
-    Without ``overwrite``, an output that already exists is refused (:func:`refuse_existing`)."""
-    rows = [Row(None, {"video": str(v)}, False) for v in videos]
+    Without ``overwrite``, an output that already exists is refused (:func:`refuse_existing`). ``views``:
+    ``videos`` are the views of one scene (photos, or one folder), a single source."""
+    rows = ([Row(None, {"views": [str(v) for v in videos]}, False)] if views else
+            [Row(None, {"video": str(v)}, False) for v in videos])
     jobs = plan_jobs(rows, defaults, output=output, name=name, single_output=not output_is_folder(output))
     if not overwrite:
         refuse_existing(jobs, "--overwrite")

@@ -46,7 +46,7 @@ def refuse_foreign_outputs(jobs: Sequence[Job]) -> None:
 def job_fingerprint(job: Job, renderer: Rerenderer) -> str:
     """The settings fingerprint ``job`` records in its sidecar when ``renderer`` renders it (video content,
     trajectory, depth, prompt, seed, options and weights); cheap: loads no model."""
-    return renderer.fingerprint(job.video, job.trajectory, **job.settings_args())
+    return renderer.fingerprint(job.source, job.trajectory, **job.settings_args())
 
 
 def is_finished(job: Job, renderer: Rerenderer) -> bool:
@@ -141,7 +141,7 @@ def estimate(jobs: Sequence[Job], renderer: Rerenderer, *, near: Sequence[Job] =
                                 ("text", ("text-encoder",), None)):
         paths = [hub.locate(catalog.entry(n), renderer.weights_dir) for n in names]
         weights[phase] = sum(_resident_bytes(p, dtype) for p in paths if p is not None)
-    needed = {n for job in jobs for n in depth_weights_needed(job.video, job.depth, fit=job.fit, size=job.canvas)}
+    needed = {n for job in jobs for n in depth_weights_needed(job.source, job.depth, fit=job.fit, size=job.canvas)}
     depth_paths = [hub.locate(catalog.entry(n), renderer.weights_dir) for n in sorted(needed)]
     weights["depth"] = sum(p.stat().st_size for p in depth_paths if p is not None)
     frames = sum(job.frames for job in jobs)

@@ -14,10 +14,11 @@ from typing import Any, Callable, Sequence
 
 from .. import caption as captioning
 from ..weights import hub
-from ..errors import InspatioError, Interrupted, out_of_memory
+from ..errors import InspatioError, Interrupted, out_of_memory, pending_interrupt
 from ..files import real_path
 from ..meter import StageMeter
 from ..progress import Reporter
+from ..render.needs import DEFAULT_GENERATOR
 from ..render.rerender import Rerenderer, RerenderResult
 from ..scene import depth_weights_needed, resolve_depth
 from ..text import read_prompt_file, resolve_text_device
@@ -111,6 +112,9 @@ class _Run:
         """Record a failure (one line on stderr, a ``job_failed`` event); re-raise it when not isolating."""
         if isinstance(exc, Interrupted) or not self.isolate:
             raise exc
+        interrupted = pending_interrupt()
+        if interrupted is not None:  # the signal's exception, turned into another on its way up
+            raise interrupted from exc
         error = exc if isinstance(exc, InspatioError) else out_of_memory(exc)
         if error is not None:
             message, code = error.one_line(), error.exit_code
@@ -228,10 +232,12 @@ def _prepare(run: _Run, renderer: Rerenderer, force: bool) -> None:
 
 
 def _load(run: _Run, renderer: Rerenderer) -> None:
-    """Load the generator and autoencoder (once per renderer: later calls find them held)."""
+    """Load the first pending job's generator and the autoencoder (once per renderer: later calls find them
+    held; a job of the other ``--model`` swaps the generator when it renders)."""
     renderer.reporter = run.for_job(None)
+    pending = run.pending()
     with renderer.setup("load"):
-        renderer.load_models()
+        renderer.load_models(model=pending[0].model if pending else DEFAULT_GENERATOR)
 
 
 def check_pending(jobs: Sequence[Job], renderer: Rerenderer, *, force: bool = False) -> None:
@@ -247,9 +253,9 @@ def check_weights(jobs: Sequence[Job], renderer: Rerenderer) -> None:
     """Every weight file any of ``jobs`` needs, checked at once (one :class:`WeightsError` lists them all)."""
     names: dict[str, None] = {}
     for job in jobs:
-        names.update(dict.fromkeys(renderer.required_weights(job.video, depth=job.depth, prompt=job.prompt,
+        names.update(dict.fromkeys(renderer.required_weights(job.source, depth=job.depth, prompt=job.prompt,
                                                              prompt_file=job.prompt_file, fit=job.fit,
-                                                             size=job.size)))
+                                                             size=job.size, model=job.model)))
     hub.resolve(list(names), renderer.weights_dir, purpose="for this batch")
 
 
@@ -257,12 +263,12 @@ def _prepare_depth(run: _Run, renderer: Rerenderer) -> None:
     """Estimate (and cache) the depth of each video that needs it, once for all of its jobs."""
     groups: dict[tuple, list[Job]] = {}
     for job in run.pending():
-        if depth_weights_needed(job.video, job.depth, fit=job.fit, size=job.canvas):
+        if depth_weights_needed(job.source, job.depth, fit=job.fit, size=job.canvas):
             groups.setdefault((real_path(job.video), job.fit, job.canvas), []).append(job)
     for index, group in enumerate(groups.values(), 1):
         first = group[0]
         run.reporter.info(f"depth {index}/{len(groups)}: {first.video}")
-        run.attempt(group, lambda: resolve_depth(first.video, None, fit=first.fit, size=first.canvas,
+        run.attempt(group, lambda: resolve_depth(first.source, None, fit=first.fit, size=first.canvas,
                                                  weights_dir=renderer.weights_dir, device=str(renderer.device),
                                                  skip_bad_frames=first.skip_bad_frames,
                                                  reporter=run.for_job(first)))
@@ -299,7 +305,7 @@ def _render(run: _Run, job: Job, renderer: Rerenderer) -> None:
     run.tell("job_started", job, f"{job.video} x {job.trajectory} -> {job.output} ({job.frames} frames)")
     renderer.reporter = run.for_job(job)
     try:
-        result = renderer.render(job.video, job.trajectory, job.output, **job.render_args(),
+        result = renderer.render(job.source, job.trajectory, job.output, **job.render_args(),
                                  overwrite=True)  # the batch refused existing outputs when it planned them
     except Exception as exc:  # noqa: BLE001 - isolated: reported, the batch goes on
         run.fail(job, exc, started)

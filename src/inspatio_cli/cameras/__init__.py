@@ -18,7 +18,7 @@ _EXPORTS = {
     "OrbitKeyframes": "official", "orbit_poses": "official", "recenter_K": "official",
     "CameraOptions": "options",
     "RenderCameras": "render", "render_cameras": "render",
-    "PoseSequence": "source", "TrajectorySource": "source",
+    "PoseSequence": "source", "TrajectorySource": "source", "in_scene_units": "source",
     "Freeze": "timecontrol", "Reverse": "timecontrol", "Slow": "timecontrol", "TimeControl": "timecontrol",
     "bounce_indices": "timecontrol", "official_adaptive_indices": "timecontrol",
     "Chunk": "trajectory", "ChunkPlan": "trajectory", "Trajectory": "trajectory", "chunk_plan": "trajectory",

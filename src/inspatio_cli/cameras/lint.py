@@ -4,7 +4,8 @@ Errors make the trajectory unusable (malformed file, pose count that does not fi
 inside the scene geometry, clip too short for one generator chunk); warnings point at likely bad
 results with the change that fixes them (turning faster than the official 0.8 deg/frame bound, frames
 the generator will drop, large moves compared with the scene depth, a pose file that does not start at
-the source camera); infos say how the file was read.
+the source camera, an ``--align-to`` fit with a large residual, outliers or too few frames); infos say how
+the file was read and the fit's figures.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import numpy as np
 from ..depth.result import DepthResult
 from ..errors import TrajectoryError
 from ..geometry import se3
+from .align import alignment_summary, alignment_warnings
 from .official import OrbitKeyframes
 from .options import CameraOptions
 from .render import render_cameras
-from .source import TrajectorySource, frame_count
+from .source import MEDIAN_DEPTH, TrajectorySource, frame_count, in_scene_units
 from .timecontrol import OFFICIAL_MAX_DEG_PER_FRAME
 from .trajectory import Trajectory
 
@@ -68,7 +70,9 @@ def check_trajectory(source: str | Path, *, options: CameraOptions | None = None
     """Lint ``source`` (a file or preset) as it would be used on a video of ``num_frames`` frames (or
     the depth file's frame count; else the file's own pose count; else 121). Bad options (including a
     ``--frames`` that contradicts the depth file) raise :class:`UsageError`; everything about the file
-    is reported as issues."""
+    is reported as issues. With ``options.align_to`` (which needs ``depth``) the path is aligned first and the
+    fit reported (:mod:`.align`); a bad cameras file or an impossible fit raises :class:`TrajectoryError`
+    (it is another input than the trajectory checked)."""
     options = options or CameraOptions()
     report = LintReport(str(source))
     try:
@@ -87,23 +91,44 @@ def check_trajectory(source: str | Path, *, options: CameraOptions | None = None
         report.add("error", "resolve" if parsed.frame_count is None else "count",
                    exc.message + (f" ({exc.hint})" if exc.hint else ""), exc.line)
         return report
+    if depth is not None:
+        traj = in_scene_units(traj, depth)
+    elif traj.meta.get("translation_unit") == MEDIAN_DEPTH:
+        report.add("info", "units", "moves are measured in median depths of the scene: without --depth the "
+                                    "distances are checked for a median depth of 1")
+    traj = options.align(traj, depth)
     report.summary.update(format=parsed.meta.get("format"), source_frames=n, frames=len(traj))
+    _check_alignment(report, traj)
     if isinstance(parsed, OrbitKeyframes):
         _check_orbit(report, parsed, len(traj))
     _check_speed(report, traj)
     _check_chunks(report, traj)
-    if not isinstance(parsed, OrbitKeyframes):
+    if not isinstance(parsed, OrbitKeyframes) and "alignment" not in traj.meta:  # an aligned start is intended
         _check_start(report, traj, depth)
     if depth is not None:
         _check_depth(report, traj, depth, options.relative_to_source)
     return report
 
 
+def _check_alignment(report: LintReport, traj: Trajectory) -> None:
+    """The ``--align-to`` fit's figures (``summary.alignment``), its summary as an info and its doubts
+    (large residual, outliers, too few or collinear frames) as warnings."""
+    fit = traj.meta.get("alignment")
+    if fit is None:
+        return
+    report.summary["alignment"] = fit
+    report.add("info", "align", alignment_summary(fit))
+    for warning in alignment_warnings(fit):
+        report.add("warning", "align", warning)
+
+
 def _describe_reading(report: LintReport, parsed: TrajectorySource) -> None:
     meta = parsed.meta
     if meta.get("preset"):
         report.add("info", "preset", f"preset {meta['preset']!r} ({meta.get('path')})")
-    if meta.get("format") != "orbit":
+    if meta.get("format") == "moves":
+        report.add("info", "format", f"read as moves: {', '.join(meta['segments'])}")
+    elif meta.get("format") != "orbit":
         report.add("info", "format", f"read as {meta.get('format')}: {meta.get('convention')} axes, "
                    f"{meta.get('direction')}, anchor {meta.get('anchor')}, scale {meta.get('scale'):g} "
                    "(see --format/--convention/--direction/--anchor/--scale)")

@@ -13,9 +13,12 @@ name           what                                                         defa
 ``keyframes``  inspatio keyframe JSON (see :mod:`.formats.keyframes`)        opencv, c2w
 ``re10k``      RealEstate10K camera file                                     opencv, w2c
 ``nerfstudio`` nerfstudio ``camera_path.json``                               opengl, c2w
+``colmap``     a COLMAP model folder (see :mod:`.formats.colmap`)            opencv, w2c
+``moves``      camera moves, ``moves:forward:24,...`` or a ``.moves`` file   (relative by design)
 =============  ===========================================================  ======================
 
-Detection: ``.npy``/``.npz`` -> npy; ``.json`` -> nerfstudio (has ``camera_path``) or keyframes (has
+Detection: a source that starts with ``moves:`` is an inline moves path (:mod:`.formats.moves`); a folder ->
+colmap; ``.moves`` -> moves; ``.npy``/``.npz`` -> npy; ``.json`` -> nerfstudio (has ``camera_path``) or keyframes (has
 ``keyframes``); text -> re10k (19 numbers per line after an optional URL line), tcw (12/16 numbers on
 the first line and ``tcw`` or ``w2c`` in the file name), matrices (12/16 numbers on the first line, unless
 the file has exactly 3 lines that are not all rigid poses), else orbit. Per-frame
@@ -36,7 +39,11 @@ from ..errors import TrajectoryError, UsageError
 from ..files import atomic_output
 from ..geometry import se3
 from .formats import comment_lines, data_lines, load_json, read_text
+from .formats.colmap import read_colmap_trajectory
 from .formats.keyframes import keyframes_json, parse_keyframes
+from .formats.moves import SUFFIX as MOVES_SUFFIX
+from .formats.moves import PREFIX as MOVES_PREFIX
+from .formats.moves import is_inline, parse_moves
 from .formats.matrices import format_matrix_lines, parse_matrix_text, read_numpy, rows_to_poses
 from .formats.nerfstudio import nerfstudio_json, parse_nerfstudio
 from .formats.orbit import parse_orbit
@@ -45,7 +52,8 @@ from .source import ANCHORS, TrajectorySource
 from .trajectory import Trajectory
 
 _DEFAULTS = {"matrices": ("opencv", "c2w"), "tcw": ("opencv", "w2c"), "npy": ("opencv", None),
-             "keyframes": ("opencv", "c2w"), "re10k": ("opencv", "w2c"), "nerfstudio": ("opengl", "c2w")}
+             "keyframes": ("opencv", "c2w"), "re10k": ("opencv", "w2c"), "nerfstudio": ("opengl", "c2w"),
+             "colmap": ("opencv", "w2c")}
 PRESET_SUFFIXES = (".txt", ".json")
 
 
@@ -89,6 +97,8 @@ def detect_format(path: Path, text: str | None) -> str:
     """The format name of ``path`` (see the module docstring); ``text`` is the file's text, or None
     for ``.npy``/``.npz``."""
     suffix = path.suffix.lower()
+    if suffix == MOVES_SUFFIX:
+        return "moves"
     if suffix in (".npy", ".npz"):
         return "npy"
     if suffix == ".json":
@@ -135,11 +145,16 @@ def load_trajectory(source: str | Path, *, fmt: str | None = None, convention: s
         raise UsageError(f"--convention {convention!r}: expected one of {', '.join(se3.CONVENTIONS)}")
     if anchor is not None and anchor not in ANCHORS:
         raise UsageError(f"--anchor {anchor!r}: expected one of {', '.join(ANCHORS)}")
+    if is_inline(source):
+        _relative_by_design("moves", convention, direction, anchor)
+        return parse_moves(str(source)[len(MOVES_PREFIX):], str(source), inline=True, scale=scale,
+                           rotation_only=rotation_only, resample=resample, meta={"source": str(source), "preset": None})
     path, preset = find_source(source)
     meta = {"source": str(source), "preset": preset}
+    colmap = fmt == "colmap" or (fmt is None and path.is_dir())
     binary = (fmt == "npy") or (fmt is None and path.suffix.lower() in (".npy", ".npz"))
-    text = None if binary else read_text(path)
-    kind = fmt or detect_format(path, text)
+    text = None if binary or colmap else read_text(path)
+    kind = "colmap" if colmap else fmt or detect_format(path, text)
     data = None
     if kind == "json":
         data = load_json(path)
@@ -157,11 +172,12 @@ def load_trajectory(source: str | Path, *, fmt: str | None = None, convention: s
         if not isinstance(data, dict):
             raise TrajectoryError("a JSON trajectory must be an object", path, 1)
     meta["format"] = kind
+    if kind == "moves":
+        _relative_by_design("moves", convention, direction, anchor)
+        return parse_moves(text, path, inline=False, scale=scale, rotation_only=rotation_only, resample=resample,
+                           meta=meta)
     if kind == "orbit":
-        for flag, value in (("--convention", convention), ("--direction", direction), ("--anchor", anchor)):
-            if value is not None:
-                raise UsageError(f"{flag} does not apply to 3-line orbit trajectories (they are relative to "
-                                 "the first camera by definition)")
+        _relative_by_design("3-line orbit", convention, direction, anchor)
         if resample:
             raise UsageError("--resample applies to per-frame pose files; orbit keyframes always fit the video")
         return parse_orbit(text, path, scale=scale, rotation_only=rotation_only, meta=meta)
@@ -169,6 +185,8 @@ def load_trajectory(source: str | Path, *, fmt: str | None = None, convention: s
     conv, direc, anchor = convention or conv, direction or direc, anchor or "world"
     meta.update(convention=conv, direction=direc or "c2w", anchor=anchor, scale=scale)
     common = dict(convention=conv, anchor=anchor, scale=scale, rotation_only=rotation_only)
+    if kind == "colmap":
+        return read_colmap_trajectory(path, direction=direc, resample=resample, meta=meta, **common)
     if kind == "npy":
         return read_numpy(path, direction=direc, resample=resample, meta=meta, **common)
     if kind == "keyframes":
@@ -180,6 +198,14 @@ def load_trajectory(source: str | Path, *, fmt: str | None = None, convention: s
     if kind == "re10k":
         return parse_re10k(text, path, direction=direc, resample=resample, meta=meta, **common)
     return parse_matrix_text(text, path, direction=direc, resample=resample, meta=meta, **common)
+
+
+def _relative_by_design(kind: str, convention: str | None, direction: str | None, anchor: str | None) -> None:
+    """Refuse the pose-file options for formats that are relative to the first camera by definition."""
+    for flag, value in (("--convention", convention), ("--direction", direction), ("--anchor", anchor)):
+        if value is not None:
+            raise UsageError(f"{flag} does not apply to {kind} trajectories (they are relative to the first "
+                             "camera by definition)")
 
 
 def write_trajectory(trajectory: Trajectory, path: str | Path, to: str, *, fallback_K: np.ndarray | None = None,

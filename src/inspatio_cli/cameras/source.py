@@ -8,7 +8,9 @@ asked). :meth:`TrajectorySource.resolve` combines it with a :class:`TimeControl`
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,10 +21,16 @@ from ..geometry import se3
 from .timecontrol import TimeControl, official_adaptive_indices
 from .trajectory import Trajectory
 
+if TYPE_CHECKING:
+    from ..depth.result import DepthResult
+
 ANCHORS = ("world", "first")
 MAX_RELATIVE_FOCAL = 1e6
 """Largest focal length (and principal point offset) a file may give, in image sizes (a field of view of
 about 6e-5 degrees): beyond it the intrinsics are damage, and scaling them to the canvas could overflow."""
+MEDIAN_DEPTH = "median depth"
+"""``meta["translation_unit"]`` of a path whose translations are in median depths of the scene (the moves
+format, :mod:`.formats.moves`): :func:`in_scene_units` turns them into depth units once the depth is known."""
 
 
 def intrinsics_matrix(fx: np.ndarray, fy: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
@@ -180,3 +188,17 @@ def frame_count(source: TrajectorySource, num_frames: int | None = None, depth_f
     if n < 1:
         raise UsageError(f"--frames must be >= 1, got {n}")
     return n
+
+
+def in_scene_units(trajectory: Trajectory, depth: "DepthResult") -> Trajectory:
+    """``trajectory`` with its translations in ``depth``'s units: a path in median depths
+    (``meta["translation_unit"]`` is :data:`MEDIAN_DEPTH`) is scaled by the median of the first depth map
+    (recorded as ``meta["median_depth"]``); any other trajectory is returned as it is. Every command that
+    meets a trajectory with its scene's depth calls this (scene, ``trajectory check/show/convert --depth``)."""
+    if trajectory.meta.get("translation_unit") != MEDIAN_DEPTH:
+        return trajectory
+    median = float(depth.depth[0].float().median())
+    c2w = trajectory.rel_c2w.clone()
+    c2w[:, :3, 3] *= median
+    return dataclasses.replace(trajectory, rel_c2w=c2w,
+                               meta={**trajectory.meta, "translation_unit": "depth", "median_depth": median})

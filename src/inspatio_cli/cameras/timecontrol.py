@@ -25,15 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..choices import EXTEND_MODES
+from ..choices import EXTEND_MODES, MAX_OUTPUT_FRAMES
 from ..errors import UsageError
 
 OFFICIAL_MIN_FRAMES = 121
 OFFICIAL_MIN_DEG_PER_FRAME = 0.3
 OFFICIAL_MAX_DEG_PER_FRAME = 0.8
-MAX_OUTPUT_FRAMES = 1_000_000
-"""The longest time map accepted (11.5 hours at 24 fps): larger edits are refused before anything is
-allocated, instead of exhausting memory."""
 
 
 @dataclass(frozen=True)

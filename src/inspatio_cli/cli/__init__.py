@@ -14,7 +14,7 @@ from typing import Callable
 
 import typer
 
-from ..errors import InspatioError, Interrupted, RuntimeFailure, out_of_memory
+from ..errors import InspatioError, Interrupted, RuntimeFailure, note_signal, out_of_memory, pending_interrupt
 from ..progress import configure_logging
 from . import batch  # noqa: F401
 from . import caption  # noqa: F401
@@ -23,6 +23,8 @@ from . import info  # noqa: F401  (registers the command)
 from . import models  # noqa: F401
 from . import preview  # noqa: F401
 from . import rerender  # noqa: F401
+from . import scene  # noqa: F401
+from . import studio  # noqa: F401
 from . import trajectory  # noqa: F401
 from .app import Reported, app, print_error
 
@@ -64,6 +66,7 @@ def _interrupt(signum: int, frame) -> None:
     known to Python."""
     for sig in _SIGNALS:
         signal.signal(sig, _ignore)
+    note_signal(signal.Signals(signum).name)
     raise Interrupted(signal.Signals(signum).name)
 
 
@@ -76,11 +79,13 @@ def install_signal_handlers() -> Callable[[], None]:
     was not set from Python): :func:`main` calls it when it finishes, because it is a library entry point
     too and a handler left behind would raise :class:`Interrupted` in its caller's code."""
     previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
+    note_signal(None)
     for sig in _SIGNALS:
         if previous[sig] is not signal.SIG_IGN or sig == signal.SIGTERM:
             signal.signal(sig, _interrupt)
 
     def restore() -> None:
+        note_signal(None)
         for sig, handler in previous.items():
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
@@ -89,7 +94,11 @@ def install_signal_handlers() -> Callable[[], None]:
 
 def _fail(message: str, code: int, json_mode: bool) -> int:
     """Print the error line on stderr (and, under ``--json``, an ``error`` event on stdout, so a program
-    reading the JSON lines learns why there is no result); return the exit code."""
+    reading the JSON lines learns why there is no result); return the exit code. After a signal, whatever
+    error the unwinding met, the run reports the interruption (:func:`~inspatio_cli.errors.pending_interrupt`)."""
+    interrupted = pending_interrupt()
+    if interrupted is not None:
+        message, code = interrupted.one_line(), interrupted.exit_code
     print_error(message)
     if json_mode:
         _event(message, code)
@@ -159,8 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         result = command.main(args=args, prog_name="inspatio", standalone_mode=False)
         code = result if isinstance(result, int) else 0
-        if code == 130:  # recent Typer turns Ctrl-C into a returned exit code 130, without a message
-            code = _fail("interrupted by SIGINT", 130, json_mode)
+        if code == 130 or pending_interrupt() is not None:  # recent Typer turns Ctrl-C into a returned 130,
+            code = _fail("interrupted by SIGINT", 130, json_mode)  # and a library may have swallowed a signal
         else:
             code = _printed_failure(code, json_mode)
     except typer.Exit as exc:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..errors import InspatioError
+from ..errors import InspatioError, Interrupted
 from .app import JsonOpt, QuietOpt, add_plain_row, app, exit_for, print_error, print_table
 
 
@@ -27,6 +27,8 @@ def info(
     for path in videos:
         try:
             facts = probe(path)
+        except Interrupted:
+            raise
         except InspatioError as exc:
             failures.append(exc)
             print_error(exc.one_line())
@@ -35,7 +37,8 @@ def info(
             typer.echo(json.dumps(facts.as_dict()))
             continue
         audio = f"{facts.audio_codec} {facts.audio_sample_rate} Hz" if facts.has_audio else "none"
-        fps = f"{facts.fps:.3f}".rstrip("0").rstrip(".") + (" (VFR)" if facts.variable_frame_rate else "")
+        fps = f"{facts.fps:.3f}".rstrip("0").rstrip(".") + (" (VFR)" if facts.variable_frame_rate else "") + (
+            "" if facts.timestamps else " (no timestamps)")
         frames = str(facts.frame_count) + (f" of {facts.frame_count + facts.missing_frames} (cut off)"
                                            if facts.missing_frames else "")
         add_plain_row(table, path, f"{facts.width}x{facts.height}", fps, frames, f"{facts.duration:.2f} s",

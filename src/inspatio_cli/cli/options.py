@@ -16,6 +16,7 @@ import typer
 from ..choices import (DECODERS, DEFAULT_IMAGE_FPS, DEFAULT_IMAGE_FRAMES, DEFAULT_NAME, DTYPE_NAMES, FIT_MODES,
                        MODEL_SIZE)
 from ..devices import check_device, check_dtype
+from ..render.needs import DEFAULT_GENERATOR, MODELS
 from .app import SkipBadFramesOpt, option_group, parse_size
 from .models import WeightsDirOpt
 
@@ -68,6 +69,13 @@ CrfOpt = Annotated[int, typer.Option("--crf", help="H.264 quality of the output,
 FramesOpt = Annotated[Optional[int], typer.Option(
     "--frames", metavar="N", min=1, help=f"Image source: output frames (default: the trajectory's pose count for "
     f"per-frame files, else {DEFAULT_IMAGE_FRAMES}). Not for videos.", show_default=False)]
+ModelOpt = Annotated[str, typer.Option(
+    "--model", help=f"{' | '.join(MODELS)}: InSpatio-World v1, or v1.5 (its generator and render rules: per-frame "
+    "soft z-buffer and intrinsics, depth validity, cover-crop of a video of another aspect).",
+    rich_help_panel=MODEL_PANEL)]
+ViewsOpt = Annotated[bool, typer.Option(
+    "--views", help="The sources are the views of one scene: 3 or 4 photos of one size, or one folder of them "
+    "(sorted by name); one joint depth, every view warped into each frame and merged (the v1.5 rules).")]
 FpsOpt = Annotated[Optional[float], typer.Option(
     "--fps", metavar="F", help=f"Image source: output frame rate [default: {DEFAULT_IMAGE_FPS:g}]. A video keeps "
     "its own.", show_default=False)]
@@ -79,6 +87,7 @@ _RENDER_PARAMETERS: list[tuple[str, Any, Any]] = [
     ("weights_dir", WeightsDirOpt, None), ("fit", FitOpt, "stretch"), ("size", SizeOpt, DEFAULT_SIZE),
     ("save_condition", SaveConditionOpt, None), ("no_audio", NoAudioOpt, False), ("crf", CrfOpt, 18),
     ("skip_bad_frames", SkipBadFramesOpt, False), ("frames", FramesOpt, None), ("fps", FpsOpt, None),
+    ("model", ModelOpt, DEFAULT_GENERATOR),
 ]
 """The shared options: parameter name, annotated type (flag and help), default."""
 
@@ -88,8 +97,8 @@ class RenderOptions:
     """The shared options' values: ``seeds`` (default ``(0,)``), the output ``name`` pattern, ``prompt`` /
     ``prompt_file``, the model choices (``decoder``, ``device``, ``dtype``, ``text_device``, ``compile``,
     ``weights_dir``) and the render settings (``fit``, the canvas ``size`` (H, W) as parsed, not yet
-    checked, ``save_condition``, ``audio``, ``crf``, ``skip_bad_frames``) and an image source's ``frames``
-    and ``fps``."""
+    checked, ``save_condition``, ``audio``, ``crf``, ``skip_bad_frames``), an image source's ``frames``
+    and ``fps``, and the ``model`` (``--model``: the default of every job)."""
 
     seeds: tuple[int, ...]
     name: str | None
@@ -109,6 +118,7 @@ class RenderOptions:
     skip_bad_frames: bool
     frames: int | None
     fps: float | None
+    model: str
 
     def renderer_args(self) -> dict[str, Any]:
         """The keyword arguments of the command's :class:`Rerenderer`, as given (devices unresolved: a Ray
@@ -130,16 +140,16 @@ class RenderOptions:
 
         return JobDefaults(tuple(trajectories or ()), self.seeds, self.prompt, self.prompt_file, camera, depth,
                            self.fit, size or self.size, self.crf, self.audio, self.skip_bad_frames,
-                           self.save_condition, self.frames, self.fps)
+                           self.save_condition, self.frames, self.fps, self.model)
 
 
 def _build(seeds: list[int] | None, name: str | None, prompt: str | None, prompt_file: Path | None, decoder: str,
            device: str, dtype: str, text_device: str, compile_dit: bool, weights_dir: Path | None, fit: str,
            size: str, save_condition: Path | None, no_audio: bool, crf: int, skip_bad_frames: bool,
-           frames: int | None, fps: float | None) -> RenderOptions:
+           frames: int | None, fps: float | None, model: str) -> RenderOptions:
     return RenderOptions(tuple(seeds or (0,)), name, prompt, prompt_file, decoder, device, dtype, text_device,
                          compile_dit, weights_dir, fit, parse_size(size), save_condition, not no_audio, crf,
-                         skip_bad_frames, frames, fps)
+                         skip_bad_frames, frames, fps, model)
 
 
 render_options = option_group("options", _RENDER_PARAMETERS, _build)

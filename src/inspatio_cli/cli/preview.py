@@ -11,7 +11,7 @@ import typer
 from ..choices import COVERAGE_THRESHOLD, FIT_MODES, LAYOUTS, check_video_output
 from ..devices import check_device
 from .app import JsonOpt, OverwriteOpt, QuietOpt, SkipBadFramesOpt, app, reporter
-from .options import FpsOpt, FramesOpt
+from .options import FpsOpt, FramesOpt, ModelOpt, ViewsOpt
 from .trajectory import camera_options
 
 if TYPE_CHECKING:
@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 @app.command()
 @camera_options
 def preview(
-    video: Annotated[Path, typer.Argument(help="Source video, or a still image (png, jpg, webp).",
-                                          show_default=False)],
+    video: Annotated[list[Path], typer.Argument(help="Source video, or a still image (png, jpg, webp); with "
+                                                "--views, the photos of one scene or their folder.",
+                                                show_default=False)],
     trajectory: Annotated[str, typer.Option("--trajectory", "-t", help="A trajectory file or a preset name "
                                             "(see 'inspatio trajectory presets').", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Preview video to write (.mp4).",
@@ -45,18 +46,23 @@ def preview(
     skip_bad_frames: SkipBadFramesOpt = False,
     frames: FramesOpt = None,
     fps: FpsOpt = None,
+    model: ModelOpt = "world",
+    views: ViewsOpt = False,
     overwrite: OverwriteOpt = False,
     json_mode: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Warp VIDEO (or a still image) along a trajectory with its depth: source | warped | mask, and a coverage
-    summary.
+    """Warp VIDEO (or a still image, or --views: the photos of one scene, merged) along a trajectory with its
+    depth: source | warped | mask, and a coverage summary.
 
     No generator, no weights, no GPU. Low coverage = large holes the generator will have to invent.
     """
-    check_video_output(output, video)  # a bad output name is refused before PyTorch loads
+    if len(video) != 1 and not views:
+        raise typer.BadParameter("give one source (several photos of one scene: --views)", param_hint="'VIDEO'")
+    check_video_output(output, None if views else video[0])  # a bad output name is refused before PyTorch loads
     from ..render.preview import preview as run_preview
+    from ..video.multiview import open_views
 
-    run_preview(video, trajectory, output, depth=depth, layout=layout, save_condition=save_condition,
+    run_preview(open_views(video) if views else video[0], trajectory, output, depth=depth, layout=layout, save_condition=save_condition,
                 camera=camera, fit=fit, threshold=threshold, device=device, skip_bad_frames=skip_bad_frames,
-                frames=frames, fps=fps, overwrite=overwrite, reporter=reporter(json_mode, quiet))
+                frames=frames, fps=fps, model=model, overwrite=overwrite, reporter=reporter(json_mode, quiet))

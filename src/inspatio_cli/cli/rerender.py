@@ -15,7 +15,7 @@ import typer
 from ..choices import check_size
 from ..render.needs import check_core_weights
 from .app import JsonOpt, OverwriteOpt, QuietOpt, app, reporter
-from .options import RenderOptions, TrajectoriesOpt, render_options
+from .options import RenderOptions, TrajectoriesOpt, ViewsOpt, render_options
 from .trajectory import camera_options
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ def rerender(
                                         "or without suffix) for several outputs.", show_default=False)],
     camera: CameraOptions,
     options: RenderOptions,
+    views: ViewsOpt = False,
     depth: Annotated[Optional[Path], typer.Option("--depth", help="Depth cache file of the (single) video "
                                                   "(default: <video stem>.depth.safetensors next to the video, "
                                                   "else the depth model's cached estimate).")] = None,
@@ -43,7 +44,8 @@ def rerender(
 ) -> None:
     """Rerender VIDEO along a new camera trajectory with InSpatio-World (depth -> warp -> generator).
 
-    A still image is a video of one frame shown at every output frame (--frames, --fps).
+    A still image is a video of one frame shown at every output frame (--frames, --fps); with --views, the
+    sources are 3-4 photos of one scene (or a folder of them), warped together.
     Streams chunk by chunk: memory does not grow with the video. Writes OUT and its sidecar OUT.json
     (settings, weights, timings, warnings); --json prints progress events and the same object on stdout.
     Several videos, trajectories (-t) or seeds render their cross product into the folder OUT with the
@@ -53,12 +55,12 @@ def rerender(
     if not trajectories:
         raise typer.BadParameter("give at least one trajectory", param_hint="'--trajectory' / '-t'")
     canvas = check_size(options.size)
-    check_core_weights(videos, options.decoder, depth, options.weights_dir)
+    check_core_weights(videos, options.decoder, depth, options.weights_dir, options.model)
     from ..batch import plan_inputs, run_jobs
 
     defaults = options.job_defaults(trajectories, camera, depth, canvas)
     renderer = options.renderer()
-    jobs = plan_inputs(videos, defaults, output, options.name, overwrite=overwrite)
+    jobs = plan_inputs(videos, defaults, output, options.name, overwrite=overwrite, views=views)
     several = len(jobs) > 1
     summary = run_jobs(jobs, renderer, force=True,  # plan_inputs refused existing outputs unless --overwrite
                        isolate=several, job_events=several, forward_events=True,

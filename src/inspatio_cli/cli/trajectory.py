@@ -2,7 +2,7 @@
 
 :func:`camera_options` is the one definition of the flags that say how a trajectory is read and applied
 (``--format --convention --direction --scale --anchor --rotation-only --resample --relative-to-source
---freeze --slow --reverse --extend --min-frames``). Any command gets all of them, identically, by
+--align-to --freeze --slow --reverse --extend --min-frames``). Any command gets all of them, identically, by
 decorating itself and taking a ``camera: CameraOptions`` parameter::
 
     @app.command()
@@ -52,6 +52,10 @@ _CAMERA_PARAMETERS = [
                                       "instead of requiring one pose per frame.")),
     ("relative_to_source", bool, False, _option("--relative-to-source", help="Apply the path on top of the moving "
                                                 "source camera (for driving/handheld videos).")),
+    ("align_to", Optional[str], None, _option("--align-to", metavar="CAMERAS", help="The path is written in the "
+                                              "coordinate system of CAMERAS, your cameras of the source frames "
+                                              "(any pose format, one per frame): fit them onto the scene's and map "
+                                              "the path into it (needs the scene: --depth for trajectory commands).")),
     ("freeze", Optional[list[str]], None, _option("--freeze", metavar="FRAME:COUNT", panel=TIME_PANEL,
                                                   help="Hold source FRAME (or 'mid') for COUNT extra frames while "
                                                        "the camera keeps moving; repeatable.")),
@@ -71,12 +75,13 @@ def build_camera_options(fmt: str | None = None, convention: str | None = None, 
                          scale: float = 1.0, anchor: str | None = None, rotation_only: bool = False,
                          resample: bool = False, relative_to_source: bool = False, freeze: list[str] | None = None,
                          slow: list[str] | None = None, reverse: list[str] | None = None, extend: str = "none",
-                         min_frames: int = 0) -> CameraOptions:
+                         min_frames: int = 0, align_to: str | None = None) -> CameraOptions:
     """:class:`CameraOptions` from the values of the shared flags (validated: bad values are usage errors)."""
     from ..cameras import CameraOptions, TimeControl
 
     time = TimeControl.from_options(freeze, slow, reverse, extend, min_frames)
-    return CameraOptions(fmt, convention, direction, scale, anchor, rotation_only, resample, relative_to_source, time)
+    return CameraOptions(fmt, convention, direction, scale, anchor, rotation_only, resample, relative_to_source, time,
+                         align_to)
 
 
 camera_options = option_group("camera", [(name, Annotated[kind, info], default)

@@ -31,7 +31,8 @@ from ..devices import DEPTH_DTYPE_NAMES, resolve_device, resolve_dtype
 from ..errors import RuntimeFailure, UsageError, VideoError
 from ..files import cache_dir, fingerprint_file
 from ..progress import Reporter
-from ..video import Fit, cut_off_warning, iter_frames, lost_frames_warning, probe
+from ..video import Fit, cut_off_warning, lost_frames_warning
+from ..video.multiview import Views, source_fingerprint, source_frames, source_info
 from .catalog import DEFAULT_MODEL, DepthModel, depth_model
 from .checkpoints import load_model
 from .da3 import HEAD_PIXELS, DA3Config, DA3Net, NestedConfig, NestedDA3Net
@@ -249,8 +250,8 @@ class _Maps:
             return torch.from_numpy(np.memmap(self.file, dtype=np.float32, mode="c", shape=(self.frames, *self.size)))
 
 
-def _cache_key(video: Path, settings: DepthSettings, weights: Sequence[str | Path] | None) -> str:
-    digest = hashlib.sha256(f"v{CACHE_VERSION};{fingerprint_file(video)};{settings.describe()}".encode())
+def _cache_key(video: Path | Views, settings: DepthSettings, weights: Sequence[str | Path] | None) -> str:
+    digest = hashlib.sha256(f"v{CACHE_VERSION};{source_fingerprint(video)};{settings.describe()}".encode())
     for path in weights or ():
         p = Path(path)
         target = p / "model.safetensors" if p.is_dir() else p
@@ -258,12 +259,14 @@ def _cache_key(video: Path, settings: DepthSettings, weights: Sequence[str | Pat
     return digest.hexdigest()[:20]
 
 
-def cache_path(video: str | Path, settings: DepthSettings, weights: Sequence[str | Path] | None = None) -> Path:
-    """Where :func:`get_depth` keeps the depth of ``video`` for ``settings``."""
-    return cache_dir("depth") / f"{_cache_key(Path(video), settings, weights)}.depth.safetensors"
+def cache_path(video: str | Path | Views, settings: DepthSettings,
+               weights: Sequence[str | Path] | None = None) -> Path:
+    """Where :func:`get_depth` keeps the depth of ``video`` (or of views) for ``settings``."""
+    source = video if isinstance(video, Views) else Path(video)
+    return cache_dir("depth") / f"{_cache_key(source, settings, weights)}.depth.safetensors"
 
 
-def get_depth(video: str | Path, *, model: str | DepthModel = DEFAULT_MODEL,
+def get_depth(video: str | Path | Views, *, model: str | DepthModel = DEFAULT_MODEL,
               weights: Sequence[str | Path] | None = None, weights_dir: str | Path | None = None,
               fit: str = "stretch", size: tuple[int, int] = MODEL_SIZE, window: int | None = None,
               overlap: int = DEFAULT_OVERLAP, process_res: int = PROCESS_RES,
@@ -271,7 +274,9 @@ def get_depth(video: str | Path, *, model: str | DepthModel = DEFAULT_MODEL,
               device: str | torch.device = "auto", cache: bool = True, skip_bad_frames: bool = False,
               reporter: Reporter | None = None) -> DepthResult:
     """The depth cache of ``video``: loaded from the cache when these settings were computed before,
-    else estimated with DA3 (see :func:`estimate_depth`) and stored in the cache.
+    else estimated with DA3 (see :func:`estimate_depth`) and stored in the cache. ``video`` may be the
+    :class:`~inspatio_cli.video.multiview.Views` of one scene: one joint estimate over the views, as over
+    the frames of a clip (one per view, view 0 the reference camera).
 
     ``model``: a ``--model`` name (:data:`.checkpoints.DEPTH_MODELS`); ``weights``: user weight files or
     folders (one per checkpoint of the model) instead of the registry lookup in ``weights_dir`` / the
@@ -290,7 +295,7 @@ def get_depth(video: str | Path, *, model: str | DepthModel = DEFAULT_MODEL,
     prec = resolve_dtype(dtype, dev, allowed=DEPTH_DTYPE_NAMES)
     if window is not None and window < 2:
         raise UsageError(f"--window must be at least 2 (windows are chained on shared frames), got {window}")
-    info = probe(video)
+    info = source_info(video)
     cut_off = cut_off_warning(info, skip_bad_frames)
     if cut_off:
         reporter.warn(cut_off)
@@ -306,12 +311,12 @@ def get_depth(video: str | Path, *, model: str | DepthModel = DEFAULT_MODEL,
     proc_hw = process_sizes(video_fit.src_hw, process_res)[1]
     win = window if window is not None else auto_window(spec.config, proc_hw, dev, prec)
     decoding: dict = {}
-    frames = (frame for _, frame in iter_frames(video, skip_bad_frames=skip_bad_frames, stats=decoding))
+    frames = (frame for _, frame in source_frames(video, skip_bad_frames=skip_bad_frames, stats=decoding))
     result = estimate_depth(frames, net, video_fit, window=win, overlap=overlap, process_res=process_res,
                             smooth_sigma=smooth_sigma, dtype=prec, device=dev, reporter=reporter,
                             total=info.frame_count, spill=path.parent)
     result.meta.update(model=spec.name, units="metric" if spec.metric else "relative", licence=spec.licence,
-                       video_hash=fingerprint_file(video), fit=fit, settings=settings.describe(),
+                       video_hash=source_fingerprint(video), fit=fit, settings=settings.describe(),
                        window=str(win), dtype=prec)
     if decoding.get("skipped"):
         result.meta["lost_frames"] = str(decoding["skipped"])

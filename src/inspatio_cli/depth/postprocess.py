@@ -24,6 +24,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from ..geometry.se3 import invert, make_pose, matrix_to_quaternion, quaternion_to_matrix
 from ..video import Fit
+from .result import DepthResult
 
 SMOOTH_SIGMA = 2.0
 
@@ -92,3 +93,21 @@ def smooth_poses(c2w: np.ndarray, sigma: float = SMOOTH_SIGMA) -> np.ndarray:
     quats /= np.linalg.norm(quats, axis=1, keepdims=True)
     trans = gaussian_filter1d(c2w[:, :3, 3], sigma, axis=0, mode="reflect", truncate=4.0)
     return make_pose(quaternion_to_matrix(quats), trans)
+
+
+def resample_depth(depth: DepthResult, source_hw: tuple[int, int], size: tuple[int, int],
+                   fit: str = "stretch") -> DepthResult:
+    """``depth`` (made on another canvas of the same video and fit) moved onto the canvas ``size`` (H, W):
+    maps by nearest neighbour (as the depth stage resizes), ``K`` through the same pixel mapping (the
+    official corner convention, :meth:`Fit.pixel_transform`); letterbox pixels of ``pad`` get the frame's
+    largest depth and confidence 0, as the depth stage fills them. Poses are unchanged. The resampled maps
+    are held in memory (the memory-mapped file is not: keep depth made on the run's canvas for long clips)."""
+    old = Fit.make(source_hw, depth.size, fit).pixel_transform()
+    new = Fit.make(source_hw, size, fit).pixel_transform()
+    transform = new @ torch.linalg.inv(old)
+    maps = depth.depth.float()
+    far = maps.flatten(1).amax(1)
+    confidence = None if depth.confidence is None else maps_to_canvas(depth.confidence.float(), transform, size, 0.0)
+    meta = {**depth.meta, "resampled_from": f"{depth.size[0]}x{depth.size[1]}"}
+    return DepthResult(maps_to_canvas(maps, transform, size, far), intrinsics_to_canvas(depth.K, transform),
+                       depth.c2w, confidence, meta)

@@ -63,7 +63,15 @@ class DepthResult:
 
     ``meta`` keys used by the tool: ``model`` (depth model name), ``units`` (``"metric"`` or
     ``"relative"``), ``video_hash`` (see :func:`inspatio_cli.files.fingerprint_file`), ``fit``
-    (stretch|crop|pad), ``settings`` (a string identifying the depth settings, for cache keys).
+    (stretch|crop|pad), ``settings`` (a string identifying the depth settings, for cache keys). A file
+    made by ``inspatio scene import`` (:mod:`inspatio_cli.interchange`) also records ``import_format`` and
+    ``import_source`` (what it was converted from), ``import_convention`` and ``import_direction`` (the
+    source's pose axes and c2w/w2c, converted to OpenCV c2w), ``import_anchor`` (the source's first
+    camera-to-world pose, 16 numbers: imported poses are relative to it, and exports restore it),
+    ``unknown_depth`` (how many pixels had no depth: they hold the frame's largest depth with confidence
+    0), ``scene_kind`` (``image``/``video``, for v1.5 scenes) and, for COLMAP models, ``import_scale`` (the
+    factor applied to the model's depth to reach the COLMAP units), ``import_scale_points`` and
+    ``import_scale_spread`` (how many observations gave it, and their median relative deviation).
     """
 
     depth: torch.Tensor

@@ -18,32 +18,11 @@ least-squares answer for ``R`` and ``t`` given a robust ``s``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-from ..geometry.se3 import make_pose, orthonormalize
-
-
-@dataclass(frozen=True)
-class Sim3:
-    """``X_A = scale * R @ X_B + t``."""
-
-    scale: float
-    R: np.ndarray
-    t: np.ndarray
-
-    @classmethod
-    def identity(cls) -> "Sim3":
-        return cls(1.0, np.eye(3), np.zeros(3))
-
-    def apply_to_poses(self, c2w: np.ndarray) -> np.ndarray:
-        """Camera-to-world ``(n, 4, 4)`` in world B -> world A (rigid poses; the scale moves the centres)."""
-        c2w = np.asarray(c2w, dtype=np.float64)
-        rot = self.R[None] @ c2w[:, :3, :3]
-        centres = self.scale * c2w[:, :3, 3] @ self.R.T + self.t
-        return make_pose(rot, centres)
+from ..geometry.se3 import orthonormalize
+from ..geometry.sim3 import Sim3
 
 
 def depth_scale(depth_a: torch.Tensor, depth_b: torch.Tensor, conf_a: torch.Tensor | None = None,

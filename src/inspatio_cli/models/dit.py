@@ -538,7 +538,10 @@ def build_generator(state: Mapping[str, torch.Tensor], *, path: str | Path | Non
     state = _strip_prefix(state)
     shapes = {k: tuple(v.shape) for k, v in {**(base_state or {}), **state}.items()}
     if config is None:
-        config = config_from_state(shapes)
+        try:
+            config = config_from_state(shapes)
+        except (ValueError, ZeroDivisionError) as exc:  # shapes no DiT has (a dim no head count divides)
+            raise WeightsError(f"not an {what}: its tensor shapes give no valid model ({exc})", path) from None
         _check_official(config, path)
     with torch.device("meta"):
         model = CausalWanDiT(config)

@@ -12,7 +12,8 @@ and resolves its trajectory once; its ``settings``, ``fingerprint``, ``required_
 The fingerprint identifies a render by content, not by path: the video's and the depth file's
 :func:`~inspatio_cli.files.fingerprint_file`, the resolved trajectory's digest (:func:`trajectory_digest`:
 its poses, time map and intrinsics, so a trajectory file edited under the same name, or other intrinsics,
-give another fingerprint), the camera options, prompt, seed, decoder, precision, canvas, fit, CRF, audio
+give another fingerprint), the ``--align-to`` cameras file's fingerprint, the camera options, prompt, seed,
+the model (``--model``: which generator and which render rules), decoder, precision, canvas, fit, CRF, audio
 and the generator and autoencoder weights' fingerprints.
 """
 
@@ -29,15 +30,16 @@ import torch
 from .. import caption as captioning
 from ..cameras import CameraOptions, Trajectory, TrajectorySource
 from ..choices import check_size
-from ..depth.sidecar import find_sidecar
 from ..errors import UsageError
 from ..files import check_outputs, fingerprint_file
-from ..scene import depth_weights_needed, source_camera
+from ..scene import depth_weights_needed, source_camera, source_sidecar, trajectory_frames
 from ..text import check_prompt_text, find_cached_embedding, read_prompt_file
-from ..video import Fit, VideoInfo, probe, with_fps
+from ..video import Fit, VideoInfo
+from ..video.multiview import Views, source_files, source_info
+from ..views import RenderRules, render_rules
 from ..weights import catalog, hub
 from .condition_videos import condition_outputs
-from .needs import TEXT_WEIGHTS, autoencoder_weights, render_weights
+from .needs import DEFAULT_GENERATOR, TEXT_WEIGHTS, autoencoder_weights, generator_weights, render_weights
 
 TEXT_DTYPE = torch.bfloat16
 """The text encoder always runs in bfloat16, as the official pipeline does (its embeddings are cached)."""
@@ -67,12 +69,15 @@ class DepthSource:
 
 
 class FileFingerprints:
-    """:func:`~inspatio_cli.files.fingerprint_file`, remembered by resolved path: call it with a path."""
+    """:func:`~inspatio_cli.files.fingerprint_file`, remembered by resolved path: call it with a path (or
+    :class:`~inspatio_cli.video.multiview.Views`: their :meth:`~inspatio_cli.video.multiview.Views.fingerprint`)."""
 
     def __init__(self) -> None:
         self.known: dict[Path, str] = {}
 
-    def __call__(self, path: str | Path) -> str:
+    def __call__(self, path: str | Path | Views) -> str:
+        if isinstance(path, Views):
+            return path.fingerprint()
         key = Path(path).resolve()
         if key not in self.known:
             self.known[key] = fingerprint_file(path)
@@ -87,10 +92,11 @@ class RenderPlan:
     map, intrinsics); ``camera``: the trajectory and time options; ``depth``: its source; ``canvas``: the
     fit of the source frames onto the canvas ``size`` (H, W); ``prompt``: the prompt text, ``None`` when it
     will be a caption of the video; ``settings``: the resolved settings (the sidecar's ``settings``) and
-    ``fingerprint`` their 16-hex-digit identity; ``weights``: registry names of the files to load.
+    ``fingerprint`` their 16-hex-digit identity; ``weights``: registry names of the files to load;
+    ``rules``: the model's render rules (``--model``), handed to the scene.
     """
 
-    video: Path
+    video: Path | Views
     info: VideoInfo
     trajectory: Trajectory
     camera: CameraOptions
@@ -100,6 +106,7 @@ class RenderPlan:
     settings: dict[str, Any]
     fingerprint: str
     weights: tuple[str, ...]
+    rules: RenderRules
     file_fingerprint: FileFingerprints = field(default_factory=FileFingerprints, compare=False, repr=False)
     """:func:`~inspatio_cli.files.fingerprint_file` of a path, computed once per file for this plan."""
 
@@ -135,16 +142,17 @@ def prompt_text(prompt: str | None, prompt_file: str | Path | None, weights_dir:
     return None if can_caption(weights_dir) else ""
 
 
-def required_weights(setup: ModelSetup, video: str | Path, *, depth: str | Path | None, text: str | None,
-                     fit: str, size: tuple[int, int], info: VideoInfo | None = None) -> list[str]:
+def required_weights(setup: ModelSetup, video: str | Path | Views, *, depth: str | Path | None, text: str | None,
+                     fit: str, size: tuple[int, int], info: VideoInfo | None = None,
+                     model: str = DEFAULT_GENERATOR) -> list[str]:
     """Registry names of every weight file a render of ``video`` needs with the prompt ``text`` (``None``:
-    a caption): the generator and the autoencoder unless held (:class:`ModelSetup`), the text encoder and
+    a caption): ``model``'s generator and the autoencoder unless held (:class:`ModelSetup`), the text encoder and
     tokenizer unless the prompt's embedding is cached and they are absent, the depth model unless the depth
     comes from ``depth``, a sidecar or the estimate cache for ``fit`` and the canvas ``size`` (H, W).
     ``info``: the video's probe, when the caller has it."""
     text_needed = (text is None or text_files_present(setup.weights_dir)
                    or find_cached_embedding(text, TEXT_DTYPE) is None)
-    return (render_weights(setup.decoder, held=setup.held, text=text_needed, depth=False)
+    return (render_weights(setup.decoder, model=model, held=setup.held, text=text_needed, depth=False)
             + depth_weights_needed(video, depth, fit=fit, size=size, info=info))
 
 
@@ -161,19 +169,23 @@ def trajectory_digest(trajectory: Trajectory) -> str:
 
 def fingerprint_of(settings: dict[str, Any]) -> str:
     """16 hex digits identifying ``settings`` (paths left out: moving a file keeps the fingerprint). A
-    video's frame rate is part of its content; an image's is a setting, so it is hashed with the image."""
-    identity = {k: v for k, v in settings.items() if k not in ("video", "trajectory", "depth")}
+    video's frame rate is part of its content; an image's is a setting, so it is hashed with the image. The
+    default model is left out, so renders made before ``--model`` existed keep their fingerprint."""
+    identity = {k: v for k, v in settings.items() if k not in ("video", "trajectory", "depth")
+                and (k, v) != ("model", DEFAULT_GENERATOR)}
     source = settings["video"]
     identity["video"] = source["fingerprint"] if source["kind"] == "video" else [source["fingerprint"], source["fps"]]
     identity["trajectory"] = settings["trajectory"]["digest"]
     identity["depth"] = settings["depth"].get("fingerprint", settings["depth"].get("estimate"))
+    if "align_to" in settings["trajectory"]:
+        identity["align_to"] = settings["trajectory"]["align_to"]["fingerprint"]
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def render_inputs(video: str | Path, trajectory: str | Path | TrajectorySource, *, depth: str | Path | None = None,
-                  prompt_file: str | Path | None = None) -> dict[Path, str]:
+def render_inputs(video: str | Path | Views, trajectory: str | Path | TrajectorySource, *,
+                  depth: str | Path | None = None, prompt_file: str | Path | None = None) -> dict[Path, str]:
     """The files a render (or preview) reads, by what they are: no output may replace one of them."""
-    inputs = {Path(video): "the source video"}
+    inputs = {path: "a source view" if isinstance(video, Views) else "the source video" for path in source_files(video)}
     if isinstance(trajectory, (str, Path)) and Path(trajectory).is_file():
         inputs[Path(trajectory)] = "the trajectory file"
     if depth is not None:
@@ -201,14 +213,17 @@ def check_render_outputs(output: Path, inputs: dict[Path, str], *, sidecar: bool
                   overwrite=overwrite)
 
 
-def make_plan(setup: ModelSetup, video: str | Path, trajectory: str | Path | TrajectorySource, *,
+def make_plan(setup: ModelSetup, video: str | Path | Views, trajectory: str | Path | TrajectorySource, *,
               depth: str | Path | None = None, prompt: str | None = None, prompt_file: str | Path | None = None,
               seed: int = 0, camera: CameraOptions | None = None, fit: str = "stretch",
               size: Sequence[int] | None = None, crf: int = 18, audio: bool = True, frames: int | None = None,
-              fps: float | None = None) -> RenderPlan:
+              fps: float | None = None, model: str = DEFAULT_GENERATOR) -> RenderPlan:
     """The plan of a render of ``video`` (or a still image) along ``trajectory`` (a file, a preset name or a
-    loaded source) with :meth:`Rerenderer.render <.rerender.Rerenderer.render>`'s arguments (``frames`` and
-    ``fps``: an image's output length and frame rate, :func:`~inspatio_cli.scene.source_camera`). Probes the
+    loaded source; ``video`` may be the :class:`~inspatio_cli.video.multiview.Views` of one scene) with
+    :meth:`Rerenderer.render <.rerender.Rerenderer.render>`'s arguments (``frames`` and
+    ``fps``: an image's output length and frame rate, :func:`~inspatio_cli.scene.source_camera`; ``model``:
+    ``world`` or ``world-1.5``, the generator and its render rules, which may turn ``fit`` stretch into crop,
+    :meth:`~inspatio_cli.views.RenderRules.fit_mode`). Probes the
     video once, parses and resolves the trajectory once, reads the prompt file if any (read it first when it
     is standard input, and pass its text as ``prompt``); loads no model and no pixels.
 
@@ -217,29 +232,36 @@ def make_plan(setup: ModelSetup, video: str | Path, trajectory: str | Path | Tra
     """
     camera = camera or CameraOptions()
     hw = check_size(size)
+    rules = render_rules(model)
     text = prompt_text(prompt, prompt_file, setup.weights_dir)
-    info = with_fps(probe(video), fps)
+    info = source_info(video, fps)
+    fit = rules.fit_mode(fit, (info.height, info.width), hw)
     canvas = Fit.make((info.height, info.width), hw, fit)
     source = trajectory if isinstance(trajectory, TrajectorySource) else camera.load(trajectory)
     camera = source_camera(info, source, camera, frames)
-    resolved = source.resolve(info.frame_count, camera.time, fps=info.fps, size=hw)
-    sidecar = find_sidecar(video) if depth is None else None
+    resolved = source.resolve(trajectory_frames(info), camera.time, fps=info.fps, size=hw)
+    sidecar = source_sidecar(video) if depth is None else None
     depth_source = (DepthSource("file", Path(depth)) if depth is not None else
                     DepthSource("sidecar", Path(sidecar)) if sidecar is not None else DepthSource("estimate"))
-    weights = required_weights(setup, video, depth=depth_source.path, text=text, fit=fit, size=hw, info=info)
+    weights = required_weights(setup, video, depth=depth_source.path, text=text, fit=fit, size=hw, info=info,
+                               model=model)
     fingerprints = FileFingerprints()
     located = {name: hub.locate(catalog.entry(name), setup.weights_dir)
-               for name in ("generator", autoencoder_weights(setup.decoder))}
+               for name in (generator_weights(model), autoencoder_weights(setup.decoder))}
     settings = {
-        "video": {"path": str(video), "fingerprint": fingerprints(video), "kind": info.kind, "fps": info.fps},
+        "video": {"path": info.path, "fingerprint": fingerprints(video), "kind": info.kind, "fps": info.fps,
+                  **({"views": [str(p) for p in video.paths]} if isinstance(video, Views) else {})},
         "trajectory": {"source": str(trajectory) if not isinstance(trajectory, TrajectorySource) else
                        type(trajectory).__name__, "digest": trajectory_digest(resolved), "frames": len(resolved)},
         "camera": camera.describe(),
         "depth": ({"path": str(depth_source.path), "fingerprint": fingerprints(depth_source.path)}
                   if depth_source.path is not None else {"estimate": "default depth model, cached by video content"}),
-        "prompt": text, "seed": int(seed), "decoder": setup.decoder, "dtype": setup.dtype, "fit": fit,
+        "prompt": text, "seed": int(seed), "model": model, "decoder": setup.decoder, "dtype": setup.dtype, "fit": fit,
         "size": list(hw), "crf": int(crf), "audio": bool(audio),
         "weights": {name: None if path is None else fingerprints(path) for name, path in located.items()},
     }
-    return RenderPlan(Path(video), info, resolved, camera, depth_source, canvas, text, settings,
-                      fingerprint_of(settings), tuple(weights), fingerprints)
+    if camera.align_to is not None:
+        camera.load_cameras(info.frame_count)  # a bad cameras file fails here, before any depth or model work
+        settings["trajectory"]["align_to"] = {"path": camera.align_to, "fingerprint": fingerprints(camera.align_to)}
+    return RenderPlan(video if isinstance(video, Views) else Path(video), info, resolved, camera, depth_source,
+                      canvas, text, settings, fingerprint_of(settings), tuple(weights), rules, fingerprints)

@@ -34,6 +34,8 @@ from ..scene import open_scene
 from ..scene_stream import WarpedChunk, warped_chunks
 from ..progress import Reporter
 from ..video import VideoInfo, VideoWriter, lost_frames_warning, to_uint8
+from ..video.multiview import Views
+from ..views import render_rules
 from ..warp import coverage, mask_to_video
 from .condition_videos import ConditionWriter
 from .plan import check_render_outputs, render_inputs
@@ -84,13 +86,14 @@ class PreviewResult:
         }
 
 
-def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output: str | Path, *,
+def preview(video: str | Path | Views, trajectory: str | Path | TrajectorySource, output: str | Path, *,
             depth: str | Path | None = None, layout: str = "side", save_condition: str | Path | None = None,
             camera: CameraOptions | None = None, fit: str = "stretch", threshold: float = COVERAGE_THRESHOLD,
             chunk_size: int = 12, device: str = "cpu", crf: int = 18, skip_bad_frames: bool = False,
-            frames: int | None = None, fps: float | None = None, overwrite: bool = False,
+            frames: int | None = None, fps: float | None = None, model: str = "world", overwrite: bool = False,
             reporter: Reporter | None = None) -> PreviewResult:
-    """Warp ``video`` (or a still image) along ``trajectory`` and write the preview video ``output`` (see the
+    """Warp ``video`` (a still image, or the views of one scene: :func:`~inspatio_cli.video.multiview.open_views`,
+    merged) along ``trajectory`` and write the preview video ``output`` (see the
     module doc).
 
     ``depth``: a depth cache file (default: the video's sidecar depth, else the depth stage's estimate); ``layout``: side|warped|mask|grid;
@@ -100,7 +103,8 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
     ``device``: where the warp runs (a name of :mod:`inspatio_cli.devices`); ``crf``: H.264 quality of the
     preview video; ``skip_bad_frames``: source frames that do not decode are replaced by the previous good
     one (counted in ``lost_frames``, warned about); ``frames``/``fps``: for an image, the output length and
-    frame rate (:func:`inspatio_cli.scene.source_camera`, :func:`inspatio_cli.video.with_fps`);
+    frame rate (:func:`inspatio_cli.scene.source_camera`, :func:`inspatio_cli.video.with_fps`); ``model``:
+    whose render rules warp (``world`` or ``world-1.5``, :data:`inspatio_cli.views.RENDER_RULES`; no weights);
     ``overwrite``: replace existing outputs (without it an existing output is refused, as is any output that
     is an input or another output of the run, before any work: :func:`.plan.check_render_outputs`).
     """
@@ -108,14 +112,15 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
         raise UsageError(f"unknown layout {layout!r} (choose {', '.join(LAYOUTS)})")
     if not 0.0 <= threshold <= 1.0:
         raise UsageError(f"the coverage threshold must be within 0..1, got {threshold}")
-    output = check_video_output(output, video)
+    output = check_video_output(output, None if isinstance(video, Views) else video)
     check_render_outputs(output, render_inputs(video, trajectory, depth=depth), sidecar=False,
                          save_condition=save_condition, overwrite=overwrite)
+    rules = render_rules(model)
     warp_device = resolve_device(device)
     reporter = reporter or Reporter("silent")
     first_warning = len(reporter.warnings)
     scene = open_scene(video, trajectory, camera=camera, depth=depth, fit=fit, skip_bad_frames=skip_bad_frames,
-                       frames=frames, fps=fps, reporter=reporter)
+                       frames=frames, fps=fps, rules=rules, reporter=reporter)
     info = scene.video
     rate = info.rate
     audio = info.has_audio and scene.time_is_identity
@@ -127,7 +132,8 @@ def preview(video: str | Path, trajectory: str | Path | TrajectorySource, output
     decoding: dict = {}
     with contextlib.ExitStack() as stack:  # the condition videos are renamed last, once the preview is there
         conditions = stack.enter_context(ConditionWriter(condition, rate)) if condition is not None else None
-        writer = stack.enter_context(VideoWriter(output, rate, crf=crf, audio_from=info.path if audio else None))
+        writer = stack.enter_context(VideoWriter(output, rate, crf=crf, audio_from=info.path if audio else None,
+                                                   warn=reporter.warn))
         for chunk in warped_chunks(scene, chunk_size, device=warp_device, skip_bad_frames=skip_bad_frames, stats=decoding,
                                    reporter=reporter):
             values = coverage(chunk.mask).tolist()

@@ -14,7 +14,8 @@ calls. One render:
 4. streams: per generator chunk (9 frames for the first, then 12) it warps the frames, makes the latent
    condition (:class:`generate.condition.ChunkFeeder`: source and warped frames through two stream
    encoders, the mask folded into its 4 latent channels), runs one STAR chunk (context pass + 4 denoising
-   steps), decodes it and appends the frames to the output.
+   steps), decodes it and appends the frames to the output: :class:`.stream.ChunkStepper`, which
+   :meth:`Rerenderer.session` also steps, with the caller's cameras (:mod:`.session`).
 
 Memory does not grow with the video: between chunks only the generator's KV buffer and previous chunk,
 the autoencoders' per-layer caches and at most a chunk of latents are kept (the depth maps, read once,
@@ -65,13 +66,15 @@ from ..scene import Scene, open_scene, padded_length
 from ..progress import Reporter
 from ..text import read_prompt_file
 from ..video import lost_frames_warning
+from ..video.multiview import Views, source_files
 from ..weights import hub
 from .models import Models, load_models
-from .needs import autoencoder_weights
+from .needs import DEFAULT_GENERATOR, autoencoder_weights
 from .plan import (ModelSetup, RenderPlan, can_caption, check_render_outputs, make_plan, prompt_text,
                    render_inputs, required_weights)
 from .prompt import embed_prompts, prompt_record
-from .stream import StreamOptions, stream
+from .session import Prepared, RenderSession, live_source
+from .stream import ChunkStepper, StreamOptions, stream
 
 SIDECAR_FORMAT = "inspatio-rerender/1"
 
@@ -108,14 +111,15 @@ class RerenderResult:
         return self.frames / total if total > 0 else 0.0
 
     def summary(self) -> dict[str, Any]:
-        """The sidecar ``OUT.json`` (also the ``--json`` result): format, tool version, output facts, the
-        source (``kind`` video or image, path, frames, fps), the inputs, the scene (sizes, depth origin,
-        trajectory), resolved settings and their fingerprint, prompt (and caption), weight files with sizes
+        """The sidecar ``OUT.json`` (also the ``--json`` result): format, tool version, the ``model``, output
+        facts, the source (``kind`` video, image or views, path, frames, fps), the inputs, the scene (sizes,
+        depth origin, trajectory), resolved settings and their fingerprint, prompt (and caption), weight files with sizes
         and fingerprints, per-stage seconds, peak memory, warp coverage and warnings. ``setup_seconds`` is
         the work done before the render for all the jobs of a run at once (depth estimates, captions and
         prompt embeddings, model loading: see :func:`batch.run_jobs`)."""
         return {
             "format": SIDECAR_FORMAT, "version": __version__, "output": str(self.output),
+            "model": self.settings["model"],
             "frames": self.frames, "fps": self.fps, "size": list(self.size), "chunks": self.chunks,
             "padded_frames": self.padded_frames, "audio": self.audio, "lost_frames": self.lost_frames,
             "condition_dir": None if self.condition_dir is None else str(self.condition_dir),
@@ -129,8 +133,6 @@ class RerenderResult:
             "frames_per_second": round(self.frames_per_second, 4), "peak_memory": self.peak_memory,
             "coverage": self.coverage, "warnings": list(self.warnings),
         }
-
-
 
 
 class Rerenderer:
@@ -170,9 +172,6 @@ class Rerenderer:
         # reported then (a batch embeds every prompt up front), so later lookups of them stay quiet
         self._embedded: set[str] = set()
 
-    # ------------------------------------------------------------------------------------------------
-    # What a render needs
-
     @property
     def autoencoder_weights(self) -> str:
         """Registry name of the autoencoder file: ``vae`` or ``tae``."""
@@ -186,42 +185,40 @@ class Rerenderer:
         """This renderer's weights folder, decoder, precision and the models it holds, for a plan."""
         return ModelSetup(self.weights_dir, self.decoder, self.dtype_name, self.models.held(self.decoder))
 
-    def plan(self, video: str | Path, trajectory: str | Path | TrajectorySource, **options: Any) -> RenderPlan:
+    def plan(self, video: str | Path | Views, trajectory: str | Path | TrajectorySource, **options: Any) -> RenderPlan:
         """The plan of a render with these arguments (those of :meth:`settings`; :func:`.plan.make_plan`)."""
         return make_plan(self.model_setup(), video, trajectory, **options)
 
-    def required_weights(self, video: str | Path, *, depth: str | Path | None = None, prompt: str | None = None,
+    def required_weights(self, video: str | Path | Views, *, depth: str | Path | None = None, prompt: str | None = None,
                          prompt_file: str | Path | None = None, fit: str = "stretch",
-                         size: Sequence[int] | None = None) -> list[str]:
-        """Registry names of every weight file a render with these arguments needs: the generator and the
-        autoencoder (unless already in :attr:`models`), the text encoder and tokenizer unless the prompt's
-        embedding is cached, the depth model unless the depth comes from a file, sidecar or cache
+                         size: Sequence[int] | None = None, model: str = DEFAULT_GENERATOR) -> list[str]:
+        """Registry names of every weight file a render with these arguments needs: ``model``'s generator
+        and the autoencoder (unless already in :attr:`models`), the text encoder and tokenizer unless the
+        prompt's embedding is cached, the depth model unless the depth comes from a file, sidecar or cache
         (:func:`.plan.required_weights`, without resolving a trajectory)."""
         return required_weights(self.model_setup(), video, depth=depth, fit=fit, size=check_size(size),
-                                text=prompt_text(prompt, prompt_file, self.weights_dir))
+                                text=prompt_text(prompt, prompt_file, self.weights_dir), model=model)
 
-    def check_weights(self, video: str | Path, **options: Any) -> dict[str, Path]:
+    def check_weights(self, video: str | Path | Views, **options: Any) -> dict[str, Path]:
         """Local paths of :meth:`required_weights` (same arguments); one :class:`WeightsError` lists every
         missing file with its size and the download command. Touches no network and builds nothing."""
         return hub.resolve(self.required_weights(video, **options), self.weights_dir, purpose="for rerender")
 
-    def settings(self, video: str | Path, trajectory: str | Path | TrajectorySource, *,
+    def settings(self, video: str | Path | Views, trajectory: str | Path | TrajectorySource, *,
                  depth: str | Path | None = None, prompt: str | None = None, prompt_file: str | Path | None = None,
                  seed: int = 0, camera: CameraOptions | None = None, fit: str = "stretch",
                  size: Sequence[int] | None = None, crf: int = 18, audio: bool = True, frames: int | None = None,
-                 fps: float | None = None) -> dict[str, Any]:
+                 fps: float | None = None, model: str = DEFAULT_GENERATOR) -> dict[str, Any]:
         """The resolved settings of a render, identified by content rather than by path (see :mod:`.plan`).
         Cheap: probes the video and parses the trajectory, loads no model. :meth:`fingerprint` hashes it."""
         return self.plan(video, trajectory, depth=depth, prompt=prompt, prompt_file=prompt_file, seed=seed,
-                         camera=camera, fit=fit, size=size, crf=crf, audio=audio, frames=frames, fps=fps).settings
+                         camera=camera, fit=fit, size=size, crf=crf, audio=audio, frames=frames, fps=fps,
+                         model=model).settings
 
-    def fingerprint(self, video: str | Path, trajectory: str | Path | TrajectorySource, **options: Any) -> str:
+    def fingerprint(self, video: str | Path | Views, trajectory: str | Path | TrajectorySource, **options: Any) -> str:
         """The settings fingerprint a render with these arguments records in its sidecar (arguments as
         :meth:`settings`): a finished job whose sidecar holds the same value need not be redone."""
         return self.plan(video, trajectory, **options).fingerprint
-
-    # ------------------------------------------------------------------------------------------------
-    # Prompt, text embedding and models
 
     def embed_prompts(self, prompts: Sequence[str]) -> list[torch.Tensor]:
         """umT5 embeddings ``(1, 512, dim)`` of raw prompts through the cache, the text encoder loaded once
@@ -230,24 +227,23 @@ class Rerenderer:
         return embed_prompts(prompts, weights_dir=self.weights_dir, text_device=self.text_device_name,
                              reporter=self.reporter, embedded=self._embedded)
 
-    def load_models(self, paths: dict[str, Path] | None = None) -> tuple[CausalWanDiT, StreamingAutoencoder]:
-        """The generator and autoencoder, loaded now unless already held (``paths``: from
+    def load_models(self, paths: dict[str, Path] | None = None,
+                    model: str = DEFAULT_GENERATOR) -> tuple[CausalWanDiT, StreamingAutoencoder]:
+        """``model``'s generator and the autoencoder, loaded now unless already held (``paths``: from
         :meth:`check_weights`; default: resolved here; :func:`.models.load_models`)."""
         return load_models(self.models, paths, decoder=self.decoder, device=self.device, dtype=self.dtype,
-                           weights_dir=self.weights_dir, reporter=self.reporter)
+                           weights_dir=self.weights_dir, reporter=self.reporter, model=model)
 
-    # ------------------------------------------------------------------------------------------------
-    # Rendering
-
-    def render(self, video: str | Path, trajectory: str | Path | TrajectorySource, output: str | Path, *,
+    def render(self, video: str | Path | Views, trajectory: str | Path | TrajectorySource, output: str | Path, *,
                depth: str | Path | None = None, prompt: str | None = None, prompt_file: str | Path | None = None,
                seed: int = 0, camera: CameraOptions | None = None, fit: str = "stretch",
                size: Sequence[int] | None = None, crf: int = 18, audio: bool = True,
                save_condition: str | Path | None = None, skip_bad_frames: bool = False, frames: int | None = None,
-               fps: float | None = None, overwrite: bool = False) -> RerenderResult:
-        """Rerender ``video`` (or a still image: png, jpg, webp) along ``trajectory`` (a file, a preset name or
-        a loaded source) into ``output`` (.mp4/.mov/.mkv) and its sidecar ``<output>.json``; see the module
-        docstring.
+               fps: float | None = None, model: str = DEFAULT_GENERATOR, overwrite: bool = False) -> RerenderResult:
+        """Rerender ``video`` (or a still image: png, jpg, webp, or the views of one scene,
+        :func:`~inspatio_cli.video.multiview.open_views`; a caption is made of view 0) along ``trajectory``
+        (a file, a preset name or a loaded source) into ``output`` (.mp4/.mov/.mkv) and its sidecar
+        ``<output>.json``; see the module docstring.
 
         ``depth``: a depth cache file (default: the sidecar, else the cached estimate, else the depth
         model); ``prompt``/``prompt_file``: the text prompt (at most one; neither: caption or empty);
@@ -263,42 +259,24 @@ class Rerenderer:
         ``frames``/``fps``: for an image, the output length (default: a per-frame trajectory's pose count,
         else :data:`~inspatio_cli.video.DEFAULT_IMAGE_FRAMES`) and frame rate (default
         :data:`~inspatio_cli.video.DEFAULT_IMAGE_FPS`); every output frame shows the image.
+        ``model``: ``world`` (InSpatio-World v1, the default) or ``world-1.5`` (the v1.5 generator with the
+        v1.5 render rules, :data:`inspatio_cli.views.RENDER_RULES`).
 
         Raises :class:`WeightsError` (all missing files at once, before any work), :class:`UsageError`,
         :class:`InputError` subclasses for bad inputs, :class:`RuntimeFailure` when out of memory.
         """
         reporter = self.reporter
         first_warning = len(reporter.warnings)
-        output = check_video_output(output, video)
+        output = check_video_output(output, None if isinstance(video, Views) else video)
         check_render_outputs(output, render_inputs(video, trajectory, depth=depth, prompt_file=prompt_file),
                              sidecar=True, save_condition=save_condition, overwrite=overwrite)
-        if prompt is not None and prompt_file is not None:
-            raise UsageError("give either --prompt or --prompt-file, not both")
-        from_file = prompt_file is not None
-        if from_file:
-            prompt = read_prompt_file(prompt_file)  # read once: the file may be standard input
         meter = StageMeter(self.device, self.track_memory)
         with meter("total"):
-            with meter("check"):
-                plan = self.plan(video, trajectory, depth=depth, prompt=prompt, seed=seed, camera=camera, fit=fit,
-                                 size=size, crf=crf, audio=audio, frames=frames, fps=fps)
-                paths = {**self.models.files,
-                         **hub.resolve(plan.weights, self.weights_dir, purpose="for rerender")}
-            with meter("scene"):
-                scene = open_scene(video, plan.trajectory, camera=plan.camera, depth=plan.depth.path, fit=fit,
-                                   size=plan.size, resample_depth=True, weights_dir=self.weights_dir,
-                                   device=str(self.device), skip_bad_frames=skip_bad_frames, info=plan.info,
-                                   video_fingerprint=plan.file_fingerprint(video), reporter=reporter)
-            with meter("prompt"):
-                described = prompt_record(video, plan.prompt, given=prompt is not None, from_file=from_file,
-                                          weights_dir=self.weights_dir, text_device=self.text_device_name,
-                                          reporter=reporter)
-                embedding = self.embed_prompts([described["text"]])[0]
-            with meter("load"):
-                generator, autoencoder = self.load_models(paths)
-            if embedding.shape[-1] != generator.cfg.text_dim:
-                raise WeightsError(f"the prompt embedding has {embedding.shape[-1]} dimensions but the generator "
-                                   f"expects {generator.cfg.text_dim}: the text encoder does not belong to it")
+            ready = self._prepare(video, trajectory, meter, depth=depth, prompt=prompt, prompt_file=prompt_file,
+                                  seed=seed, camera=camera, fit=fit, size=size, crf=crf, audio=audio,
+                                  frames=frames, fps=fps, skip_bad_frames=skip_bad_frames, model=model)
+            plan, scene, described, paths = ready.plan, ready.scene, ready.prompt, ready.paths
+            generator, autoencoder, embedding = ready.generator, ready.autoencoder, ready.embedding
             with meter("depth range"):
                 scene.log_depth_max(self.device, reporter=reporter)
             keep_audio = audio and scene.video.has_audio and scene.time_is_identity
@@ -306,7 +284,8 @@ class Rerenderer:
                 reporter.info("the source audio is not kept: the time map does not show every frame once, in order")
             reporter.info(f"{scene.video.path}: {scene.video.frame_count} frames at {scene.video.fps:g} fps -> "
                           f"{scene.num_frames} frames at {scene.size[0]}x{scene.size[1]}, depth from "
-                          f"{scene.depth_origin}, decoder {self.decoder}, {self.dtype_name} on {self.device}")
+                          f"{scene.depth_origin}, model {model}, decoder {self.decoder}, {self.dtype_name} on "
+                          f"{self.device}")
             try:
                 coverages, lost = stream(scene, output, generator, autoencoder, embedding, StreamOptions(
                     seed, crf, keep_audio, save_condition, skip_bad_frames, self.device, self.compile), meter, reporter)
@@ -325,6 +304,69 @@ class Rerenderer:
                       f"{result.frames_per_second:.2f} frames/s) and {result.sidecar}")
         reporter.event("result", **result.summary())
         return result
+
+    def session(self, video: str | Path, trajectory: str | Path | TrajectorySource | None = None, *,
+                depth: str | Path | None = None, prompt: str | None = None, prompt_file: str | Path | None = None,
+                seed: int = 0, camera: CameraOptions | None = None, fit: str = "stretch",
+                size: Sequence[int] | None = None, skip_bad_frames: bool = False, frames: int | None = None,
+                fps: float | None = None, model: str = DEFAULT_GENERATOR) -> RenderSession:
+        """A :class:`~.session.RenderSession` on ``video`` (or an image), prepared as :meth:`render` prepares
+        (same arguments), then made chunk by chunk, each step with the cameras its caller chooses; it steps
+        :meth:`render`'s chunk loop, so stepped with ``trajectory``'s cameras it gives the render's frames bit
+        for bit. ``trajectory``: sets the length, time map, default cameras and clip-wide z-buffer maximum;
+        ``None``: a live session (output frame k shows source frame k, an image's for ``frames`` frames; every
+        step gives its cameras; running z-buffer maximum, :mod:`.stream`), which needs the Wan VAE decoder."""
+        if trajectory is None and self.decoder == "tae":
+            raise UsageError("a live render session (no trajectory) needs the Wan VAE decoder: TAEHV encodes a "
+                             "chunk only together with the next chunk's frames, whose cameras are not known yet")
+        meter = StageMeter(self.device, self.track_memory)
+        live = trajectory is None
+        ready = self._prepare(video, live_source() if live else trajectory, meter, depth=depth, prompt=prompt,
+                              prompt_file=prompt_file, seed=seed, camera=camera, fit=fit, size=size, crf=18,
+                              audio=False, frames=frames, fps=fps, skip_bad_frames=skip_bad_frames, model=model)
+        if not live:  # the clip-wide maximum of the trajectory's cameras (a live session keeps a running one)
+            with meter("depth range"):
+                ready.scene.log_depth_max(self.device, reporter=self.reporter)
+        stepper = ChunkStepper(ready.scene, ready.generator, ready.autoencoder, ready.embedding, seed=seed,
+                               device=self.device, compile=self.compile, skip_bad_frames=skip_bad_frames,
+                               live=live, relative_to_source=ready.plan.camera.relative_to_source, meter=meter,
+                               reporter=self.reporter)
+        return RenderSession(stepper, ready.scene, ready.prompt, meter, live=live)
+
+    def _prepare(self, video: str | Path, trajectory: str | Path | TrajectorySource, meter: StageMeter, *,
+                 depth: str | Path | None, prompt: str | None, prompt_file: str | Path | None, seed: int,
+                 camera: CameraOptions | None, fit: str, size: Sequence[int] | None, crf: int, audio: bool,
+                 frames: int | None, fps: float | None, skip_bad_frames: bool, model: str) -> Prepared:
+        """What a render or a session needs before its first chunk, each part timed on ``meter``: the plan
+        and its weight files (checked first), the scene, the prompt record and embedding, the models."""
+        reporter = self.reporter
+        if prompt is not None and prompt_file is not None:
+            raise UsageError("give either --prompt or --prompt-file, not both")
+        from_file = prompt_file is not None
+        if from_file:
+            prompt = read_prompt_file(prompt_file)  # read once: the file may be standard input
+        with meter("check"):
+            plan = self.plan(video, trajectory, depth=depth, prompt=prompt, seed=seed, camera=camera, fit=fit,
+                             size=size, crf=crf, audio=audio, frames=frames, fps=fps, model=model)
+            paths = hub.resolve(plan.weights, self.weights_dir, purpose="for rerender")
+        with meter("scene"):
+            scene = open_scene(video, plan.trajectory, camera=plan.camera, depth=plan.depth.path, fit=fit,
+                               size=plan.size, resample_depth=True, weights_dir=self.weights_dir,
+                               device=str(self.device), skip_bad_frames=skip_bad_frames, info=plan.info,
+                               video_fingerprint=plan.file_fingerprint(video), rules=plan.rules,
+                               reporter=reporter)
+        with meter("prompt"):
+            described = prompt_record(source_files(video)[0], plan.prompt, given=prompt is not None, from_file=from_file,
+                                      weights_dir=self.weights_dir, text_device=self.text_device_name,
+                                      reporter=reporter)
+            embedding = self.embed_prompts([described["text"]])[0]
+        with meter("load"):
+            generator, autoencoder = self.load_models(paths, model)
+            paths = {**paths, **self.models.files}  # the files of the models held, loaded now or before
+        if embedding.shape[-1] != generator.cfg.text_dim:
+            raise WeightsError(f"the prompt embedding has {embedding.shape[-1]} dimensions but the generator "
+                               f"expects {generator.cfg.text_dim}: the text encoder does not belong to it")
+        return Prepared(plan, paths, scene, described, embedding, generator, autoencoder)
 
     def _result(self, output: Path, scene: Scene, plan: RenderPlan, prompt: dict[str, Any],
                 paths: dict[str, Path], meter: StageMeter, coverages: list[float], audio: bool,

@@ -4,6 +4,9 @@ frame, and FFmpeg's error text."""
 
 from __future__ import annotations
 
+import errno
+import stat
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -12,13 +15,20 @@ from ..errors import VideoError
 
 
 def check_file(path: str | Path) -> Path:
-    """``path`` when it is a non-empty file; :class:`VideoError` for a missing, folder or empty one."""
+    """``path`` when it is a non-empty file; :class:`VideoError` for a missing, folder, empty or unreachable
+    one (a symbolic link loop, no permission to look), from one ``stat`` of it."""
     p = Path(path)
-    if not p.exists():
-        raise VideoError("no such file", p)
-    if p.is_dir():
+    try:
+        found = p.stat()
+    except OSError as exc:
+        problem = {errno.ENOENT: "no such file", errno.ELOOP: "symbolic link loop (too many levels of symbolic "
+                   "links)", errno.ENOTDIR: "no such file (a part of the path is not a folder)"}
+        raise VideoError(problem.get(exc.errno) or ffmpeg_reason(exc), p) from None
+    except ValueError as exc:  # a NUL byte in the name
+        raise VideoError(f"invalid file name ({exc})", p) from None
+    if stat.S_ISDIR(found.st_mode):
         raise VideoError("is a directory, not a video file", p)
-    if p.stat().st_size == 0:
+    if found.st_size == 0:
         raise VideoError("file is empty", p)
     return p
 
@@ -48,9 +58,48 @@ def video_stream(container: av.container.InputContainer, path: str | Path) -> av
 
 
 def is_frame(packet: av.Packet) -> bool:
-    """Whether a demuxed packet is a frame of the video: it has data and a timestamp and is not discarded.
-    Probing counts these and decoding expects one frame from each, so both agree on the frame count."""
-    return bool(packet.size) and packet.pts is not None and not packet.is_discard
+    """Whether a demuxed packet is a frame of the video: it has data and is not discarded. Its timestamp
+    may be missing (raw H.264/HEVC streams have none; some files lack it on their first packets). Probing
+    counts these and decoding expects one frame from each, so both agree on the frame count."""
+    return bool(packet.size) and not packet.is_discard
+
+
+def frame_rate(stream: av.video.stream.VideoStream) -> Fraction:
+    """The stream's frame rate: the average, else FFmpeg's guess, else the base rate, else 25 fps (what a raw
+    stream without timing information is taken at)."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return Fraction(rate) if rate and rate > 0 else Fraction(25, 1)
+
+
+TS_DISCONT = 0x0200
+"""FFmpeg's ``AVFMT_TS_DISCONT``: the container format lets timestamps jump (MPEG-TS)."""
+
+
+class Timeline:
+    """Mends one video stream's timestamps where a format that allows it (:data:`TS_DISCONT`) lets them jump
+    back, as in MPEG-TS files joined end to end: a packet whose decoding timestamp is not after the previous
+    one's starts a new part, shifted (with every packet after it) to follow one frame interval later. Probing
+    and decoding pass every packet through :meth:`mend`, so both see the same timestamps."""
+
+    def __init__(self, container: av.container.InputContainer, stream: av.video.stream.VideoStream):
+        self.active = bool(container.format.flags & TS_DISCONT) and stream.time_base is not None
+        self.step = max(1, round(1 / (frame_rate(stream) * stream.time_base))) if self.active else 1
+        self.offset = 0
+        self.last: int | None = None
+
+    def mend(self, packet: av.Packet) -> av.Packet:
+        """``packet`` with its timestamps shifted onto the mended timeline (in place)."""
+        if not self.active or packet.dts is None:
+            return packet
+        dts = packet.dts + self.offset
+        if self.last is not None and dts <= self.last:
+            self.offset += self.last + self.step - dts
+            dts = self.last + self.step
+        packet.dts = dts
+        if packet.pts is not None:
+            packet.pts += self.offset
+        self.last = dts
+        return packet
 
 
 def rotation_of(frame: av.VideoFrame) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import logging
 from pathlib import Path
 from typing import Iterator
 
@@ -13,8 +14,10 @@ import av
 import numpy as np
 
 from ..errors import VideoError
-from .container import ffmpeg_reason, is_frame, open_source, rotation_of, video_stream
+from .container import Timeline, ffmpeg_reason, frame_rate, is_frame, open_source, rotation_of, video_stream
 from .image import is_image, read_image
+
+log = logging.getLogger(__name__)
 
 
 def iter_frames(path: str | Path, *, start_frame: int = 0, max_frames: int | None = None,
@@ -29,6 +32,11 @@ def iter_frames(path: str | Path, *, start_frame: int = 0, max_frames: int | Non
     good frame (the first good one at the start) at its own timestamp, so frame indices and times stay
     those :func:`~inspatio_cli.video.probe` counts, and ``stats["skipped"]`` counts the replaced frames so far.
     A still image (:func:`~.image.is_image`) yields its one frame at time 0 (upright, :func:`~.image.read_image`).
+
+    Frames without a timestamp (raw H.264/HEVC streams) follow the previous one by one frame interval at the
+    stream's declared rate. A video whose picture size changes mid-stream is decoded at its first frame's
+    size (the size :func:`~inspatio_cli.video.probe` reports): later frames of another size are scaled to it,
+    stretched as a player shows them in one window, with a warning on the ``inspatio_cli`` logger.
     """
     if max_frames is not None and max_frames <= 0:
         return
@@ -42,26 +50,27 @@ def iter_frames(path: str | Path, *, start_frame: int = 0, max_frames: int | Non
         stream = video_stream(container, path)
         stream.thread_type = "AUTO"
         tb = float(stream.time_base) if stream.time_base else None
-        origin: float | None = None
+        clock = _Clock(1.0 / float(frame_rate(stream)))
         index = -1
         emitted = 0
-        rotation = None
+        rotation = size = None
+        resized = False
         frames = _decode_frames(container, stream, path, skip_bad_frames, stats)
         for frame, pts in frames:
             index += 1
-            if pts != frame.pts and tb:  # a replaced frame, shown at its own time
-                t = pts * tb
-            else:
-                t = frame.time if frame.time is not None else (
-                    frame.pts * tb if (frame.pts is not None and tb) else float(index) / float(stream.average_rate or 25))
-            if origin is None:
-                origin = t
-                rotation = rotation_of(frame)
-            t -= origin
+            t = clock.time(None if pts is None else (pts * tb if tb else frame.time))
+            if size is None:
+                rotation, size = rotation_of(frame), (frame.width, frame.height)
             if index < start_frame or (start_time is not None and t < start_time - 1e-9):
                 continue
             if end_time is not None and t >= end_time - 1e-9:
                 break
+            if (frame.width, frame.height) != size:  # scaled to the first size, as a player shows it
+                if not resized:
+                    log.warning("%s: the picture size changes from %dx%d to %dx%d at frame %d; such frames are "
+                                "scaled to %dx%d", path, *size, frame.width, frame.height, index, *size)
+                resized = True
+                frame = frame.reformat(width=size[0], height=size[1])
             image = frame.to_ndarray(format="rgb24")
             if rotation:
                 image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
@@ -71,6 +80,27 @@ def iter_frames(path: str | Path, *, start_frame: int = 0, max_frames: int | Non
                 break
         if emitted == 0 and index < 0:
             raise VideoError("no decodable video frame", path)
+
+
+class _Clock:
+    """Frame times in seconds from the first frame: a frame's own timestamp when it has one, else (a raw
+    stream, packets without timestamps) one frame interval ``step`` after the previous frame."""
+
+    def __init__(self, step: float):
+        self.step = step
+        self.origin: float | None = None
+        self.last: float | None = None
+
+    def time(self, stamp: float | None) -> float:
+        """The time of the next frame, whose own timestamp in seconds is ``stamp`` (None: it has none)."""
+        following = 0.0 if self.last is None else self.last + self.step
+        if stamp is None:
+            self.last = following
+        else:
+            if self.origin is None:
+                self.origin = stamp - following
+            self.last = stamp - self.origin
+        return self.last
 
 
 def lost_frames_warning(path: str | Path, lost: int, total: int) -> str:
@@ -132,9 +162,10 @@ def _decode_packets(container, stream, expected: list[int], path, lenient: bool,
     A decoding error raises :class:`VideoError`; ``lenient`` passes over packets that fail and stops
     quietly where the container itself is damaged."""
     codec = stream.codec_context
+    timeline = Timeline(container, stream)
     try:
-        for packet in container.demux(stream):
-            if is_frame(packet):
+        for packet in map(timeline.mend, container.demux(stream)):
+            if is_frame(packet) and packet.pts is not None:
                 heapq.heappush(expected, packet.pts)
             try:
                 yield from codec.decode(packet)

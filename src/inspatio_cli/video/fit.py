@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..choices import FIT_MODES, MODEL_SIZE
+from ..choices import FIT_MODES, MODEL_SIZE, check_canvas
 from ..errors import UsageError
 
 PAD_VALUE = -1.0
@@ -39,7 +39,8 @@ class Fit:
             raise UsageError(f"unknown fit mode {mode!r} (choose stretch, crop or pad)")
         sh, sw = map(int, src_hw)
         dh, dw = map(int, dst_hw)
-        if min(sh, sw, dh, dw) <= 0:
+        check_canvas(dh, dw)
+        if min(sh, sw) <= 0:
             raise UsageError(f"invalid sizes for fitting: {sh}x{sw} -> {dh}x{dw}")
         crop, content, offset = (0, 0, sh, sw), (dh, dw), (0, 0)
         if mode == "crop":

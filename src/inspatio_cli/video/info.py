@@ -14,8 +14,12 @@ import av
 import numpy as np
 
 from ..errors import UsageError, VideoError
-from .container import ffmpeg_reason, is_frame, open_source, rotation_of, video_stream
+from .container import Timeline, ffmpeg_reason, frame_rate, is_frame, open_source, rotation_of, video_stream
 from .image import DEFAULT_IMAGE_FPS, is_image, read_image
+
+
+MIN_FPS = 0.001
+"""The lowest ``--fps`` of an image's video (a frame every 1000 s): exact rates keep denominators up to 1001."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,9 @@ class VideoInfo:
     """Frames the container's index lists beyond the end of the file (a cut-off copy of a file whose index
     comes first, e.g. an mp4 written for streaming): they are not in ``frame_count`` and cannot be decoded."""
     kind: str = "video"
+    timestamps: bool = True
+    """False for a stream whose frames carry no timestamps (a raw H.264/HEVC stream): its frames are taken one
+    after another at ``fps``, the rate the stream declares (25 when it declares none)."""
 
     def as_dict(self) -> dict:
         """JSON-friendly dict (``fps_fraction`` as ``"num/den"``)."""
@@ -60,7 +67,10 @@ class VideoInfo:
 def probe(path: str | Path) -> VideoInfo:
     """Read a source's facts. A video: demuxes every video packet (no full decode) to count frames exactly
     and to detect variable frame rate, and decodes the first frame to validate the stream and read rotation.
-    A still image (:func:`~.image.is_image`): :func:`probe_image`.
+    A stream without timestamps (a raw H.264/HEVC elementary stream, or packets that lack them) is taken at
+    the rate it declares (25 fps when it declares none), one frame after another: its ``duration`` is
+    ``frame_count / fps`` and it is never variable-rate. Codecs are named by the codec (``av1``), not by the
+    decoder FFmpeg picked (``libdav1d``). A still image (:func:`~.image.is_image`): :func:`probe_image`.
 
     Raises :class:`VideoError` for a missing, empty, non-video or undecodable file.
     """
@@ -69,43 +79,50 @@ def probe(path: str | Path) -> VideoInfo:
     with contextlib.closing(open_source(path)) as container:
         stream = video_stream(container, path)
         ctx = stream.codec_context
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        if not rate or rate <= 0:
-            rate = Fraction(25, 1)
+        rate = frame_rate(stream)
+        timeline = Timeline(container, stream)
         pts: list[int] = []
+        n = 0
         stored = 0  # packets with data, shown or not: what an mp4's index counts
         try:
-            for packet in container.demux(stream):
+            for packet in map(timeline.mend, container.demux(stream)):
                 stored += bool(packet.size)
                 if is_frame(packet):
-                    pts.append(packet.pts)
+                    n += 1
+                    if packet.pts is not None:
+                        pts.append(packet.pts)
         except av.error.FFmpegError as exc:
             raise VideoError(f"cannot read packets ({ffmpeg_reason(exc)})", path) from None
-        if not pts:
+        if not n:
             raise VideoError("video stream has no frames", path)
-        container.seek(0)
-        first = _first_frame(container, stream, path)
-        rotation = rotation_of(first)
-        width, height = (ctx.height, ctx.width) if rotation % 180 else (ctx.width, ctx.height)
-        tb = float(stream.time_base) if stream.time_base else 1.0 / float(rate)
-        stamps = np.unique(np.asarray(pts, dtype=np.int64))
-        vfr = _is_vfr(stamps, tb, float(rate))
-        n = len(pts)
-        indexed = "mp4" in container.format.name.split(",")  # the index of mp4/mov counts every sample exactly
-        missing = max(0, int(stream.frames or 0) - stored) if indexed else 0
-        vfr = vfr and not missing  # the last packets of a cut-off file carry no reliable timing
-        duration = _duration(stream, stamps, tb, n, float(rate))
         audio = container.streams.audio[0] if container.streams.audio else None
         actx = audio.codec_context if audio is not None else None
+        indexed = "mp4" in container.format.name.split(",")  # the index of mp4/mov counts every sample exactly
+        missing = max(0, int(stream.frames or 0) - stored) if indexed else 0
+        with contextlib.closing(open_source(path)) as again:  # from the start without a seek (raw streams, wraps)
+            first = _first_frame(again, video_stream(again, path), path)
+        rotation = rotation_of(first)
+        width, height = (first.height, first.width) if rotation % 180 else (first.width, first.height)
+        tb = float(stream.time_base) if stream.time_base else 1.0 / float(rate)
+        timed = len(pts) == n
+        stamps = np.unique(np.asarray(pts, dtype=np.int64)) if timed else np.zeros(0, np.int64)
+        vfr = _is_vfr(stamps, tb, float(rate)) and not missing  # a cut-off file's last packets have no timing
+        duration = _duration(stream, stamps, tb, n, float(rate)) if timed else n / float(rate)
         return VideoInfo(
             path=str(path), width=int(width), height=int(height), fps=float(rate), frame_count=n,
-            duration=duration, rotation=rotation, codec=ctx.name, pix_fmt=str(ctx.pix_fmt or "unknown"),
+            duration=duration, rotation=rotation, codec=codec_name(ctx), pix_fmt=str(ctx.pix_fmt or "unknown"),
             bit_depth=_bit_depth(ctx.pix_fmt), variable_frame_rate=vfr, has_audio=audio is not None,
-            audio_codec=actx.name if actx is not None else None,
+            audio_codec=codec_name(actx) if actx is not None else None,
             audio_sample_rate=int(actx.sample_rate) if actx is not None and actx.sample_rate else None,
             audio_channels=int(actx.channels) if actx is not None and actx.channels else None,
-            fps_fraction=(rate.numerator, rate.denominator), missing_frames=missing,
+            fps_fraction=(rate.numerator, rate.denominator), missing_frames=missing, timestamps=bool(pts),
         )
+
+
+def codec_name(ctx: av.codec.context.CodecContext) -> str:
+    """The codec of a stream as FFmpeg names it (``h264``, ``av1``, ``mp3``), not the decoder that reads it
+    (``libdav1d``, ``mp3float``)."""
+    return ctx.codec.canonical_name or ctx.name
 
 
 def probe_image(path: str | Path) -> VideoInfo:
@@ -126,8 +143,8 @@ def with_fps(info: VideoInfo, fps: float | None) -> VideoInfo:
         return info
     if info.kind != "image":
         raise UsageError("--fps applies to image sources; a video keeps its own frame rate", info.path)
-    if not (math.isfinite(fps) and 0 < fps <= 240):
-        raise UsageError(f"--fps must be within (0, 240], got {fps:g}")
+    if not (math.isfinite(fps) and MIN_FPS <= fps <= 240):
+        raise UsageError(f"--fps must be within [{MIN_FPS:g}, 240], got {fps:g}")
     rate = Fraction(fps).limit_denominator(1001)
     return dataclasses.replace(info, fps=float(rate), duration=1.0 / float(rate),
                                fps_fraction=(rate.numerator, rate.denominator))

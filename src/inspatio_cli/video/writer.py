@@ -4,11 +4,12 @@ encoded on a background thread, with optional audio passthrough."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import threading
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import av
 import numpy as np
@@ -49,9 +50,11 @@ class VideoWriter:
     Use as a context manager; ``write(frames)`` accepts uint8 ``(T, H, W, 3)`` / ``(H, W, 3)`` or float
     ``(T, 3, H, W)`` in [-1, 1]. The file appears under ``path`` only when the block exits normally.
 
-    ``audio_from``: a media file whose first audio stream is copied (or re-encoded to AAC when the MP4
+    ``audio_from``: a media file whose first audio stream is copied (or re-encoded to AAC when the
     container cannot hold its codec), starting at ``audio_start`` seconds and trimmed to the number of
-    frames written. ``lossless``: x264 with qp 0 (yuv444p), for masks and debugging.
+    frames written; audio that cannot be kept is left out (or ends early) with a warning passed to
+    ``warn`` (default: the ``inspatio_cli`` logger), never failing the video (:mod:`.audio`).
+    ``lossless``: x264 with qp 0 (yuv444p), for masks and debugging.
     Odd frame sizes cannot use 4:2:0, so they are written as yuv444p.
 
     ``background`` (default): ``write`` copies the frames' bytes into a numpy array of their own and
@@ -64,7 +67,7 @@ class VideoWriter:
 
     def __init__(self, path: str | Path, fps: float | Fraction, *, crf: int = 18, preset: str = "medium",
                  audio_from: str | Path | None = None, audio_start: float = 0.0, lossless: bool = False,
-                 background: bool = True):
+                 background: bool = True, warn: Callable[[str], None] | None = None):
         self.path = Path(path)
         self.rate = as_rate(fps)
         if not 0 <= crf <= 51:
@@ -73,6 +76,7 @@ class VideoWriter:
         self.audio_from = Path(audio_from) if audio_from is not None else None
         self.audio_start = float(audio_start)
         self.background = background
+        self.warn = warn if warn is not None else logging.getLogger(__name__).warning
         self.frames_written = 0
         self._encoded = 0
         self._audio: AudioPassthrough | None = None
@@ -101,7 +105,7 @@ class VideoWriter:
         stream.codec_context.time_base = 1 / self.rate
         self._stream = stream
         if self.audio_from is not None:
-            self._audio = AudioPassthrough(self._container, self.audio_from, self.audio_start)
+            self._audio = AudioPassthrough(self._container, self.audio_from, self.audio_start, self.warn)
         if self.background:
             self._encoder = EncodeThread(self._encode, ENCODE_QUEUE)
 

@@ -89,7 +89,7 @@ FILES: tuple[WeightFile, ...] = (
 
 GROUP_COMMANDS = {
     "generator": "rerender",
-    "generator-1.5": "no command yet (the v1.5 render rules, rerender --model world-1.5, come later)",
+    "generator-1.5": "rerender --model world-1.5",
     "vae": "rerender --decoder wan",
     "text": "rerender (new prompts only; embeddings are cached)",
     "tae": "rerender --decoder tae",

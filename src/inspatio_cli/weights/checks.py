@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
-from ..errors import InspatioError, WeightsError
+from ..errors import InspatioError, Interrupted, WeightsError
 from .catalog import WeightFile
 from .hub import human_size, locate
 from .io import meta_state
@@ -45,6 +45,8 @@ def verify(items: Iterable[WeightFile], weights_dir: str | Path | None = None) -
             continue
         try:
             checks.append(Check(item, path, "ok", _VERIFIERS.get(item.name, _verify_depth)(path)))
+        except Interrupted:
+            raise
         except InspatioError as exc:
             checks.append(Check(item, path, "bad", exc.message))
     return checks

@@ -141,6 +141,8 @@ def test_rows_expand_over_the_command_line_trajectories_and_seeds(tmp_path):
     assert all(j.frames == 20 and j.chunks == 2 for j in jobs)
     named = plan_inputs([videos["a"]], JobDefaults(tuple(trajs), prompt="x"), "out", name="{index}-{trajectory}")
     assert [j.output.name for j in named] == ["1-orbit.mp4", "2-dolly_in.mp4", "3-orbit_left.mp4"]
+    moves = plan_inputs([videos["a"]], JobDefaults(("moves:forward*2:10,turn-left+up:10",), prompt="x"), "out/")
+    assert [j.output.name for j in moves] == ["a__moves-forward-2-10-turn-left+up-10.mp4"]
     single = plan_inputs([videos["a"]], JobDefaults(("orbit.txt",)), "render.mkv")
     assert [j.output for j in single] == [Path("render.mkv")]
     with pytest.raises(UsageError, match="unknown field {take}"):

@@ -273,3 +273,19 @@ def test_load_model_reads_hub_style_folders_and_aligns_two_checkpoints(monkeypat
     assert torch.equal(got.depth, expected.depth) and torch.equal(got.extrinsics, expected.extrinsics)
     with pytest.raises(WeightsError, match="this is da3metric-large, not the"):
         load_model("small-metric", weights=[metric_dir, anyview_dir])
+
+
+def test_unreadable_depth_weights_are_a_weights_error(tmp_path, monkeypatch):
+    """The weights are fingerprinted (for the cache key) before the model is built: a file that cannot be
+    read is the weights' one-line error (exit 4), not a failed run (simulated: tests may run as root)."""
+    video = make_clip(tmp_path / "clip.mp4", pattern(2, 16, 16), fps=2)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"x")
+
+    def refuse(path, *args):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(estimate, "fingerprint_file", refuse)
+    with pytest.raises(WeightsError, match="cannot read the depth weights: Permission denied") as raised:
+        estimate.cache_path(video, estimate.DepthSettings(), weights=[weights])
+    assert raised.value.exit_code == 4

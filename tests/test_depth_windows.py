@@ -12,7 +12,8 @@ from inspatio_cli.geometry.se3 import invert, make_pose
 from inspatio_cli.depth.da3 import DA3Output
 from inspatio_cli.depth.estimate import estimate_depth
 from inspatio_cli.depth.preprocess import IMAGENET_MEAN, IMAGENET_STD
-from inspatio_cli.depth.windows import Sim3, depth_scale, fit_sim3
+from inspatio_cli.depth.windows import depth_scale, fit_sim3
+from inspatio_cli.geometry.sim3 import Sim3
 from inspatio_cli.video import Fit
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Sequence, TextIO
 
 from ..cameras import CameraOptions, TimeControl, chunk_plan
+from ..cameras.formats.moves import is_inline
 from ..choices import DEFAULT_NAME, VIDEO_SUFFIXES, check_size
 from ..errors import InputError, InspatioError, ManifestError, UsageError
 from ..files import LOOP, OutputClaims, is_stream, link_loop, real_path
@@ -151,8 +152,16 @@ def _name_pattern(name: str | None, seeds: Iterable[int]) -> str:
     return pattern
 
 
+def _trajectory_name(trajectory: str) -> str:
+    """``{trajectory}`` in an output name: a file's or preset's stem; an inline path (``moves:...``) with
+    every run of characters a file name should not hold (``:``, ``*``, ``,``, ...) made one ``-``."""
+    if is_inline(trajectory):
+        return re.sub(r"[^A-Za-z0-9._+-]+", "-", trajectory).strip("-")
+    return Path(trajectory).stem
+
+
 def _output_name(pattern: str, video: Path, trajectory: str, seed: int, number: int) -> str:
-    name = pattern.format(video=video.stem, trajectory=Path(trajectory).stem, seed=seed, index=number)
+    name = pattern.format(video=video.stem, trajectory=_trajectory_name(trajectory), seed=seed, index=number)
     return name if Path(name).suffix.lower() in VIDEO_SUFFIXES else name + ".mp4"
 
 

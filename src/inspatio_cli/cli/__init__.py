@@ -175,9 +175,12 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exc:
         code = _printed_failure(exc.exit_code, json_mode)
     except Reported as exc:
-        code = exc.exit_code
-        if json_mode:
-            _event(exc.message, code)
+        if pending_interrupt() is not None:  # the errors printed were the signal's, caught by a library
+            code = _fail(exc.message, exc.exit_code, json_mode)
+        else:
+            code = exc.exit_code
+            if json_mode:
+                _event(exc.message, code)
     except _USAGE as exc:
         where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         code = _fail(exc.format_message() + where, 2, json_mode)

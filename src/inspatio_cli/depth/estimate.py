@@ -28,8 +28,9 @@ import torch
 
 from ..choices import MODEL_SIZE
 from ..devices import DEPTH_DTYPE_NAMES, resolve_device, resolve_dtype
-from ..errors import RuntimeFailure, UsageError, VideoError
+from ..errors import RuntimeFailure, UsageError, VideoError, WeightsError
 from ..files import cache_dir, fingerprint_file
+from ..geometry.sim3 import Sim3
 from ..progress import Reporter
 from ..video import Fit, cut_off_warning, lost_frames_warning
 from ..video.multiview import Views, source_fingerprint, source_frames, source_info
@@ -40,7 +41,7 @@ from .postprocess import (SMOOTH_SIGMA, intrinsics_to_canvas, maps_to_canvas, no
                           processed_to_canvas, smooth_poses, w2c_to_c2w)
 from .preprocess import PROCESS_RES, normalize, process_sizes, resize_for_model
 from .result import DepthResult
-from .windows import Sim3, depth_scale, fit_sim3
+from .windows import depth_scale, fit_sim3
 
 DEFAULT_OVERLAP = 8
 MIN_WINDOW, MAX_WINDOW = 8, 256
@@ -255,7 +256,10 @@ def _cache_key(video: Path | Views, settings: DepthSettings, weights: Sequence[s
     for path in weights or ():
         p = Path(path)
         target = p / "model.safetensors" if p.is_dir() else p
-        digest.update(f";{fingerprint_file(target) if target.is_file() else p.resolve()}".encode())
+        try:
+            digest.update(f";{fingerprint_file(target) if target.is_file() else p.resolve()}".encode())
+        except OSError as exc:  # read before the model is built: the weights' own error, not a failed run
+            raise WeightsError(f"cannot read the depth weights: {exc.strerror or exc}", target) from None
     return digest.hexdigest()[:20]
 
 

@@ -152,10 +152,12 @@ def _tolerant_streams() -> Callable[[], None]:
     return restore
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, *, restore_handlers: bool = True) -> None:
     """Run the CLI and exit with its code. ``--debug`` anywhere on the command line (or
     ``INSPATIO_DEBUG=1``) re-raises errors with their traceback. SIGTERM interrupts the run
-    (:func:`install_signal_handlers`); the previous handler is back when it exits."""
+    (:func:`install_signal_handlers`); the previous handler is back when it exits, unless
+    ``restore_handlers`` is False (the ``inspatio`` process itself, which then ignores SIGINT and SIGTERM
+    while it exits: its outputs are committed and a late signal must not kill it with the default action)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("INSPATIO_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]
@@ -208,6 +210,10 @@ def main(argv: list[str] | None = None) -> None:
             code = _fail(f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the "
                          "traceback, and please report it)", 1, json_mode)
     finally:
-        restore_signal_handlers()
+        if restore_handlers:
+            restore_signal_handlers()
+        else:
+            for sig in _SIGNALS:
+                signal.signal(sig, _ignore)
         restore_streams()
     sys.exit(code)

@@ -32,13 +32,7 @@ THEIRS = Sim3(2.5, Rotation.from_euler("xyz", [30.0, -50.0, 110.0], degrees=True
 CLIP_FRAMES = 12
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the warp and the tiny models are faster so on a shared CI runner (as in test_preview)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_poses(path: Path, c2w: np.ndarray) -> Path:

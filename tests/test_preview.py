@@ -25,14 +25,7 @@ EXAMPLE = ROOT / "examples" / "room.mp4"
 H, W = 48, 80
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The warp is element-wise and memory-bound: one torch thread is as fast on an idle machine and far
-    faster on a shared CI runner (oversubscribed threads spin)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -15,15 +15,39 @@ _POLL = 0.05
 """Seconds between checks of the stop flag while a queue is full or empty."""
 
 
-def _put(items: queue.Queue, item: object, stop: threading.Event) -> bool:
-    """Put ``item`` unless ``stop`` is set first (False then); never blocks for good."""
-    while not stop.is_set():
-        try:
-            items.put(item, timeout=_POLL)
+class _Channel:
+    """A FIFO of at most ``size`` items between a producer and a consumer thread, made of two C-level
+    ``queue.SimpleQueue`` (the items, and one token per free place). ``queue.Queue`` waits in Python code
+    (``Condition.wait``): the exception a signal handler raises in the main thread (``Interrupted``) can
+    land inside it and leave its lock corrupted, and both threads then wait for ever. A ``SimpleQueue``
+    call is one C call, which a signal interrupts cleanly."""
+
+    def __init__(self, size: int):
+        self._items: queue.SimpleQueue = queue.SimpleQueue()
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        for _ in range(size):
+            self._free.put(None)
+
+    def put(self, item: object, stop: threading.Event) -> bool:
+        """Put ``item`` once there is room, unless ``stop`` is set first (False then); never blocks for good."""
+        while not stop.is_set():
+            try:
+                self._free.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+            self._items.put(item)
             return True
-        except queue.Full:
-            continue
-    return False
+        return False
+
+    def put_last(self, item: object) -> None:
+        """Put an end marker or an error, without waiting for room (at most one more item)."""
+        self._items.put(item)
+
+    def get(self, timeout: float | None = None) -> object:
+        """The next item (waits; ``queue.Empty`` after ``timeout`` seconds when given)."""
+        item = self._items.get(timeout=timeout)
+        self._free.put(None)
+        return item
 
 
 class Prefetch(Generic[T]):
@@ -39,7 +63,7 @@ class Prefetch(Generic[T]):
     def __init__(self, make: Callable[[], Iterator[T]], ahead: int, name: str = "inspatio-prefetch"):
         if ahead < 1:
             raise ValueError(f"ahead must be >= 1, got {ahead}")
-        self._items: queue.Queue = queue.Queue(ahead)
+        self._items = _Channel(ahead)
         self._stop = threading.Event()
         self._done = False
         self._thread = threading.Thread(target=self._run, args=(make,), name=name, daemon=True)
@@ -50,11 +74,11 @@ class Prefetch(Generic[T]):
         try:
             source = make()
             for item in source:
-                if not _put(self._items, (True, item), self._stop):
+                if not self._items.put((True, item), self._stop):
                     return
-            _put(self._items, (False, None), self._stop)
+            self._items.put_last((False, None))
         except BaseException as exc:  # handed to the caller, who sees it where it happened
-            _put(self._items, (False, exc), self._stop)
+            self._items.put_last((False, exc))
         finally:
             if source is not None and hasattr(source, "close"):
                 source.close()
@@ -91,7 +115,7 @@ class EncodeThread:
     :meth:`finish`."""
 
     def __init__(self, encode: Callable[[np.ndarray, threading.Event], None], queued: int):
-        self._batches: queue.Queue = queue.Queue(queued)
+        self._batches = _Channel(queued)
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(encode,), name="inspatio-encode", daemon=True)
@@ -119,12 +143,12 @@ class EncodeThread:
     def put(self, batch: np.ndarray) -> None:
         """Queue a batch (waits while the queue is full); raises an earlier batch's error instead."""
         self._raise()
-        _put(self._batches, batch, self._stop)
+        self._batches.put(batch, self._stop)
         self._raise()
 
     def finish(self) -> None:
         """Encode everything queued, stop the thread, raise its error if any."""
-        _put(self._batches, None, self._stop)
+        self._batches.put_last(None)
         self._thread.join()
         self._raise()
 

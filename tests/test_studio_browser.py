@@ -89,6 +89,7 @@ def _near(pixels: np.ndarray, colour: tuple[int, int, int], tolerance: int = 60)
 def test_page_shows_the_point_cloud_and_the_preview(tmp_path):
     frames = np.empty((4, 48, 80, 3), np.uint8)
     frames[:, :, :40], frames[:, :, 40:] = RED, BLUE
+    pytest.importorskip("viser")  # the optional 'studio' extra
     video = make_clip(tmp_path / "clip.mp4", frames, fps=12)
     planar_depth(4).save(tmp_path / "clip.depth.safetensors")
     threads = torch.get_num_threads()

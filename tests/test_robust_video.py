@@ -55,7 +55,9 @@ def test_every_file_works_or_fails_in_one_line(corpus, capsys):
         assert "Traceback" not in err and "internal error" not in err, (case.name, err)
         assert code in (0, 3), (case.name, code, err)
         if code == 3:
-            assert out == "" and err.count("\n") == 1 and err.startswith(f"error: {case.path}"), (case.name, err)
+            assert err.count("\n") == 1 and err.startswith(f"error: {case.path}"), (case.name, err)
+            event = json.loads(out)  # --json: stdout is the one error event
+            assert (event["event"], event["exit_code"]) == ("error", 3) and str(case.path) in event["message"]
             outcome[case.name] = "fails"
             continue
         strict, lenient = _decode(case.path, skip=False), _decode(case.path, skip=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -68,9 +67,7 @@ def depth(
                        skip_bad_frames=skip_bad_frames, reporter=rep)
     result.save(target)
     summary = {"output": str(target), **result.describe()}
-    if json_mode:
-        typer.echo(json.dumps({"event": "result", **summary}))
-        return
+    rep.event("result", **summary)
     rep.info(f"wrote {target}: {result.num_frames} frames at {result.size[0]}x{result.size[1]}, depth "
              f"{summary['depth_min']:.3g}..{summary['depth_max']:.3g} ({result.meta.get('units', '?')}), "
              f"model {result.meta.get('model')} ({result.meta.get('licence')})")

@@ -7,7 +7,6 @@ convert files and need no video (but for COLMAP models).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -58,10 +57,7 @@ def import_(
     from ..interchange import import_scene
 
     result = import_scene(source, output, fmt=fmt, video=video, overwrite=overwrite, reporter=rep, **options)
-    summary = {"output": str(output), **result.describe()}
-    if json_mode:
-        typer.echo(json.dumps({"event": "result", **summary}))
-        return
+    rep.event("result", output=str(output), **result.describe())
     rep.info(f"wrote {output}: {result.num_frames} frames at {result.size[0]}x{result.size[1]} from "
              f"{result.meta['import_format']} ({result.meta['unknown_depth']} unknown depth pixels"
              + (f", depth scale {result.meta['import_scale']}" if "import_scale" in result.meta else "") + ")")
@@ -82,8 +78,5 @@ def export(
     from ..interchange import export_scene
 
     written = export_scene(depth_file, to, output, overwrite=overwrite)
-    if json_mode:
-        typer.echo(json.dumps({"event": "result", "format": to, "output": str(output),
-                               "files": [str(p) for p in written]}))
-        return
+    rep.event("result", format=to, output=str(output), files=[str(p) for p in written])
     rep.info(f"wrote {len(written)} file(s) of a {to} scene to {output}")
